@@ -1,0 +1,62 @@
+# ragship: `make dev` runs it, `make test` tests it. `make help` lists the rest.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+CHROMIUM ?= /usr/bin/chromium
+
+.DEFAULT_GOAL := help
+.PHONY: help install dev test lint fmt ingest migrate browser bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## Create .venv and install ragship with its dev tools
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# CPU PyTorch first: otherwise sentence-transformers pulls a multi-GB CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+dev: install ## Start ragship at http://127.0.0.1:8000 (embedded PostgreSQL + local model)
+	$(PY) -m app
+
+browser: ## Install Debian's Chromium for the browser tests when it is missing
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  echo "Chromium not found at $(CHROMIUM): installing it with apt-get"; \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  elif command -v sudo >/dev/null; then \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  fi; \
+	  test -x $(CHROMIUM) || { echo "error: could not install Chromium; install Debian's 'chromium' package or set CHROMIUM=/path/to/chromium"; exit 1; }; \
+	fi
+
+lint: install ## ruff (lint + format check) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fmt: install ## Format and auto-fix with ruff
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: install browser lint ## Lint, then the whole test suite (browser tests included)
+	$(PY) -m pytest
+
+migrate: install ## Apply database migrations (DATABASE_URL, or the embedded server)
+	$(PY) -c "from app.db import database_url; from app.migrate import upgrade_to_head; from app.settings import get_settings; upgrade_to_head(database_url(get_settings()))"
+
+ingest: install ## Ingest DOCS_DIR (default docs/) incrementally, pruning deleted files
+	$(PY) -m ingest $${DOCS_DIR:-docs} --prune
+
+bench: install ## Run the benchmarks in bench/
+	$(PY) -m bench
+
+clean: ## Remove the virtual environment and caches (keeps .data)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

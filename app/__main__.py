@@ -1,0 +1,60 @@
+"""`python -m app`: migrate, ingest the docs (incrementally) and serve.
+
+On the embedded default this needs nothing but the installed packages: PostgreSQL starts
+from the `pgserver` wheel, the built-in local model answers, the bundled docs are ingested.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+import uvicorn
+
+from app.db import database_url, make_sync_engine
+from app.main import create_app
+from app.migrate import upgrade_to_head
+from app.rag.embedder import Embedder
+from app.settings import get_settings
+from ingest.pipeline import ingest_paths
+
+
+def main() -> int:
+    started = time.perf_counter()
+    settings = get_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    log = logging.getLogger("ragship")
+    url = database_url(settings)
+    upgrade_to_head(url)
+    embedder = Embedder(settings.embedding_model_path, batch_size=settings.embed_batch_size)
+    if settings.ingest_on_start and settings.docs_dir.is_dir():
+        engine = make_sync_engine(url)
+        report = ingest_paths(
+            [settings.docs_dir],
+            engine=engine,
+            embedder=embedder,
+            chunk_tokens=settings.chunk_tokens,
+            chunk_overlap=settings.chunk_overlap,
+            prune=True,
+        )
+        engine.dispose()
+        log.info("ingest: %s", report.summary())
+    app = create_app(settings, embedder=embedder)
+    log.info(
+        "ready in %.1fs: http://%s:%d", time.perf_counter() - started, settings.host, settings.port
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=20,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Conversations and their messages: create, load bounded history, append."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Conversation, Message, utcnow
+
+
+class ConversationNotFound(Exception):
+    pass
+
+
+async def get_or_create(
+    session: AsyncSession, *, conversation_id: uuid.UUID | None, owner: str, first_message: str
+) -> Conversation:
+    if conversation_id is not None:
+        conversation = await session.get(Conversation, conversation_id)
+        if conversation is None or conversation.owner != owner:
+            raise ConversationNotFound(str(conversation_id))
+        return conversation
+    conversation = Conversation(
+        id=uuid.uuid4(), owner=owner, title=first_message.strip()[:80] or "New conversation"
+    )
+    session.add(conversation)
+    await session.flush()
+    return conversation
+
+
+async def recent_history(
+    session: AsyncSession, *, conversation_id: uuid.UUID, limit: int
+) -> list[dict[str, str]]:
+    """The last ``limit`` completed messages, oldest first, as chat messages."""
+    if limit == 0:
+        return []
+    rows = await session.execute(
+        select(Message.role, Message.content)
+        .where(Message.conversation_id == conversation_id, Message.status == "ok")
+        .order_by(Message.id.desc())
+        .limit(limit)
+    )
+    return [{"role": role, "content": content} for role, content in reversed(rows.all())]
+
+
+async def append_message(
+    session: AsyncSession,
+    *,
+    conversation_id: uuid.UUID,
+    role: str,
+    content: str,
+    status: str = "ok",
+    sources: list[dict[str, Any]] | None = None,
+    model: str | None = None,
+    input_tokens: int = 0,
+    output_tokens: int = 0,
+    cost_usd: Decimal = Decimal(0),
+    trace_id: str | None = None,
+) -> int:
+    message = Message(
+        conversation_id=conversation_id,
+        role=role,
+        content=content,
+        status=status,
+        sources=sources or [],
+        model=model,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cost_usd=cost_usd,
+        trace_id=trace_id,
+        created_at=utcnow(),
+    )
+    session.add(message)
+    await session.execute(
+        update(Conversation).where(Conversation.id == conversation_id).values(updated_at=utcnow())
+    )
+    await session.flush()
+    return message.id
+
+
+async def list_conversations(
+    session: AsyncSession, *, owner: str, limit: int = 50
+) -> list[Conversation]:
+    rows = await session.execute(
+        select(Conversation)
+        .where(Conversation.owner == owner)
+        .order_by(Conversation.updated_at.desc())
+        .limit(limit)
+    )
+    return list(rows.scalars())
+
+
+async def conversation_messages(
+    session: AsyncSession, *, conversation_id: uuid.UUID, owner: str
+) -> list[Message]:
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is None or conversation.owner != owner:
+        raise ConversationNotFound(str(conversation_id))
+    rows = await session.execute(
+        select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id)
+    )
+    return list(rows.scalars())

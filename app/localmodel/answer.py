@@ -1,0 +1,71 @@
+"""The built-in local model's "intelligence": a deterministic, extractive answer.
+
+It reads the numbered sources and the question from the last user message (the format
+`app/rag/prompt.py` writes), picks the sentences that share the most words with the
+question, and cites them. With no relevant source it says it does not know. It never
+follows instructions found in the sources and never repeats the system prompt.
+"""
+
+from __future__ import annotations
+
+import re
+
+DONT_KNOW = "I don't know based on the documents I have."
+_SOURCE_HEADER = re.compile(r"^\[(\d+)\] .*$", re.MULTILINE)
+_WORD = re.compile(r"[a-z0-9][a-z0-9_\-]*")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+_STOPWORDS = frozenset(
+    """a an and are as at be by can do does for from has have how i if in into is it its
+    me my of on or our so that the their them then there these this to was we what when
+    where which who why will with you your about should would could ragship""".split()
+)
+
+
+def _terms(text: str) -> set[str]:
+    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1}
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "es", "ed", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def parse_prompt(content: str) -> tuple[dict[int, str], str]:
+    """Split a user message into {source number: text} and the question."""
+    body, _, question = content.rpartition("Question:")
+    if not _:
+        return {}, content.strip()
+    sources: dict[int, str] = {}
+    headers = list(_SOURCE_HEADER.finditer(body))
+    for i, header in enumerate(headers):
+        end = headers[i + 1].start() if i + 1 < len(headers) else len(body)
+        sources[int(header.group(1))] = body[header.end() : end].strip()
+    return sources, question.strip()
+
+
+def answer(messages: list[dict[str, str]]) -> str:
+    last_user = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
+    sources, question = parse_prompt(last_user)
+    wanted = _terms(question)
+    scored: list[tuple[int, int, int, str]] = []
+    for number, text in sources.items():
+        for position, sentence in enumerate(s.strip() for s in _SENTENCE_END.split(text)):
+            if len(sentence) < 20 or sentence.startswith(("```", "|")):
+                continue
+            overlap = len(wanted & _terms(sentence))
+            if overlap:
+                scored.append((overlap, number, position, sentence))
+    if not scored or max(s[0] for s in scored) < min(2, len(wanted)):
+        return DONT_KNOW
+    scored.sort(key=lambda s: (-s[0], s[1], s[2]))
+    best = scored[0][0]
+    picked = [s for s in scored if s[0] >= best - 1][:3]
+    picked.sort(key=lambda s: (s[1], s[2]))
+    return " ".join(f"{_clean(sentence)} [{number}]" for _, number, _, sentence in picked)
+
+
+def _clean(sentence: str) -> str:
+    sentence = re.sub(r"^[-*+]\s+|^\d+\.\s+", "", sentence).strip()
+    return sentence if sentence.endswith((".", "!", "?", ":")) else sentence + "."

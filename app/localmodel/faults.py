@@ -1,0 +1,56 @@
+"""Faults the local model can be told to inject, so every failure path is testable over HTTP."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+FaultKind = Literal[
+    "rate_limit",  # 429 with Retry-After
+    "insufficient_quota",  # 429, the provider's own spending cap
+    "server_error",  # 500
+    "unavailable",  # 503
+    "stall",  # wait `delay_s` before the first token
+    "cut",  # drop the connection after `after_tokens` tokens
+    "malformed",  # send a chunk that is not JSON after `after_tokens` tokens
+    "content_filter",  # finish_reason=content_filter with no text
+    "slow",  # wait `delay_s` between tokens
+]
+
+
+class Fault(BaseModel):
+    kind: FaultKind
+    times: int = Field(1, ge=1, description="How many requests this fault applies to.")
+    retry_after: float = Field(1.0, ge=0)
+    delay_s: float = Field(5.0, ge=0, le=600)
+    after_tokens: int = Field(3, ge=0)
+
+
+class FaultQueue:
+    """Faults are consumed one request at a time, first in first out."""
+
+    def __init__(self) -> None:
+        self._faults: deque[Fault] = deque()
+        self._lock = threading.Lock()
+
+    def add(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def take(self) -> Fault | None:
+        with self._lock:
+            if not self._faults:
+                return None
+            fault = self._faults[0]
+            if fault.times <= 1:
+                self._faults.popleft()
+            else:
+                self._faults[0] = fault.model_copy(update={"times": fault.times - 1})
+            return fault

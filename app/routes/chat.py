@@ -1,0 +1,94 @@
+"""Chat over Server-Sent Events, and the visitor's conversations."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, Field, field_validator
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from app.chat import ChatEvent, prepare_chat, stream_answer
+from app.conversations import ConversationNotFound, conversation_messages, list_conversations
+from app.db import session_scope
+from app.deps import ServicesDep, VisitorDep
+
+router = APIRouter(prefix="/api", tags=["chat"])
+
+# Headers that stop proxies (nginx, Fly, Cloudflare) from buffering the stream.
+STREAM_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}
+
+
+class ChatRequest(BaseModel):
+    message: str = Field(min_length=1)
+    conversation_id: uuid.UUID | None = None
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("message must not be blank")
+        return value.strip()
+
+
+async def _sse(events: AsyncIterator[ChatEvent]) -> AsyncIterator[ServerSentEvent]:
+    async for event in events:
+        yield ServerSentEvent(data=json.dumps(event.data), event=event.name)
+
+
+@router.post("/chat", response_model=None)
+async def chat(
+    body: ChatRequest, services: ServicesDep, visitor: VisitorDep
+) -> EventSourceResponse:
+    limit = services.settings.max_message_chars
+    if len(body.message) > limit:
+        raise HTTPException(413, f"Your message is too long: at most {limit} characters, please.")
+    try:
+        prepared = await prepare_chat(
+            services, owner=visitor.id, question=body.message, conversation_id=body.conversation_id
+        )
+    except ConversationNotFound as err:
+        raise HTTPException(404, "No such conversation.") from err
+    response = EventSourceResponse(
+        _sse(stream_answer(services, prepared)), headers=STREAM_HEADERS, ping=15
+    )
+    visitor.remember(response)
+    return response
+
+
+@router.get("/conversations")
+async def conversations(services: ServicesDep, visitor: VisitorDep) -> list[dict[str, Any]]:
+    async with session_scope(services.sessions) as session:
+        rows = await list_conversations(session, owner=visitor.id)
+    return [
+        {"id": str(c.id), "title": c.title, "updated_at": c.updated_at.isoformat()} for c in rows
+    ]
+
+
+@router.get("/conversations/{conversation_id}")
+async def conversation(
+    conversation_id: uuid.UUID, services: ServicesDep, visitor: VisitorDep
+) -> dict[str, Any]:
+    try:
+        async with session_scope(services.sessions) as session:
+            messages = await conversation_messages(
+                session, conversation_id=conversation_id, owner=visitor.id
+            )
+    except ConversationNotFound as err:
+        raise HTTPException(404, "No such conversation.") from err
+    return {
+        "id": str(conversation_id),
+        "messages": [
+            {
+                "role": m.role,
+                "content": m.content,
+                "sources": m.sources,
+                "status": m.status,
+                "trace_id": m.trace_id,
+            }
+            for m in messages
+        ],
+    }

@@ -1,0 +1,19 @@
+"""The long-lived clients one replica builds at start and shares between requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.llm.client import LLMClient
+from app.rag.embedder import Embedder
+from app.settings import Settings
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    embedder: Embedder
+    llm: LLMClient

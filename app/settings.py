@@ -1,0 +1,94 @@
+"""The one place ragship reads its configuration.
+
+Every setting comes from the environment or `.env` (names are the field names in upper
+case, e.g. ``DATABASE_URL``). Validation runs at start: a production deployment with a
+placeholder secret refuses to start instead of running insecurely. No other module reads
+``os.environ``; everything else receives a ``Settings`` instance.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "local", "sk-...", "xxx"})
+LOCAL_MODEL_ID = "ragship-local-1"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # --- runtime -------------------------------------------------------------------
+    env: Literal["dev", "prod"] = Field("dev", description="dev (local) or prod.")
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port the HTTP server listens on.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    session_secret: SecretStr = Field(
+        SecretStr("change-me"), description="Secret for signing cookies; required in prod."
+    )
+
+    # --- database ------------------------------------------------------------------
+    database_url: str | None = Field(
+        None,
+        description="PostgreSQL with pgvector. Unset: an embedded server under DATA_DIR.",
+    )
+    data_dir: Path = Field(Path(".data"), description="Where embedded data lives.")
+    db_pool_size: int = Field(10, ge=1, description="Database connections per replica.")
+
+    # --- LLM upstream --------------------------------------------------------------
+    llm_base_url: str | None = Field(
+        None, description="OpenAI-compatible base URL. Unset: the built-in local model."
+    )
+    llm_api_key: SecretStr = Field(SecretStr("local"), description="Upstream API key.")
+    llm_model: str = Field(LOCAL_MODEL_ID, description="Pinned upstream model id.")
+    llm_timeout_s: float = Field(60.0, gt=0, description="Upstream request timeout.")
+    llm_max_tokens: int = Field(512, ge=1, le=32768, description="Max output tokens.")
+    llm_temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature.")
+    local_model_token_delay_s: float = Field(
+        0.02, ge=0, le=5, description="Built-in local model: pause between streamed words."
+    )
+
+    # --- retrieval and ingest ------------------------------------------------------
+    embedding_model_path: Path | None = Field(
+        None, description="Local sentence-transformers model dir. Unset: bundled MiniLM."
+    )
+    docs_dir: Path = Field(Path("docs"), description="Corpus ingested at start in dev.")
+    ingest_on_start: bool = Field(True, description="Ingest DOCS_DIR when `python -m app` starts.")
+    chunk_tokens: int = Field(300, ge=32, le=2000, description="Tokens per chunk.")
+    chunk_overlap: int = Field(40, ge=0, description="Tokens shared by adjacent chunks.")
+    embed_batch_size: int = Field(64, ge=1, description="Chunks embedded per batch.")
+    retrieval_top_k: int = Field(5, ge=1, le=50, description="Passages given to the model.")
+    retrieval_candidates: int = Field(40, ge=1, le=500, description="Candidates per ranker.")
+    retrieval_min_similarity: float = Field(
+        0.25, ge=-1, le=1, description="Minimum cosine similarity for a passage."
+    )
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+
+    # --- chat ----------------------------------------------------------------------
+    history_messages: int = Field(6, ge=0, le=50, description="Prior messages sent along.")
+    max_message_chars: int = Field(4000, ge=1, description="Longest accepted question.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError("CHUNK_OVERLAP must be smaller than CHUNK_TOKENS")
+        if self.env == "prod":
+            if self.session_secret.get_secret_value().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError("SESSION_SECRET is a placeholder: set a random value in prod")
+            key = self.llm_api_key.get_secret_value()
+            if self.llm_base_url and key.lower() in PLACEHOLDER_SECRETS:
+                raise ValueError("LLM_API_KEY is a placeholder: set the provider's key in prod")
+        return self
+
+    @property
+    def uses_local_model(self) -> bool:
+        return self.llm_base_url is None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,128 @@
+"""Read a file into titled sections: Markdown, plain text, HTML and PDF.
+
+A section is the text under one heading, with the path of headings above it, so chunks
+can cite "Deploy › Fly.io › Secrets" rather than a byte offset.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+SUPPORTED_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".text", ".html", ".htm", ".pdf"})
+_MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+
+
+class ReadError(Exception):
+    """A file that cannot be ingested; the message says why."""
+
+
+@dataclass(frozen=True)
+class Section:
+    headings: tuple[str, ...]
+    text: str
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    title: str
+    sections: list[Section]
+
+
+def read_document(path: Path, data: bytes) -> ParsedDocument:
+    suffix = path.suffix.lower()
+    if suffix == ".pdf":
+        doc = _read_pdf(data, path.stem)
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ReadError(f"not valid UTF-8 text ({err.reason} at byte {err.start})") from err
+        if suffix in {".md", ".markdown"}:
+            doc = _read_markdown(text, path.stem)
+        elif suffix in {".html", ".htm"}:
+            doc = _read_html(text, path.stem)
+        elif suffix in {".txt", ".text"}:
+            doc = ParsedDocument(path.stem, [Section((), text)])
+        else:
+            raise ReadError(f"unsupported file type {suffix!r}")
+    sections = [s for s in doc.sections if s.text.strip()]
+    if not sections:
+        raise ReadError("no text to ingest (the file is empty)")
+    return ParsedDocument(doc.title, sections)
+
+
+def _read_markdown(text: str, fallback_title: str) -> ParsedDocument:
+    sections: list[Section] = []
+    stack: list[tuple[int, str]] = []
+    lines: list[str] = []
+    in_fence = False
+
+    def flush() -> None:
+        sections.append(Section(tuple(h for _, h in stack), "\n".join(lines).strip()))
+        lines.clear()
+
+    for line in text.splitlines():
+        if _FENCE.match(line):
+            in_fence = not in_fence
+        match = None if in_fence else _MD_HEADING.match(line)
+        if match:
+            flush()
+            level = len(match.group(1))
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            stack.append((level, match.group(2).strip()))
+        else:
+            lines.append(line)
+    flush()
+    title = next((h for level, h in _first_headings(sections) if level == 1), fallback_title)
+    return ParsedDocument(title, sections)
+
+
+def _first_headings(sections: list[Section]) -> list[tuple[int, str]]:
+    return [(len(s.headings), s.headings[-1]) for s in sections if s.headings]
+
+
+def _read_html(text: str, fallback_title: str) -> ParsedDocument:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(text, "html.parser")
+    for tag in soup(["script", "style", "noscript", "template"]):
+        tag.decompose()
+    title = soup.title.get_text(strip=True) if soup.title else ""
+    body = soup.body or soup
+    sections: list[Section] = []
+    stack: list[tuple[int, str]] = []
+    parts: list[str] = []
+    for element in body.find_all(["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "td"]):
+        if element.name[0] == "h" and element.name[1:].isdigit():
+            sections.append(Section(tuple(h for _, h in stack), "\n".join(parts)))
+            parts = []
+            level = int(element.name[1])
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            stack.append((level, element.get_text(" ", strip=True)))
+            title = title or stack[0][1]
+        elif not element.find_parent(["li", "pre", "td"]) or element.name == "pre":
+            parts.append(element.get_text(" ", strip=True))
+    sections.append(Section(tuple(h for _, h in stack), "\n".join(parts)))
+    return ParsedDocument(title or fallback_title, sections)
+
+
+def _read_pdf(data: bytes, fallback_title: str) -> ParsedDocument:
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        pages = [page.extract_text() or "" for page in reader.pages]
+        title = (reader.metadata.title if reader.metadata else None) or fallback_title
+    except (PdfReadError, ValueError, KeyError) as err:
+        raise ReadError(f"unreadable PDF: {err}") from err
+    return ParsedDocument(
+        str(title), [Section((f"Page {n}",), text) for n, text in enumerate(pages, start=1)]
+    )

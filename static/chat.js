@@ -1,0 +1,161 @@
+// ragship chat page. Everything the model or a document says is inserted as text
+// (textContent), never as HTML, so neither can inject markup into the page.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let conversationId = null;
+let controller = null;
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function addMessage(role, text) {
+  const hint = document.querySelector("#messages .hint");
+  if (hint) hint.remove();
+  const node = element("div", `msg ${role}`);
+  const body = element("div", "body", text || "");
+  node.append(body);
+  $("messages").append(node);
+  node.scrollIntoView({ block: "end" });
+  return node;
+}
+
+function safeUrl(url) {
+  // Only same-site relative links are rendered as links.
+  return typeof url === "string" && url.startsWith("/") && !url.startsWith("//") ? url : null;
+}
+
+function renderSources(node, sources) {
+  node.querySelector(".sources")?.remove();
+  if (!sources.length) return;
+  const box = element("div", "sources", "Sources: ");
+  for (const s of sources) {
+    const label = `[${s.n}] ${s.section || s.title}`;
+    const url = safeUrl(s.url);
+    const link = url ? element("a", "citation", label) : element("span", "citation", label);
+    if (url) { link.href = url; link.target = "_blank"; link.rel = "noopener"; }
+    box.append(link);
+  }
+  node.append(box);
+}
+
+function showError(node, message) {
+  node.append(element("div", "error", message));
+}
+
+async function readEvents(response, onEvent) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true }).replace(/\r\n/g, "\n");
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let name = "message";
+      const data = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) name = line.slice(6).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+      }
+      if (data.length) onEvent(name, JSON.parse(data.join("\n")));
+    }
+  }
+}
+
+async function errorMessage(response) {
+  try {
+    const body = await response.json();
+    if (typeof body.detail === "string") return body.detail;
+    if (Array.isArray(body.detail)) return body.detail.map((d) => d.msg).join("; ");
+  } catch (_) { /* not JSON */ }
+  return `Request failed (${response.status}).`;
+}
+
+async function ask(question) {
+  addMessage("user", question);
+  const node = addMessage("assistant", "");
+  node.classList.add("streaming");
+  const body = node.querySelector(".body");
+  controller = new AbortController();
+  $("send").hidden = true;
+  $("stop").hidden = false;
+  try {
+    const response = await fetch("/api/chat", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+      body: JSON.stringify({ message: question, conversation_id: conversationId }),
+      signal: controller.signal,
+    });
+    if (!response.ok) { showError(node, await errorMessage(response)); return; }
+    await readEvents(response, (name, data) => {
+      if (name === "meta") { conversationId = data.conversation_id; node.dataset.traceId = data.trace_id; }
+      else if (name === "sources") renderSources(node, data.sources);
+      else if (name === "token") { body.textContent += data.text; node.scrollIntoView({ block: "end" }); }
+      else if (name === "done") node.append(element("div", "meta", `${data.usage.input_tokens} + ${data.usage.output_tokens} tokens · $${data.cost_usd}`));
+      else if (name === "error") showError(node, data.message);
+    });
+  } catch (err) {
+    if (err.name === "AbortError") showError(node, "Stopped.");
+    else showError(node, "The connection was lost. Please try again.");
+  } finally {
+    node.classList.remove("streaming");
+    node.classList.add("complete");
+    controller = null;
+    $("send").hidden = false;
+    $("stop").hidden = true;
+    loadConversations();
+  }
+}
+
+async function loadConversations() {
+  const response = await fetch("/api/conversations");
+  if (!response.ok) return;
+  const list = $("conversations");
+  list.replaceChildren();
+  for (const c of await response.json()) {
+    const link = element("a", c.id === conversationId ? "active" : "", c.title);
+    link.href = "#";
+    link.addEventListener("click", (e) => { e.preventDefault(); openConversation(c.id); });
+    const item = element("li");
+    item.append(link);
+    list.append(item);
+  }
+}
+
+async function openConversation(id) {
+  const response = await fetch(`/api/conversations/${encodeURIComponent(id)}`);
+  if (!response.ok) return;
+  conversationId = id;
+  $("messages").replaceChildren();
+  for (const m of (await response.json()).messages) {
+    const node = addMessage(m.role, m.content);
+    if (m.role === "assistant") renderSources(node, m.sources || []);
+  }
+  loadConversations();
+}
+
+$("ask").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const question = $("question").value.trim();
+  if (!question || controller) return;
+  $("question").value = "";
+  ask(question);
+});
+$("question").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $("ask").requestSubmit(); }
+});
+$("stop").addEventListener("click", () => controller?.abort());
+$("new-chat").addEventListener("click", () => {
+  conversationId = null;
+  $("messages").replaceChildren(element("p", "hint", "New conversation. Ask away."));
+  loadConversations();
+});
+loadConversations();

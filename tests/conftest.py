@@ -1,0 +1,139 @@
+"""Shared fixtures: a real PostgreSQL (pgserver), the local model and the app over real HTTP."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pgserver
+import pytest
+from sqlalchemy import Engine, text
+
+from app.db import make_sync_engine
+from app.localmodel.runner import BackgroundServer
+from app.localmodel.server import create_local_model
+from app.main import create_app
+from app.migrate import upgrade_to_head
+from app.rag.embedder import Embedder
+from app.settings import Settings
+from ingest.pipeline import IngestReport, ingest_paths
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pgserver.PostgresServer]:
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
+    yield server
+    server.cleanup()
+
+
+def _sqlalchemy_url(uri: str) -> str:
+    return uri.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@pytest.fixture(scope="session")
+def new_database(pg_server: pgserver.PostgresServer):  # type: ignore[no-untyped-def]
+    """Factory: a fresh, migrated database on the test server; returns its URL."""
+
+    def make() -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        pg_server.psql(f"CREATE DATABASE {name};")
+        url = _sqlalchemy_url(pg_server.get_uri(name))
+        upgrade_to_head(url)
+        return url
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def db_url(new_database) -> str:  # type: ignore[no-untyped-def]
+    url: str = new_database()
+    return url
+
+
+@pytest.fixture(scope="session")
+def db_engine(db_url: str) -> Iterator[Engine]:
+    engine = make_sync_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    return Embedder()
+
+
+@pytest.fixture(scope="session")
+def corpus(db_engine: Engine, embedder: Embedder) -> IngestReport:
+    """The bundled docs, ingested once into the session database."""
+    report = ingest_paths(
+        [DOCS], engine=db_engine, embedder=embedder, chunk_tokens=300, chunk_overlap=40
+    )
+    assert not report.errors, report.errors
+    return report
+
+
+class LocalModel:
+    def __init__(self, server: BackgroundServer) -> None:
+        self.server = server
+        self.url = server.url
+        self.base_url = f"{server.url}/v1"
+
+    def fault(self, kind: str, **options: object) -> None:
+        httpx.post(f"{self.url}/_faults", json={"kind": kind, **options}).raise_for_status()
+
+    def clear(self) -> None:
+        httpx.delete(f"{self.url}/_faults").raise_for_status()
+
+    def stats(self) -> dict[str, object]:
+        stats: dict[str, object] = httpx.get(f"{self.url}/_stats").json()
+        return stats
+
+
+@pytest.fixture(scope="session")
+def local_model() -> Iterator[LocalModel]:
+    server = BackgroundServer(create_local_model()).start()
+    yield LocalModel(server)
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "local_model" in request.fixturenames:
+        request.getfixturevalue("local_model").clear()
+
+
+def make_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {"env": "dev", "local_model_token_delay_s": 0.0}
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def settings(db_url: str, local_model: LocalModel) -> Settings:
+    return make_settings(database_url=db_url, llm_base_url=local_model.base_url)
+
+
+@pytest.fixture(scope="session")
+def app_server(
+    settings: Settings, embedder: Embedder, corpus: IngestReport
+) -> Iterator[BackgroundServer]:
+    server = BackgroundServer(create_app(settings, embedder=embedder)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def client(app_server: BackgroundServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=app_server.url, timeout=30) as client:
+        yield client
+
+
+def scalar(engine: Engine, sql: str, **params: object) -> object:
+    with engine.connect() as conn:
+        return conn.execute(text(sql), params).scalar()

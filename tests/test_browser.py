@@ -1,0 +1,76 @@
+"""A real browser (Debian's Chromium driven by Playwright) asks a question and sees it stream."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from app.localmodel.runner import BackgroundServer
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM.exists(), "Chromium is missing: `make test` installs Debian's chromium package"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, app_server: BackgroundServer) -> Iterator[Page]:
+    context = browser.new_context(base_url=app_server.url)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def ask(page: Page, question: str) -> None:
+    page.fill("#question", question)
+    page.click("#send")
+
+
+def test_question_streams_an_answer_with_a_working_citation(page: Page) -> None:
+    page.goto("/")
+    ask(page, "How do I ingest PDF files?")
+    answer = page.locator(".msg.assistant.complete").last
+    expect(answer.locator(".body")).to_contain_text("[1]", timeout=20_000)
+    expect(answer.locator(".meta")).to_contain_text("tokens")
+    citation = answer.locator("a.citation").first
+    expect(citation).to_have_attribute("href", re.compile(r"^/sources/\d+#[a-z0-9-]+$"))
+    with page.context.expect_page() as opened:
+        citation.click()
+    source = opened.value
+    source.wait_for_load_state()
+    anchor = source.url.split("#")[1]
+    expect(source.locator(f"section#{anchor}")).to_be_visible()
+    expect(page.locator("#conversations li")).not_to_have_count(0)
+
+
+def test_markup_in_questions_and_answers_is_shown_as_text(page: Page) -> None:
+    page.goto("/")
+    ask(page, "<img src=x onerror=\"document.title='pwned'\"> how do I run the tests?")
+    expect(page.locator(".msg.assistant.complete")).to_have_count(1, timeout=20_000)
+    expect(page.locator(".msg.user .body")).to_contain_text("<img src=x")
+    assert page.locator("#messages img").count() == 0
+    assert page.title() == "ragship"
+
+
+def test_too_long_question_shows_the_servers_message(page: Page) -> None:
+    page.goto("/")
+    ask(page, "x" * 4500)
+    expect(page.locator(".msg.assistant .error")).to_contain_text("too long", timeout=20_000)

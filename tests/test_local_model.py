@@ -1,0 +1,132 @@
+"""The local model speaks the OpenAI API: the official client cannot tell it apart."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from app.localmodel.answer import DONT_KNOW
+from app.settings import LOCAL_MODEL_ID
+from tests.conftest import LocalModel
+
+PROMPT = (
+    "Sources:\n[1] Guide › Install\nRun make dev to start the server on port 8000.\n\n"
+    "[2] Guide › Test\nRun make test to run the whole suite.\n\n"
+    "Question: How do I start the server?"
+)
+
+
+def client(local_model: LocalModel) -> openai.OpenAI:
+    return openai.OpenAI(base_url=local_model.base_url, api_key="test", max_retries=0)
+
+
+def test_models_list(local_model: LocalModel) -> None:
+    assert [m.id for m in client(local_model).models.list()] == [LOCAL_MODEL_ID]
+
+
+def test_non_streamed_completion_answers_from_sources_with_usage(local_model: LocalModel) -> None:
+    result = client(local_model).chat.completions.create(
+        model=LOCAL_MODEL_ID, messages=[{"role": "user", "content": PROMPT}]
+    )
+    content = result.choices[0].message.content or ""
+    assert "make dev" in content and "[1]" in content
+    assert "[2]" not in content
+    assert result.usage is not None and result.usage.prompt_tokens > 20
+    assert result.usage.completion_tokens > 0
+
+
+def test_stream_has_chunks_usage_and_done(local_model: LocalModel) -> None:
+    stream = client(local_model).chat.completions.create(
+        model=LOCAL_MODEL_ID,
+        messages=[{"role": "user", "content": PROMPT}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "make dev" in text
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 3
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens > 0
+
+
+def test_says_it_does_not_know_without_relevant_sources(local_model: LocalModel) -> None:
+    prompt = "Sources:\n(none)\n\nQuestion: What is the capital of Peru?"
+    result = client(local_model).chat.completions.create(
+        model=LOCAL_MODEL_ID, messages=[{"role": "user", "content": prompt}]
+    )
+    assert result.choices[0].message.content == DONT_KNOW
+
+
+def test_max_tokens_truncates_with_length_finish(local_model: LocalModel) -> None:
+    result = client(local_model).chat.completions.create(
+        model=LOCAL_MODEL_ID, messages=[{"role": "user", "content": PROMPT}], max_tokens=3
+    )
+    assert result.choices[0].finish_reason == "length"
+    assert result.usage is not None and result.usage.completion_tokens <= 3
+
+
+def test_unknown_model_is_a_404_like_openai(local_model: LocalModel) -> None:
+    with pytest.raises(openai.NotFoundError) as err:
+        client(local_model).chat.completions.create(
+            model="gpt-9", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert err.value.code == "model_not_found"
+
+
+def test_rate_limit_fault_carries_retry_after(local_model: LocalModel) -> None:
+    local_model.fault("rate_limit", retry_after=7)
+    with pytest.raises(openai.RateLimitError) as err:
+        client(local_model).chat.completions.create(
+            model=LOCAL_MODEL_ID, messages=[{"role": "user", "content": PROMPT}]
+        )
+    assert err.value.response.headers["retry-after"] == "7"
+    assert err.value.code == "rate_limit_exceeded"
+    # The fault was used up: the next request succeeds.
+    client(local_model).chat.completions.create(
+        model=LOCAL_MODEL_ID, messages=[{"role": "user", "content": PROMPT}]
+    )
+
+
+def test_insufficient_quota_fault(local_model: LocalModel) -> None:
+    local_model.fault("insufficient_quota")
+    with pytest.raises(openai.RateLimitError) as err:
+        client(local_model).chat.completions.create(
+            model=LOCAL_MODEL_ID, messages=[{"role": "user", "content": PROMPT}]
+        )
+    assert err.value.code == "insufficient_quota"
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [("server_error", openai.InternalServerError), ("unavailable", openai.InternalServerError)],
+)
+def test_server_error_faults(local_model: LocalModel, kind: str, error: type[Exception]) -> None:
+    local_model.fault(kind)
+    with pytest.raises(error):
+        client(local_model).chat.completions.create(
+            model=LOCAL_MODEL_ID, messages=[{"role": "user", "content": PROMPT}]
+        )
+
+
+def test_content_filter_fault(local_model: LocalModel) -> None:
+    local_model.fault("content_filter")
+    result = client(local_model).chat.completions.create(
+        model=LOCAL_MODEL_ID, messages=[{"role": "user", "content": PROMPT}]
+    )
+    assert result.choices[0].finish_reason == "content_filter"
+    assert result.choices[0].message.content == ""
+
+
+def test_cut_stream_fault_breaks_the_client_stream(local_model: LocalModel) -> None:
+    local_model.fault("cut", after_tokens=2)
+    stream = client(local_model).chat.completions.create(
+        model=LOCAL_MODEL_ID, messages=[{"role": "user", "content": PROMPT}], stream=True
+    )
+    received: list[str] = []
+    with pytest.raises(openai.APIConnectionError):
+        for chunk in stream:
+            received.append(chunk.choices[0].delta.content or "")
+    assert len([t for t in received if t]) == 2

@@ -1,0 +1,48 @@
+"""Settings validate at start: production refuses placeholder secrets."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from tests.conftest import make_settings
+
+
+def test_dev_defaults_are_valid() -> None:
+    settings = make_settings()
+    assert settings.uses_local_model and settings.database_url is None
+
+
+@pytest.mark.parametrize("secret", ["change-me", "", "secret"])
+def test_prod_refuses_placeholder_session_secret(secret: str) -> None:
+    with pytest.raises(ValidationError, match="SESSION_SECRET is a placeholder"):
+        make_settings(env="prod", session_secret=secret)
+
+
+def test_prod_refuses_placeholder_llm_key_for_a_real_provider() -> None:
+    with pytest.raises(ValidationError, match="LLM_API_KEY is a placeholder"):
+        make_settings(
+            env="prod", session_secret="s3cr3t-" * 4, llm_base_url="https://api.openai.com/v1"
+        )
+
+
+def test_prod_with_real_secrets_starts() -> None:
+    settings = make_settings(
+        env="prod",
+        session_secret="s3cr3t-" * 4,
+        llm_base_url="https://api.openai.com/v1",
+        llm_api_key="sk-live-abc",
+    )
+    assert not settings.uses_local_model
+
+
+def test_overlap_must_be_smaller_than_chunk() -> None:
+    with pytest.raises(ValidationError, match="CHUNK_OVERLAP"):
+        make_settings(chunk_tokens=100, chunk_overlap=100)
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RETRIEVAL_TOP_K", "9")
+    monkeypatch.setenv("LLM_MODEL", "gpt-4o-mini-2024-07-18")
+    settings = make_settings()
+    assert (settings.retrieval_top_k, settings.llm_model) == (9, "gpt-4o-mini-2024-07-18")
