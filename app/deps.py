@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
-import secrets
+import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, HTTPException, Request
 
+from app.auth.access import is_admin
+from app.auth.csrf import SAFE_METHODS, require_csrf
+from app.auth.sessions import SESSION_COOKIE, resolve_session
+from app.db import session_scope
 from app.services import Services
 
-VISITOR_COOKIE = "ragship_visitor"
+
+class NotSignedIn(Exception):
+    """No valid session: 401 JSON for API calls, a redirect to sign-in for pages."""
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    id: uuid.UUID
+    email: str
+    name: str
+    is_admin: bool
+    csrf_token: str
+    session_token: str
 
 
 def get_services(request: Request) -> Services:
@@ -18,26 +35,40 @@ def get_services(request: Request) -> Services:
     return services
 
 
-@dataclass(frozen=True)
-class Visitor:
-    """Who owns a conversation until sign-in lands: a random id kept in an HttpOnly cookie."""
-
-    id: str
-    is_new: bool
-
-    def remember(self, response: Response) -> None:
-        if self.is_new:
-            response.set_cookie(
-                VISITOR_COOKIE, self.id, max_age=365 * 86400, httponly=True, samesite="lax"
-            )
-
-
-def get_visitor(request: Request) -> Visitor:
-    existing = request.cookies.get(VISITOR_COOKIE, "")
-    if len(existing) == 32 and existing.isalnum():
-        return Visitor(existing, False)
-    return Visitor(secrets.token_hex(16), True)
-
-
 ServicesDep = Annotated[Services, Depends(get_services)]
-VisitorDep = Annotated[Visitor, Depends(get_visitor)]
+
+
+async def get_current_user(request: Request, services: ServicesDep) -> CurrentUser:
+    """The signed-in user; state-changing requests must also pass the CSRF checks."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise NotSignedIn()
+    settings = services.settings
+    async with session_scope(services.sessions) as session:
+        signed_in = await resolve_session(
+            session, token=token, idle=timedelta(minutes=settings.session_idle_minutes)
+        )
+    if signed_in is None:
+        raise NotSignedIn()
+    if request.method not in SAFE_METHODS:
+        require_csrf(request, settings, signed_in.csrf_token)
+    return CurrentUser(
+        id=signed_in.user_id,
+        email=signed_in.email,
+        name=signed_in.name,
+        is_admin=is_admin(settings, signed_in.email),
+        csrf_token=signed_in.csrf_token,
+        session_token=token,
+    )
+
+
+UserDep = Annotated[CurrentUser, Depends(get_current_user)]
+
+
+def get_admin(user: UserDep) -> CurrentUser:
+    if not user.is_admin:
+        raise HTTPException(403, "Admins only.")
+    return user
+
+
+AdminDep = Annotated[CurrentUser, Depends(get_admin)]

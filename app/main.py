@@ -5,17 +5,22 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlencode
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from starlette.middleware.sessions import SessionMiddleware
 
+from app.auth.oidc import build_oidc_client
 from app.db import database_url, make_async_engine
+from app.deps import NotSignedIn
 from app.llm.client import LLMClient
 from app.localmodel.runner import BackgroundServer
 from app.localmodel.server import create_local_model
 from app.rag.embedder import Embedder
-from app.routes import chat, health, pages
+from app.routes import admin, auth, chat, health, pages
 from app.routes.pages import STATIC_DIR
 from app.services import Services
 from app.settings import Settings, get_settings
@@ -49,6 +54,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             embedder=embedder
             or Embedder(settings.embedding_model_path, batch_size=settings.embed_batch_size),
             llm=llm,
+            oidc=build_oidc_client(settings),
         )
         try:
             yield
@@ -58,9 +64,37 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             if local_model is not None:
                 local_model.stop()
 
-    app = FastAPI(title="ragship", version="0.1.0", lifespan=lifespan)
+    dev = settings.env == "dev"
+    app = FastAPI(
+        title="ragship",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/api/docs" if dev else None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json" if dev else None,
+    )
+    # Holds only the sign-in flow's state (OIDC state, nonce, PKCE verifier, invite) for
+    # ten minutes; the session itself is server-side (app/auth/sessions.py).
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.session_secret.get_secret_value(),
+        session_cookie="ragship_signin",
+        max_age=600,
+        same_site="lax",
+        https_only=settings.secure_cookies,
+    )
+    app.add_exception_handler(NotSignedIn, _not_signed_in)
     app.include_router(pages.router)
+    app.include_router(auth.router)
     app.include_router(chat.router)
+    app.include_router(admin.router)
     app.include_router(health.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+async def _not_signed_in(request: Request, exc: Exception) -> Response:
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"detail": "Sign in first."}, status_code=401)
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/auth/login?{urlencode({'next': target})}", status_code=303)

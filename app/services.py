@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from authlib.integrations.starlette_client import StarletteOAuth2App
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.llm.client import LLMClient
@@ -17,3 +18,4 @@ class Services:
     sessions: async_sessionmaker[AsyncSession]
     embedder: Embedder
     llm: LLMClient
+    oidc: StarletteOAuth2App | None

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+GOOGLE_DISCOVERY_URL = "https://accounts.google.com/.well-known/openid-configuration"
+EmailList = Annotated[list[str], NoDecode]
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "local", "sk-...", "xxx"})
 LOCAL_MODEL_ID = "ragship-local-1"
 
@@ -30,6 +32,23 @@ class Settings(BaseSettings):
     session_secret: SecretStr = Field(
         SecretStr("change-me"), description="Secret for signing cookies; required in prod."
     )
+
+    public_url: str | None = Field(
+        None, description="The URL users reach ragship at, e.g. https://chat.example.com."
+    )
+
+    # --- sign-in -------------------------------------------------------------------
+    oidc_discovery_url: str = Field(GOOGLE_DISCOVERY_URL, description="OpenID discovery URL.")
+    oidc_client_id: str | None = Field(None, description="OAuth client id.")
+    oidc_client_secret: SecretStr | None = Field(None, description="OAuth client secret.")
+    allowed_emails: EmailList = Field(default_factory=list, description="Emails let in.")
+    allowed_domains: EmailList = Field(default_factory=list, description="Domains let in.")
+    admin_emails: EmailList = Field(default_factory=list, description="Admins' emails.")
+    dev_login: bool | None = Field(
+        None, description="Password-less dev sign-in on localhost. Unset: on in dev, off in prod."
+    )
+    session_idle_minutes: int = Field(480, ge=5, description="Idle time before sign-out.")
+    session_max_hours: int = Field(168, ge=1, description="Longest a session lives.")
 
     # --- database ------------------------------------------------------------------
     database_url: str | None = Field(
@@ -72,6 +91,15 @@ class Settings(BaseSettings):
     history_messages: int = Field(6, ge=0, le=50, description="Prior messages sent along.")
     max_message_chars: int = Field(4000, ge=1, description="Longest accepted question.")
 
+    @field_validator("allowed_emails", "allowed_domains", "admin_emails", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip().lower().lstrip("@") for v in value.split(",") if v.strip()]
+        if isinstance(value, list):
+            return [str(v).strip().lower().lstrip("@") for v in value]
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.chunk_overlap >= self.chunk_tokens:
@@ -79,10 +107,29 @@ class Settings(BaseSettings):
         if self.env == "prod":
             if self.session_secret.get_secret_value().lower() in PLACEHOLDER_SECRETS:
                 raise ValueError("SESSION_SECRET is a placeholder: set a random value in prod")
+            if self.dev_login is True:
+                raise ValueError("DEV_LOGIN must be false in prod: it lets anyone sign in")
+            oidc_secret = (
+                self.oidc_client_secret.get_secret_value() if self.oidc_client_secret else ""
+            )
+            if not self.oidc_client_id or oidc_secret.lower() in PLACEHOLDER_SECRETS:
+                raise ValueError("OIDC_CLIENT_ID and OIDC_CLIENT_SECRET are required in prod")
             key = self.llm_api_key.get_secret_value()
             if self.llm_base_url and key.lower() in PLACEHOLDER_SECRETS:
                 raise ValueError("LLM_API_KEY is a placeholder: set the provider's key in prod")
         return self
+
+    @property
+    def dev_login_enabled(self) -> bool:
+        return self.env == "dev" and self.dev_login is not False
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.env != "dev"
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_client_id and self.oidc_client_secret)
 
     @property
     def uses_local_model(self) -> bool:

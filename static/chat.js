@@ -5,6 +5,20 @@
 const $ = (id) => document.getElementById(id);
 let conversationId = null;
 let controller = null;
+let me = null;
+
+function toSignIn() {
+  window.location.href = "/auth/login?next=" + encodeURIComponent(window.location.pathname);
+}
+
+async function api(path, options = {}) {
+  // Every state-changing call carries the session's CSRF token.
+  const headers = { ...(options.headers || {}) };
+  if (options.method && options.method !== "GET") headers["X-CSRF-Token"] = me ? me.csrf_token : "";
+  const response = await fetch(path, { ...options, headers, credentials: "same-origin" });
+  if (response.status === 401) toSignIn();
+  return response;
+}
 
 function element(tag, className, text) {
   const node = document.createElement(tag);
@@ -88,7 +102,7 @@ async function ask(question) {
   $("send").hidden = true;
   $("stop").hidden = false;
   try {
-    const response = await fetch("/api/chat", {
+    const response = await api("/api/chat", {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
       body: JSON.stringify({ message: question, conversation_id: conversationId }),
@@ -111,12 +125,27 @@ async function ask(question) {
     controller = null;
     $("send").hidden = false;
     $("stop").hidden = true;
-    loadConversations();
+    async function signOut() {
+  await api("/auth/logout", { method: "POST" });
+  window.location.href = "/auth/login";
+}
+
+async function start() {
+  const response = await api("/api/me");
+  if (!response.ok) return;
+  me = await response.json();
+  $("who").textContent = me.email;
+  $("admin-link").hidden = !me.is_admin;
+  loadConversations();
+}
+
+$("sign-out").addEventListener("click", signOut);
+start();
   }
 }
 
 async function loadConversations() {
-  const response = await fetch("/api/conversations");
+  const response = await api("/api/conversations");
   if (!response.ok) return;
   const list = $("conversations");
   list.replaceChildren();
@@ -131,7 +160,7 @@ async function loadConversations() {
 }
 
 async function openConversation(id) {
-  const response = await fetch(`/api/conversations/${encodeURIComponent(id)}`);
+  const response = await api(`/api/conversations/${encodeURIComponent(id)}`);
   if (!response.ok) return;
   conversationId = id;
   $("messages").replaceChildren();
@@ -139,7 +168,22 @@ async function openConversation(id) {
     const node = addMessage(m.role, m.content);
     if (m.role === "assistant") renderSources(node, m.sources || []);
   }
+  async function signOut() {
+  await api("/auth/logout", { method: "POST" });
+  window.location.href = "/auth/login";
+}
+
+async function start() {
+  const response = await api("/api/me");
+  if (!response.ok) return;
+  me = await response.json();
+  $("who").textContent = me.email;
+  $("admin-link").hidden = !me.is_admin;
   loadConversations();
+}
+
+$("sign-out").addEventListener("click", signOut);
+start();
 }
 
 $("ask").addEventListener("submit", (event) => {
@@ -156,6 +200,36 @@ $("stop").addEventListener("click", () => controller?.abort());
 $("new-chat").addEventListener("click", () => {
   conversationId = null;
   $("messages").replaceChildren(element("p", "hint", "New conversation. Ask away."));
+  async function signOut() {
+  await api("/auth/logout", { method: "POST" });
+  window.location.href = "/auth/login";
+}
+
+async function start() {
+  const response = await api("/api/me");
+  if (!response.ok) return;
+  me = await response.json();
+  $("who").textContent = me.email;
+  $("admin-link").hidden = !me.is_admin;
   loadConversations();
+}
+
+$("sign-out").addEventListener("click", signOut);
+start();
 });
-loadConversations();
+async function signOut() {
+  await api("/auth/logout", { method: "POST" });
+  window.location.href = "/auth/login";
+}
+
+async function start() {
+  const response = await api("/api/me");
+  if (!response.ok) return;
+  me = await response.json();
+  $("who").textContent = me.email;
+  $("admin-link").hidden = !me.is_admin;
+  loadConversations();
+}
+
+$("sign-out").addEventListener("click", signOut);
+start();

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -128,8 +129,24 @@ def app_server(
     server.stop()
 
 
+@contextmanager
+def sign_in(base_url: str, email: str, name: str = "") -> Iterator[httpx.Client]:
+    """A client signed in through dev sign-in, sending Origin and CSRF headers like the page."""
+    with httpx.Client(base_url=base_url, timeout=30, headers={"Origin": base_url}) as client:
+        response = client.post("/auth/dev-login", data={"email": email, "name": name})
+        assert response.status_code == 303, response.text
+        client.headers["X-CSRF-Token"] = client.get("/api/me").json()["csrf_token"]
+        yield client
+
+
 @pytest.fixture
 def client(app_server: BackgroundServer) -> Iterator[httpx.Client]:
+    with sign_in(app_server.url, "ada@example.com", "Ada") as client:
+        yield client
+
+
+@pytest.fixture
+def anonymous(app_server: BackgroundServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=app_server.url, timeout=30) as client:
         yield client
 

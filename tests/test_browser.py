@@ -35,6 +35,11 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser, app_server: BackgroundServer) -> Iterator[Page]:
     context = browser.new_context(base_url=app_server.url)
     page = context.new_page()
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/auth/login"))
+    page.fill("input[name=email]", "browser@example.com")
+    page.click("form[action='/auth/dev-login'] button")
+    expect(page.locator("#who")).to_have_text("browser@example.com")
     yield page
     context.close()
 

@@ -8,7 +8,8 @@ import httpx
 from sqlalchemy import Engine
 
 from app.localmodel.answer import DONT_KNOW
-from tests.conftest import LocalModel, scalar
+from app.localmodel.runner import BackgroundServer
+from tests.conftest import LocalModel, scalar, sign_in
 from tests.sse import chat
 
 
@@ -63,11 +64,13 @@ def test_follow_up_sends_bounded_history(client: httpx.Client, local_model: Loca
     assert [m["role"] for m in listing["messages"]] == ["user", "assistant", "user", "assistant"]
 
 
-def test_conversations_belong_to_their_visitor(client: httpx.Client, app_server: object) -> None:
+def test_conversations_belong_to_their_user(
+    client: httpx.Client, app_server: BackgroundServer
+) -> None:
     events = chat(client, "What is ragship?")
     conversation_id = events[0][1]["conversation_id"]
     assert any(c["id"] == conversation_id for c in client.get("/api/conversations").json())
-    with httpx.Client(base_url=client.base_url) as stranger:
+    with sign_in(app_server.url, "mallory@example.com") as stranger:
         assert stranger.get(f"/api/conversations/{conversation_id}").status_code == 404
         assert conversation_id not in {c["id"] for c in stranger.get("/api/conversations").json()}
         response = stranger.post(

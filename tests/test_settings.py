@@ -7,6 +7,15 @@ from pydantic import ValidationError
 
 from tests.conftest import make_settings
 
+PROD = {
+    "env": "prod",
+    "session_secret": "s3cr3t-" * 4,
+    "oidc_client_id": "client-1",
+    "oidc_client_secret": "oidc-secret-value",
+    "llm_base_url": "https://api.openai.com/v1",
+    "llm_api_key": "sk-live-abc",
+}
+
 
 def test_dev_defaults_are_valid() -> None:
     settings = make_settings()
@@ -16,24 +25,37 @@ def test_dev_defaults_are_valid() -> None:
 @pytest.mark.parametrize("secret", ["change-me", "", "secret"])
 def test_prod_refuses_placeholder_session_secret(secret: str) -> None:
     with pytest.raises(ValidationError, match="SESSION_SECRET is a placeholder"):
-        make_settings(env="prod", session_secret=secret)
+        make_settings(**{**PROD, "session_secret": secret})
 
 
 def test_prod_refuses_placeholder_llm_key_for_a_real_provider() -> None:
     with pytest.raises(ValidationError, match="LLM_API_KEY is a placeholder"):
-        make_settings(
-            env="prod", session_secret="s3cr3t-" * 4, llm_base_url="https://api.openai.com/v1"
-        )
+        make_settings(**{**PROD, "llm_api_key": "local"})
 
 
 def test_prod_with_real_secrets_starts() -> None:
-    settings = make_settings(
-        env="prod",
-        session_secret="s3cr3t-" * 4,
-        llm_base_url="https://api.openai.com/v1",
-        llm_api_key="sk-live-abc",
-    )
-    assert not settings.uses_local_model
+    settings = make_settings(**PROD)
+    assert not settings.uses_local_model and settings.secure_cookies
+    assert not settings.dev_login_enabled
+
+
+def test_prod_refuses_dev_login() -> None:
+    with pytest.raises(ValidationError, match="DEV_LOGIN must be false"):
+        make_settings(**PROD, dev_login=True)
+
+
+@pytest.mark.parametrize("missing", ["oidc_client_id", "oidc_client_secret"])
+def test_prod_requires_an_oidc_client(missing: str) -> None:
+    with pytest.raises(ValidationError, match="OIDC_CLIENT_ID and OIDC_CLIENT_SECRET"):
+        make_settings(**{**PROD, missing: None})
+
+
+def test_email_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALLOWED_EMAILS", "Ada@Example.com, grace@example.com")
+    monkeypatch.setenv("ALLOWED_DOMAINS", "@corp.example")
+    settings = make_settings()
+    assert settings.allowed_emails == ["ada@example.com", "grace@example.com"]
+    assert settings.allowed_domains == ["corp.example"]
 
 
 def test_overlap_must_be_smaller_than_chunk() -> None:

@@ -1,4 +1,4 @@
-"""Chat over Server-Sent Events, and the visitor's conversations."""
+"""Chat over Server-Sent Events, and the signed-in user's conversations."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from app.chat import ChatEvent, prepare_chat, stream_answer
 from app.conversations import ConversationNotFound, conversation_messages, list_conversations
 from app.db import session_scope
-from app.deps import ServicesDep, VisitorDep
+from app.deps import ServicesDep, UserDep
 
 router = APIRouter(prefix="/api", tags=["chat"])
 
@@ -40,29 +40,28 @@ async def _sse(events: AsyncIterator[ChatEvent]) -> AsyncIterator[ServerSentEven
 
 
 @router.post("/chat", response_model=None)
-async def chat(
-    body: ChatRequest, services: ServicesDep, visitor: VisitorDep
-) -> EventSourceResponse:
+async def chat(body: ChatRequest, services: ServicesDep, user: UserDep) -> EventSourceResponse:
     limit = services.settings.max_message_chars
     if len(body.message) > limit:
         raise HTTPException(413, f"Your message is too long: at most {limit} characters, please.")
     try:
         prepared = await prepare_chat(
-            services, owner=visitor.id, question=body.message, conversation_id=body.conversation_id
+            services,
+            owner=str(user.id),
+            question=body.message,
+            conversation_id=body.conversation_id,
         )
     except ConversationNotFound as err:
         raise HTTPException(404, "No such conversation.") from err
-    response = EventSourceResponse(
+    return EventSourceResponse(
         _sse(stream_answer(services, prepared)), headers=STREAM_HEADERS, ping=15
     )
-    visitor.remember(response)
-    return response
 
 
 @router.get("/conversations")
-async def conversations(services: ServicesDep, visitor: VisitorDep) -> list[dict[str, Any]]:
+async def conversations(services: ServicesDep, user: UserDep) -> list[dict[str, Any]]:
     async with session_scope(services.sessions) as session:
-        rows = await list_conversations(session, owner=visitor.id)
+        rows = await list_conversations(session, owner=str(user.id))
     return [
         {"id": str(c.id), "title": c.title, "updated_at": c.updated_at.isoformat()} for c in rows
     ]
@@ -70,12 +69,12 @@ async def conversations(services: ServicesDep, visitor: VisitorDep) -> list[dict
 
 @router.get("/conversations/{conversation_id}")
 async def conversation(
-    conversation_id: uuid.UUID, services: ServicesDep, visitor: VisitorDep
+    conversation_id: uuid.UUID, services: ServicesDep, user: UserDep
 ) -> dict[str, Any]:
     try:
         async with session_scope(services.sessions) as session:
             messages = await conversation_messages(
-                session, conversation_id=conversation_id, owner=visitor.id
+                session, conversation_id=conversation_id, owner=str(user.id)
             )
     except ConversationNotFound as err:
         raise HTTPException(404, "No such conversation.") from err

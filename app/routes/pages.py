@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from sqlalchemy import select
 
 from app.db import session_scope
-from app.deps import ServicesDep, VisitorDep
+from app.deps import ServicesDep, UserDep
 from app.models import Chunk, Document
 
 STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
@@ -19,14 +19,18 @@ router = APIRouter(tags=["pages"])
 
 
 @router.get("/", include_in_schema=False)
-async def index(visitor: VisitorDep) -> FileResponse:
-    response = FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
-    visitor.remember(response)
-    return response
+async def index(user: UserDep) -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/about", include_in_schema=False)
+async def about() -> FileResponse:
+    """Public: what is logged, retention, contact. The operator edits static/about.html."""
+    return FileResponse(STATIC_DIR / "about.html")
 
 
 @router.get("/sources/{document_id}", include_in_schema=False)
-async def source_document(document_id: int, services: ServicesDep) -> HTMLResponse:
+async def source_document(document_id: int, user: UserDep, services: ServicesDep) -> HTMLResponse:
     """The document as ingested, one block per chunk, anchored by section for citations."""
     async with session_scope(services.sessions) as session:
         document = await session.get(Document, document_id)

@@ -1,0 +1,93 @@
+"""Server-side sessions in PostgreSQL, so sign-out and revocation take effect at once.
+
+The cookie holds a random token; the database holds only its SHA-256. A session expires
+after SESSION_IDLE_MINUTES without use (each use slides the expiry forward) and, whatever
+the use, SESSION_MAX_HOURS after sign-in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import AuthSession, User, utcnow
+
+SESSION_COOKIE = "ragship_session"
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    user_id: uuid.UUID
+    email: str
+    name: str
+    csrf_token: str
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def create_session(
+    session: AsyncSession, *, user_id: uuid.UUID, idle: timedelta, max_age: timedelta
+) -> str:
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    session.add(
+        AuthSession(
+            token_hash=_hash(token),
+            user_id=user_id,
+            csrf_token=secrets.token_urlsafe(32),
+            created_at=now,
+            expires_at=min(now + idle, now + max_age),
+            absolute_expires_at=now + max_age,
+        )
+    )
+    await session.flush()
+    return token
+
+
+async def resolve_session(session: AsyncSession, *, token: str, idle: timedelta) -> SignedIn | None:
+    """The signed-in user for a cookie token, sliding its expiry; None if invalid or expired."""
+    now = utcnow()
+    row = (
+        await session.execute(
+            select(AuthSession, User)
+            .join(User, User.id == AuthSession.user_id)
+            .where(
+                AuthSession.token_hash == _hash(token),
+                AuthSession.expires_at > now,
+                User.revoked_at.is_(None),
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    auth, user = row
+    renewed = min(now + idle, auth.absolute_expires_at)
+    if renewed - auth.expires_at > idle / 10:  # write at most every tenth of the idle window
+        await session.execute(
+            update(AuthSession)
+            .where(AuthSession.token_hash == auth.token_hash)
+            .values(expires_at=renewed)
+        )
+    return SignedIn(user.id, user.email, user.name, auth.csrf_token)
+
+
+async def end_session(session: AsyncSession, *, token: str) -> None:
+    await session.execute(delete(AuthSession).where(AuthSession.token_hash == _hash(token)))
+
+
+async def end_all_sessions(session: AsyncSession, *, user_id: uuid.UUID) -> int:
+    result = await session.execute(delete(AuthSession).where(AuthSession.user_id == user_id))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def purge_expired(session: AsyncSession) -> int:
+    result = await session.execute(delete(AuthSession).where(AuthSession.expires_at <= utcnow()))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,191 @@
+"""Sign-in and sign-out: OpenID Connect (Google by default), invites, and dev sign-in.
+
+The sign-in flow's own state (OIDC state, nonce, PKCE verifier, the page to return to, an
+invite code) lives in a short-lived signed cookie; the session itself is server-side.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import timedelta
+from html import escape
+from typing import Any
+
+from authlib.integrations.base_client.errors import OAuthError
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from app.auth.access import AccessDenied, Identity, admit
+from app.auth.csrf import require_same_origin
+from app.auth.sessions import SESSION_COOKIE, create_session, end_session
+from app.db import session_scope
+from app.deps import ServicesDep, UserDep
+from app.routes.html import message_page, page
+from app.services import Services
+
+router = APIRouter(tags=["auth"])
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: never redirect a signed-in user to another site."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return "/"
+
+
+def dev_login_allowed(request: Request, services: Services) -> bool:
+    settings = services.settings
+    if not settings.dev_login_enabled or request.client is None:
+        return False
+    try:
+        return ipaddress.ip_address(request.client.host).is_loopback
+    except ValueError:
+        return False
+
+
+async def _sign_in(
+    services: Services,
+    identity: Identity,
+    *,
+    invite: str | None,
+    next_url: str,
+    skip_allowlist: bool = False,
+) -> Response:
+    settings = services.settings
+    try:
+        async with session_scope(services.sessions) as session:
+            user = await admit(
+                session, settings, identity, invite_code=invite, skip_allowlist=skip_allowlist
+            )
+            token = await create_session(
+                session,
+                user_id=user.id,
+                idle=timedelta(minutes=settings.session_idle_minutes),
+                max_age=timedelta(hours=settings.session_max_hours),
+            )
+    except AccessDenied as denied:
+        return message_page("Not allowed", str(denied), status_code=403)
+    response = RedirectResponse(_safe_next(next_url), status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=settings.session_max_hours * 3600,
+        httponly=True,
+        secure=settings.secure_cookies,
+        samesite="lax",
+    )
+    return response
+
+
+@router.get("/auth/login", include_in_schema=False)
+async def login_page(request: Request, services: ServicesDep, next: str = "/") -> Response:
+    target = escape(_safe_next(next), quote=True)
+    parts = []
+    if request.session.get("invite"):
+        parts.append("<p>You have an invite: sign in to accept it.</p>")
+    if services.oidc is not None:
+        parts.append(
+            f"<p><a class='button' href='/auth/start?next={target}'>Sign in with Google</a></p>"
+        )
+    if dev_login_allowed(request, services):
+        parts.append(
+            "<form method='post' action='/auth/dev-login'><h2>Dev sign-in</h2>"
+            "<p class='muted'>Local development only: no password.</p>"
+            f"<input type='hidden' name='next' value='{target}'>"
+            "<p><label>Email <input name='email' type='email' value='dev@localhost.test'"
+            " required></label></p>"
+            "<p><label>Name <input name='name' value='Dev'></label></p>"
+            "<p><button type='submit'>Sign in</button></p></form>"
+        )
+    if not parts:
+        parts.append("<p>Sign-in is not configured: set OIDC_CLIENT_ID and OIDC_CLIENT_SECRET.</p>")
+    return page("Sign in", "".join(parts))
+
+
+@router.get("/auth/start", include_in_schema=False)
+async def start(request: Request, services: ServicesDep, next: str = "/") -> Response:
+    if services.oidc is None:
+        raise HTTPException(404, "Sign-in with an identity provider is not configured.")
+    request.session["next"] = _safe_next(next)
+    public = services.settings.public_url
+    redirect_uri = (
+        f"{public.rstrip('/')}/auth/callback" if public else str(request.url_for("auth_callback"))
+    )
+    response: Response = await services.oidc.authorize_redirect(request, redirect_uri)
+    return response
+
+
+@router.get("/auth/callback", name="auth_callback", include_in_schema=False)
+async def callback(request: Request, services: ServicesDep) -> Response:
+    if services.oidc is None:
+        raise HTTPException(404, "Sign-in with an identity provider is not configured.")
+    try:
+        token: dict[str, Any] = await services.oidc.authorize_access_token(request)
+    except (OAuthError, ValueError, KeyError, TypeError) as err:
+        detail = (
+            getattr(err, "description", None) or getattr(err, "error", None) or type(err).__name__
+        )
+        return message_page(
+            "Sign-in failed",
+            f"Sign-in could not be completed ({detail}). Please try again.",
+            status_code=400,
+        )
+    claims = token.get("userinfo") or {}
+    email = str(claims.get("email") or "")
+    if not email:
+        return message_page(
+            "Sign-in failed", "The provider did not share an email address.", status_code=400
+        )
+    identity = Identity(
+        email=email,
+        name=str(claims.get("name") or ""),
+        email_verified=claims.get("email_verified") is True,
+    )
+    invite = request.session.pop("invite", None)
+    next_url = request.session.pop("next", "/")
+    return await _sign_in(services, identity, invite=invite, next_url=next_url)
+
+
+@router.post("/auth/dev-login", include_in_schema=False)
+async def dev_login(
+    request: Request,
+    services: ServicesDep,
+    email: str = Form(..., min_length=3, max_length=200),
+    name: str = Form(""),
+    next: str = Form("/"),
+) -> Response:
+    if not dev_login_allowed(request, services):
+        raise HTTPException(404, "Not Found")
+    require_same_origin(request, services.settings)
+    if "@" not in email:
+        return message_page("Sign-in failed", "Enter an email address.", status_code=400)
+    # Dev sign-in lets any email in: it exists only in dev mode, on this machine.
+    identity = Identity(email=email, name=name, email_verified=True)
+    return await _sign_in(services, identity, invite=None, next_url=next, skip_allowlist=True)
+
+
+@router.post("/auth/logout")
+async def logout(user: UserDep, services: ServicesDep) -> JSONResponse:
+    async with session_scope(services.sessions) as session:
+        await end_session(session, token=user.session_token)
+    response = JSONResponse({"signed_out": True})
+    response.delete_cookie(
+        SESSION_COOKIE, httponly=True, secure=services.settings.secure_cookies, samesite="lax"
+    )
+    return response
+
+
+@router.get("/invite/{code}", include_in_schema=False)
+async def accept_invite(code: str, request: Request) -> RedirectResponse:
+    request.session["invite"] = code[:100]
+    return RedirectResponse("/auth/login", status_code=303)
+
+
+@router.get("/api/me")
+async def me(user: UserDep) -> dict[str, Any]:
+    return {
+        "email": user.email,
+        "name": user.name,
+        "is_admin": user.is_admin,
+        "csrf_token": user.csrf_token,
+    }
