@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from app.migrate import upgrade_to_head
 from app.rag.embedder import Embedder
 from app.settings import Settings
 from ingest.pipeline import IngestReport, ingest_paths
+from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, create_provider_app
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -154,3 +155,47 @@ def anonymous(app_server: BackgroundServer) -> Iterator[httpx.Client]:
 def scalar(engine: Engine, sql: str, **params: object) -> object:
     with engine.connect() as conn:
         return conn.execute(text(sql), params).scalar()
+
+
+# --- production-mode app with a local OpenID Connect provider standing in for Google
+
+
+@pytest.fixture(scope="session")
+def provider() -> Iterator[Provider]:
+    provider = Provider()
+    server = BackgroundServer(create_provider_app(provider))
+    provider.issuer = server.url
+    server.start()
+    yield provider
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def prod_db(new_database: Callable[[], str], embedder: Embedder) -> str:
+    url = new_database()
+    engine = make_sync_engine(url)
+    ingest_paths([DOCS], engine=engine, embedder=embedder, chunk_tokens=300, chunk_overlap=40)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def prod_app(
+    provider: Provider, prod_db: str, local_model: LocalModel, embedder: Embedder
+) -> Iterator[BackgroundServer]:
+    settings = make_settings(
+        env="prod",
+        session_secret="test-session-secret-0123456789",
+        database_url=prod_db,
+        llm_base_url=local_model.base_url,
+        llm_api_key="sk-test-key",
+        oidc_discovery_url=f"{provider.issuer}/.well-known/openid-configuration",
+        oidc_client_id=CLIENT_ID,
+        oidc_client_secret=CLIENT_SECRET,
+        allowed_emails="ada@example.com",
+        allowed_domains="trusted.example",
+        admin_emails="root@example.com",
+    )
+    server = BackgroundServer(create_app(settings, embedder=embedder)).start()
+    yield server
+    server.stop()

@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from app.localmodel.runner import BackgroundServer
+from tests.oidc_provider import Provider
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
@@ -79,3 +80,28 @@ def test_too_long_question_shows_the_servers_message(page: Page) -> None:
     page.goto("/")
     ask(page, "x" * 4500)
     expect(page.locator(".msg.assistant .error")).to_contain_text("too long", timeout=20_000)
+
+
+def test_oidc_sign_in_chat_and_sign_out(
+    browser: Browser, prod_app: BackgroundServer, provider: Provider
+) -> None:
+    """Production settings, the local OIDC provider standing in for Google."""
+    provider.next_login(email="ada@example.com", name="Ada")
+    context = browser.new_context(base_url=prod_app.url)
+    page = context.new_page()
+    try:
+        page.goto("/")
+        expect(page).to_have_url(re.compile(r"/auth/login"))
+        assert page.locator("form[action='/auth/dev-login']").count() == 0
+        page.click("text=Sign in with Google")
+        expect(page.locator("#who")).to_have_text("ada@example.com")
+        ask(page, "How do I run the tests?")
+        expect(page.locator(".msg.assistant.complete .body")).to_contain_text(
+            "make test", timeout=20_000
+        )
+        page.click("#sign-out")
+        expect(page).to_have_url(re.compile(r"/auth/login"))
+        page.goto("/")
+        expect(page).to_have_url(re.compile(r"/auth/login"))
+    finally:
+        context.close()

@@ -14,6 +14,7 @@ DONT_KNOW = "I don't know based on the documents I have."
 _SOURCE_HEADER = re.compile(r"^\[(\d+)\] .*$", re.MULTILINE)
 _WORD = re.compile(r"[a-z0-9][a-z0-9_\-]*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+_FENCED = re.compile(r"\s*```[^\n]*\n(.*?)\n?```", re.DOTALL)
 _STOPWORDS = frozenset(
     """a an and are as at be by can do does for from has have how i if in into is it its
     me my of on or our so that the their them then there these this to was we what when
@@ -32,16 +33,16 @@ def _stem(word: str) -> str:
     return word
 
 
-def parse_prompt(content: str) -> tuple[dict[int, str], str]:
-    """Split a user message into {source number: text} and the question."""
+def parse_prompt(content: str) -> tuple[dict[int, tuple[str, str]], str]:
+    """Split a user message into {source number: (heading line, text)} and the question."""
     body, _, question = content.rpartition("Question:")
     if not _:
         return {}, content.strip()
-    sources: dict[int, str] = {}
+    sources: dict[int, tuple[str, str]] = {}
     headers = list(_SOURCE_HEADER.finditer(body))
     for i, header in enumerate(headers):
         end = headers[i + 1].start() if i + 1 < len(headers) else len(body)
-        sources[int(header.group(1))] = body[header.end() : end].strip()
+        sources[int(header.group(1))] = (header.group(0), body[header.end() : end].strip())
     return sources, question.strip()
 
 
@@ -50,13 +51,16 @@ def answer(messages: list[dict[str, str]]) -> str:
     sources, question = parse_prompt(last_user)
     wanted = _terms(question)
     scored: list[tuple[int, int, int, str]] = []
-    for number, text in sources.items():
+    for number, (heading, text) in sources.items():
+        heading_terms = _terms(heading.partition("] ")[2])
+        text = _FENCED.sub(_inline_code, text)
         for position, sentence in enumerate(s.strip() for s in _SENTENCE_END.split(text)):
-            if len(sentence) < 20 or sentence.startswith(("```", "|")):
+            too_short = len(sentence) < (5 if "`" in sentence else 20)
+            if too_short or sentence.startswith("|"):
                 continue
-            overlap = len(wanted & _terms(sentence))
-            if overlap:
-                scored.append((overlap, number, position, sentence))
+            terms = _terms(sentence)
+            if wanted & terms:  # the heading adds weight, never a match on its own
+                scored.append((len(wanted & (terms | heading_terms)), number, position, sentence))
     if not scored or max(s[0] for s in scored) < min(2, len(wanted)):
         return DONT_KNOW
     scored.sort(key=lambda s: (-s[0], s[1], s[2]))
@@ -64,6 +68,12 @@ def answer(messages: list[dict[str, str]]) -> str:
     picked = [s for s in scored if s[0] >= best - 1][:3]
     picked.sort(key=lambda s: (s[1], s[2]))
     return " ".join(f"{_clean(sentence)} [{number}]" for _, number, _, sentence in picked)
+
+
+def _inline_code(match: re.Match[str]) -> str:
+    """Keep short code blocks with the sentence that introduces them: "run: `make test`"."""
+    lines = [line.split("#")[0].strip() for line in match.group(1).splitlines()]
+    return " " + "; ".join(f"`{line}`" for line in lines if line) + "\n"
 
 
 def _clean(sentence: str) -> str:

@@ -7,13 +7,16 @@ invite code) lives in a short-lived signed cookie; the session itself is server-
 from __future__ import annotations
 
 import ipaddress
+import logging
 from datetime import timedelta
 from html import escape
 from typing import Any
 
+import httpx
 from authlib.integrations.base_client.errors import OAuthError
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from joserfc.errors import JoseError
 
 from app.auth.access import AccessDenied, Identity, admit
 from app.auth.csrf import require_same_origin
@@ -24,6 +27,7 @@ from app.routes.html import message_page, page
 from app.services import Services
 
 router = APIRouter(tags=["auth"])
+log = logging.getLogger("ragship.auth")
 
 
 def _safe_next(target: str | None) -> str:
@@ -121,10 +125,16 @@ async def callback(request: Request, services: ServicesDep) -> Response:
         raise HTTPException(404, "Sign-in with an identity provider is not configured.")
     try:
         token: dict[str, Any] = await services.oidc.authorize_access_token(request)
-    except (OAuthError, ValueError, KeyError, TypeError) as err:
+    except httpx.HTTPError as err:
+        log.warning("identity provider unreachable: %r", err)
+        return message_page(
+            "Sign-in failed", "The identity provider could not be reached.", status_code=502
+        )
+    except (OAuthError, JoseError) as err:
         detail = (
             getattr(err, "description", None) or getattr(err, "error", None) or type(err).__name__
         )
+        log.info("sign-in refused: %s", detail)
         return message_page(
             "Sign-in failed",
             f"Sign-in could not be completed ({detail}). Please try again.",
