@@ -1,14 +1,16 @@
 """The chat orchestrator: the request path in order, shared by the API and the eval runner.
 
-`prepare_chat` does everything that needs the database (conversation, history, retrieval,
-the user's message) and returns before any token is requested, so no connection is held
-while the answer streams. `stream_answer` streams and then settles: it records the answer
-with its usage and cost whether it finished, failed or the client went away.
+`prepare_chat` reads what the answer needs (conversation, history, retrieval) and holds no
+connection afterwards. The cap chain (`app/caps/chain.py`) admits the call with it.
+`record_question` stores the question, and `stream_answer` streams, then settles: the
+answer, its cost and the call record are written in one transaction whether the answer
+finished, failed or the client went away, and the stream lease is given back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -17,7 +19,10 @@ from typing import Any
 
 import anyio
 
-from app.conversations import append_message, get_or_create, recent_history
+from app.calls import record_call
+from app.caps import budget
+from app.caps.chain import Admission
+from app.conversations import append_message, ensure_conversation, find_conversation, recent_history
 from app.db import session_scope
 from app.llm.client import Finished, TextDelta, UpstreamError
 from app.llm.pricing import cost_usd
@@ -37,7 +42,10 @@ class ChatEvent:
 
 @dataclass
 class PreparedChat:
+    user_id: uuid.UUID
     conversation_id: uuid.UUID
+    is_new_conversation: bool
+    question: str
     trace_id: str
     passages: list[Passage]
     messages: list[dict[str, str]]
@@ -48,6 +56,8 @@ class _Outcome:
     parts: list[str] = field(default_factory=list)
     finished: Finished | None = None
     status: str = "cancelled"
+    started: float = field(default_factory=time.perf_counter)
+    ttft_ms: float | None = None
 
 
 def source_payload(passages: list[Passage]) -> list[dict[str, Any]]:
@@ -65,17 +75,17 @@ def source_payload(passages: list[Passage]) -> list[dict[str, Any]]:
 
 
 async def prepare_chat(
-    services: Services, *, owner: str, question: str, conversation_id: uuid.UUID | None
+    services: Services, *, user_id: uuid.UUID, question: str, conversation_id: uuid.UUID | None
 ) -> PreparedChat:
     settings = services.settings
     embedding = await asyncio.to_thread(services.embedder.embed_one, question)
     async with session_scope(services.sessions) as session:
-        conversation = await get_or_create(
-            session, conversation_id=conversation_id, owner=owner, first_message=question
-        )
-        history = await recent_history(
-            session, conversation_id=conversation.id, limit=settings.history_messages
-        )
+        history: list[dict[str, str]] = []
+        if conversation_id is not None:
+            await find_conversation(session, conversation_id=conversation_id, owner=str(user_id))
+            history = await recent_history(
+                session, conversation_id=conversation_id, limit=settings.history_messages
+            )
         passages = await hybrid_search(
             session,
             query=question,
@@ -85,19 +95,38 @@ async def prepare_chat(
             min_similarity=settings.retrieval_min_similarity,
             rrf_k=settings.rrf_k,
         )
-        await append_message(
-            session, conversation_id=conversation.id, role="user", content=question
-        )
     return PreparedChat(
-        conversation_id=conversation.id,
+        user_id=user_id,
+        conversation_id=conversation_id or uuid.uuid4(),
+        is_new_conversation=conversation_id is None,
+        question=question,
         trace_id=uuid.uuid4().hex,
         passages=passages,
         messages=build_messages(question=question, passages=passages, history=history),
     )
 
 
-async def stream_answer(services: Services, prepared: PreparedChat) -> AsyncIterator[ChatEvent]:
-    settings = services.settings
+async def record_question(services: Services, prepared: PreparedChat) -> None:
+    async with session_scope(services.sessions) as session:
+        if prepared.is_new_conversation:
+            await ensure_conversation(
+                session,
+                conversation_id=prepared.conversation_id,
+                owner=str(prepared.user_id),
+                title=prepared.question,
+            )
+        await append_message(
+            session,
+            conversation_id=prepared.conversation_id,
+            role="user",
+            content=prepared.question,
+        )
+
+
+async def stream_answer(
+    services: Services, admission: Admission[PreparedChat]
+) -> AsyncIterator[ChatEvent]:
+    prepared = admission.prepared
     yield ChatEvent(
         "meta",
         {
@@ -112,10 +141,12 @@ async def stream_answer(services: Services, prepared: PreparedChat) -> AsyncIter
     try:
         async for event in services.llm.stream_chat(
             prepared.messages,
-            max_tokens=settings.llm_max_tokens,
-            temperature=settings.llm_temperature,
+            max_tokens=admission.max_tokens,
+            temperature=services.settings.llm_temperature,
         ):
             if isinstance(event, TextDelta):
+                if outcome.ttft_ms is None:
+                    outcome.ttft_ms = (time.perf_counter() - outcome.started) * 1000
                 outcome.parts.append(event.text)
                 yield ChatEvent("token", {"text": event.text})
             else:
@@ -130,7 +161,8 @@ async def stream_answer(services: Services, prepared: PreparedChat) -> AsyncIter
         error = err
     finally:
         with anyio.CancelScope(shield=True):
-            record = await _settle(services, prepared, outcome)
+            record = await _settle(services, admission, outcome)
+            await services.limiter.release(admission.lease)
     if outcome.status == "refused":
         yield ChatEvent("error", {"kind": "refused", "message": REFUSED_MESSAGE, **record})
     elif error is not None:
@@ -139,33 +171,32 @@ async def stream_answer(services: Services, prepared: PreparedChat) -> AsyncIter
         yield ChatEvent("done", record)
 
 
-async def _settle(services: Services, prepared: PreparedChat, outcome: _Outcome) -> dict[str, Any]:
-    """Record the answer and what it cost: reported usage, else tokens counted locally."""
-    text = "".join(outcome.parts)
+def _usage(prepared: PreparedChat, outcome: _Outcome) -> tuple[int, int, int]:
+    """(input, cached input, output) tokens: as reported, else counted locally; never zero."""
     finished = outcome.finished
-    input_tokens = (finished and finished.input_tokens) or count_message_tokens(prepared.messages)
-    output_tokens = (
-        finished.output_tokens
-        if finished and finished.output_tokens is not None
-        else count_tokens(text)
-    )
-    cached = finished.cached_input_tokens if finished else 0
+    counted_output = count_tokens("".join(outcome.parts))
+    if finished is None or finished.input_tokens is None:
+        return count_message_tokens(prepared.messages), 0, counted_output
+    output = finished.output_tokens if finished.output_tokens is not None else counted_output
+    return finished.input_tokens, finished.cached_input_tokens, output
+
+
+async def _settle(
+    services: Services, admission: Admission[PreparedChat], outcome: _Outcome
+) -> dict[str, Any]:
+    prepared = admission.prepared
+    reservation = admission.reservation
+    input_tokens, cached, output_tokens = _usage(prepared, outcome)
     model = services.llm.model
-    try:
-        cost = cost_usd(
-            model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cached_input_tokens=cached,
-        )
-    except KeyError:
-        cost = Decimal(0)
+    cost = cost_usd(
+        model, input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached
+    ).quantize(Decimal("0.000001"))
     async with session_scope(services.sessions) as session:
         message_id = await append_message(
             session,
             conversation_id=prepared.conversation_id,
             role="assistant",
-            content=text,
+            content="".join(outcome.parts),
             status=outcome.status,
             sources=source_payload(prepared.passages),
             model=model,
@@ -174,9 +205,31 @@ async def _settle(services: Services, prepared: PreparedChat, outcome: _Outcome)
             cost_usd=cost,
             trace_id=prepared.trace_id,
         )
+        # False when the expiry sweep already charged the whole reservation for this call.
+        settled = await budget.settle(session, reservation_id=reservation.id, cost=cost)
+        await record_call(
+            session,
+            user_id=prepared.user_id,
+            conversation_id=prepared.conversation_id,
+            model=model,
+            prompt_version=PROMPT_VERSION,
+            status=outcome.status if settled else f"{outcome.status}:late",
+            input_tokens=input_tokens,
+            cached_input_tokens=cached,
+            output_tokens=output_tokens,
+            cost_usd=cost if settled else Decimal(0),
+            reserved_usd=reservation.amount,
+            ttft_ms=outcome.ttft_ms,
+            latency_ms=(time.perf_counter() - outcome.started) * 1000,
+            reservation_id=reservation.id if settled else None,
+            trace_id=prepared.trace_id,
+        )
+        spent, reserved = await budget.spend_today(session, user_id=prepared.user_id)
+    remaining = max(services.settings.user_daily_cap_usd - spent - reserved, Decimal(0))
     return {
         "message_id": message_id,
         "model": model,
         "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
-        "cost_usd": str(cost.quantize(Decimal("0.000001"))),
+        "cost_usd": str(cost),
+        "remaining_today_usd": str(remaining.quantize(Decimal("0.01"))),
     }

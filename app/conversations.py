@@ -16,20 +16,23 @@ class ConversationNotFound(Exception):
     pass
 
 
-async def get_or_create(
-    session: AsyncSession, *, conversation_id: uuid.UUID | None, owner: str, first_message: str
+async def find_conversation(
+    session: AsyncSession, *, conversation_id: uuid.UUID, owner: str
 ) -> Conversation:
-    if conversation_id is not None:
-        conversation = await session.get(Conversation, conversation_id)
-        if conversation is None or conversation.owner != owner:
-            raise ConversationNotFound(str(conversation_id))
-        return conversation
-    conversation = Conversation(
-        id=uuid.uuid4(), owner=owner, title=first_message.strip()[:80] or "New conversation"
-    )
-    session.add(conversation)
-    await session.flush()
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is None or conversation.owner != owner:
+        raise ConversationNotFound(str(conversation_id))
     return conversation
+
+
+async def ensure_conversation(
+    session: AsyncSession, *, conversation_id: uuid.UUID, owner: str, title: str
+) -> None:
+    """Create the conversation when its first question is admitted."""
+    if await session.get(Conversation, conversation_id) is None:
+        title = title.strip()[:80] or "New conversation"
+        session.add(Conversation(id=conversation_id, owner=owner, title=title))
+        await session.flush()
 
 
 async def recent_history(
@@ -97,9 +100,7 @@ async def list_conversations(
 async def conversation_messages(
     session: AsyncSession, *, conversation_id: uuid.UUID, owner: str
 ) -> list[Message]:
-    conversation = await session.get(Conversation, conversation_id)
-    if conversation is None or conversation.owner != owner:
-        raise ConversationNotFound(str(conversation_id))
+    await find_conversation(session, conversation_id=conversation_id, owner=owner)
     rows = await session.execute(
         select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id)
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
 from app.auth.oidc import build_oidc_client
+from app.caps.ratelimit import RateLimiter
+from app.caps.redis_store import open_store
+from app.caps.refusal import CapRefused
+from app.caps.sweeper import run_sweeper
 from app.db import database_url, make_async_engine
 from app.deps import NotSignedIn
 from app.llm.client import LLMClient
@@ -48,6 +53,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             model=settings.llm_model,
             timeout_s=settings.llm_timeout_s,
         )
+        store = open_store(settings)
         app.state.services = Services(
             settings=settings,
             sessions=async_sessionmaker(engine, expire_on_commit=False),
@@ -55,10 +61,16 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             or Embedder(settings.embedding_model_path, batch_size=settings.embed_batch_size),
             llm=llm,
             oidc=build_oidc_client(settings),
+            limiter=RateLimiter(store, settings),
+        )
+        sweeper = asyncio.create_task(
+            run_sweeper(app.state.services.sessions, model=settings.llm_model, every_s=60)
         )
         try:
             yield
         finally:
+            sweeper.cancel()
+            await store.close()
             await llm.close()
             await engine.dispose()
             if local_model is not None:
@@ -84,6 +96,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         https_only=settings.secure_cookies,
     )
     app.add_exception_handler(NotSignedIn, _not_signed_in)
+    app.add_exception_handler(CapRefused, _cap_refused)
     app.include_router(pages.router)
     app.include_router(auth.router)
     app.include_router(chat.router)
@@ -98,3 +111,9 @@ async def _not_signed_in(request: Request, exc: Exception) -> Response:
         return JSONResponse({"detail": "Sign in first."}, status_code=401)
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/auth/login?{urlencode({'next': target})}", status_code=303)
+
+
+async def _cap_refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CapRefused)
+    body = {"detail": exc.message, "layer": exc.layer, "retry_after_s": exc.retry_after_s}
+    return JSONResponse(body, status_code=exc.status, headers=exc.response_headers())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
@@ -128,3 +129,63 @@ class Invite(Base):
     created_by: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SpendCounter(Base):
+    """Money spent and reserved in one scope ('user:<id>' or 'global') for one period."""
+
+    __tablename__ = "spend_counters"
+
+    scope: Mapped[str] = mapped_column(Text, primary_key=True)
+    period: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD or YYYY-MM
+    spent_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6), default=0)
+    reserved_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6), default=0)
+
+
+class Reservation(Base):
+    __tablename__ = "reservations"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
+    day: Mapped[str] = mapped_column(String(10))
+    month: Mapped[str] = mapped_column(String(7))
+    amount_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class LLMCall(Base):
+    """One record per LLM call or refused attempt: the books and the audit trail."""
+
+    __tablename__ = "llm_calls"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
+    conversation_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
+    feature: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(Text)
+    prompt_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    admission: Mapped[str] = mapped_column(String(32))  # "allowed" or the refusing layer
+    status: Mapped[str] = mapped_column(String(48))
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cached_input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6), default=0)
+    reserved_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6), default=0)
+    ttft_ms: Mapped[float | None] = mapped_column(Numeric(10, 1), nullable=True)
+    latency_ms: Mapped[float | None] = mapped_column(Numeric(10, 1), nullable=True)
+    reservation_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
+    trace_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class AppFlag(Base):
+    """Switches every replica must agree on (the kill switch), kept in the database."""
+
+    __tablename__ = "app_flags"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    enabled: Mapped[bool] = mapped_column(default=False)
+    updated_by: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

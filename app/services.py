@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from authlib.integrations.starlette_client import StarletteOAuth2App
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.caps.ratelimit import RateLimiter
 from app.llm.client import LLMClient
 from app.rag.embedder import Embedder
 from app.settings import Settings
@@ -19,3 +20,4 @@ class Services:
     embedder: Embedder
     llm: LLMClient
     oidc: StarletteOAuth2App | None
+    limiter: RateLimiter

@@ -8,6 +8,7 @@ placeholder secret refuses to start instead of running insecurely. No other modu
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -87,6 +88,24 @@ class Settings(BaseSettings):
     )
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
 
+    # --- cap chain (see docs/caps.md) ---------------------------------------------
+    rate_limit_requests: int = Field(10, ge=1, description="Requests per user per window.")
+    rate_limit_window_s: int = Field(60, ge=1, description="Sliding window length, seconds.")
+    max_concurrent_streams: int = Field(2, ge=1, description="Answers in flight per user.")
+    rate_limit_store: str = Field(
+        "memory", description="memory, redis://host:6379/0, or an Upstash REST https:// URL."
+    )
+    upstash_redis_rest_token: SecretStr | None = Field(None, description="Upstash REST token.")
+    rate_limit_store_timeout_s: float = Field(0.5, gt=0, le=10, description="Store time limit.")
+    rate_limit_fail_open: bool = Field(False, description="Allow requests when the store is down.")
+    user_daily_cap_usd: Decimal = Field(Decimal("0.50"), ge=0, description="Per user per day.")
+    global_daily_cap_usd: Decimal = Field(Decimal("20"), ge=0, description="All users per day.")
+    monthly_budget_usd: Decimal = Field(
+        Decimal("300"), ge=0, description="All users per month; mirror the provider's hard cap."
+    )
+    max_request_cost_usd: Decimal = Field(Decimal("0.05"), gt=0, description="Per-request ceiling.")
+    reservation_ttl_s: int = Field(900, ge=60, description="Unsettled reservations expire after.")
+
     # --- chat ----------------------------------------------------------------------
     history_messages: int = Field(6, ge=0, le=50, description="Prior messages sent along.")
     max_message_chars: int = Field(4000, ge=1, description="Longest accepted question.")
@@ -102,6 +121,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        store = self.rate_limit_store
+        if store != "memory" and not store.startswith(("redis", "unix://", "https://")):
+            raise ValueError("RATE_LIMIT_STORE must be memory, redis[s]://, unix:// or https://")
+        if store.startswith("https://") and self.upstash_redis_rest_token is None:
+            raise ValueError("an Upstash RATE_LIMIT_STORE needs UPSTASH_REDIS_REST_TOKEN")
         if self.chunk_overlap >= self.chunk_tokens:
             raise ValueError("CHUNK_OVERLAP must be smaller than CHUNK_TOKENS")
         if self.env == "prod":
@@ -114,6 +138,10 @@ class Settings(BaseSettings):
             )
             if not self.oidc_client_id or oidc_secret.lower() in PLACEHOLDER_SECRETS:
                 raise ValueError("OIDC_CLIENT_ID and OIDC_CLIENT_SECRET are required in prod")
+            if self.rate_limit_store == "memory":
+                raise ValueError(
+                    "RATE_LIMIT_STORE=memory is for one process only: use Redis or Upstash in prod"
+                )
             key = self.llm_api_key.get_secret_value()
             if self.llm_base_url and key.lower() in PLACEHOLDER_SECRETS:
                 raise ValueError("LLM_API_KEY is a placeholder: set the provider's key in prod")

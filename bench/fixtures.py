@@ -142,28 +142,24 @@ def chunk_rows(url: str) -> list[tuple[str, str]]:
         engine.dispose()
 
 
-def signed_in_client(base_url: str, *, timeout_s: float = 30.0) -> httpx.Client:
+@contextmanager
+def signed_in_client(base_url: str, *, timeout_s: float = 30.0) -> Iterator[httpx.Client]:
     """An HTTP client for the chat API, signed in with dev sign-in when the app has sign-in.
 
     Without a sign-in route (404) the client stays an anonymous visitor, which is all older
     versions of the app need.
     """
-    client = httpx.Client(base_url=base_url, timeout=timeout_s, headers={"Origin": base_url})
-    try:
+    with httpx.Client(base_url=base_url, timeout=timeout_s, headers={"Origin": base_url}) as client:
         response = client.post(
             "/auth/dev-login", data={"email": BENCH_EMAIL, "name": "bench", "next": "/"}
         )
-        if response.status_code == 404:
-            return client
-        if response.status_code not in (200, 303):
-            raise RuntimeError(f"dev sign-in failed: {response.status_code} {response.text}")
-        me = client.get("/api/me")
-        me.raise_for_status()
-        client.headers["X-CSRF-Token"] = str(me.json()["csrf_token"])
-        return client
-    except BaseException:
-        client.close()
-        raise
+        if response.status_code != 404:
+            if response.status_code not in (200, 303):
+                raise RuntimeError(f"dev sign-in failed: {response.status_code} {response.text}")
+            me = client.get("/api/me")
+            me.raise_for_status()
+            client.headers["X-CSRF-Token"] = str(me.json()["csrf_token"])
+        yield client
 
 
 @dataclass(frozen=True)

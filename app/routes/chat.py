@@ -7,11 +7,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field, field_validator
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from app.chat import ChatEvent, prepare_chat, stream_answer
+from app.caps.chain import admit, release_unused
+from app.chat import ChatEvent, prepare_chat, record_question, stream_answer
 from app.conversations import ConversationNotFound, conversation_messages, list_conversations
 from app.db import session_scope
 from app.deps import ServicesDep, UserDep
@@ -25,6 +27,7 @@ STREAM_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering"
 class ChatRequest(BaseModel):
     message: str = Field(min_length=1)
     conversation_id: uuid.UUID | None = None
+    max_tokens: int | None = Field(None, ge=1)
 
     @field_validator("message")
     @classmethod
@@ -41,20 +44,32 @@ async def _sse(events: AsyncIterator[ChatEvent]) -> AsyncIterator[ServerSentEven
 
 @router.post("/chat", response_model=None)
 async def chat(body: ChatRequest, services: ServicesDep, user: UserDep) -> EventSourceResponse:
-    limit = services.settings.max_message_chars
-    if len(body.message) > limit:
-        raise HTTPException(413, f"Your message is too long: at most {limit} characters, please.")
+    """Answer one question as Server-Sent Events, after the cap chain admits it."""
     try:
-        prepared = await prepare_chat(
+        admission = await admit(
             services,
-            owner=str(user.id),
-            question=body.message,
-            conversation_id=body.conversation_id,
+            user_id=user.id,
+            message=body.message,
+            max_tokens=body.max_tokens,
+            prepare=lambda: prepare_chat(
+                services,
+                user_id=user.id,
+                question=body.message,
+                conversation_id=body.conversation_id,
+            ),
         )
     except ConversationNotFound as err:
         raise HTTPException(404, "No such conversation.") from err
+    try:
+        await record_question(services, admission.prepared)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await release_unused(services, admission)
+        raise
     return EventSourceResponse(
-        _sse(stream_answer(services, prepared)), headers=STREAM_HEADERS, ping=15
+        _sse(stream_answer(services, admission)),
+        headers={**STREAM_HEADERS, **admission.lease.headers},
+        ping=15,
     )
 
 

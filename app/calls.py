@@ -1,0 +1,71 @@
+"""The call ledger: one `llm_calls` row per LLM call or refused attempt."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from decimal import Decimal
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.models import LLMCall, utcnow
+
+log = logging.getLogger("ragship.calls")
+
+
+async def record_call(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID | None,
+    model: str,
+    status: str,
+    admission: str = "allowed",
+    feature: str = "chat",
+    conversation_id: uuid.UUID | None = None,
+    prompt_version: str | None = None,
+    input_tokens: int = 0,
+    cached_input_tokens: int = 0,
+    output_tokens: int = 0,
+    cost_usd: Decimal = Decimal(0),
+    reserved_usd: Decimal = Decimal(0),
+    ttft_ms: float | None = None,
+    latency_ms: float | None = None,
+    reservation_id: uuid.UUID | None = None,
+    trace_id: str | None = None,
+) -> None:
+    session.add(
+        LLMCall(
+            created_at=utcnow(),
+            user_id=user_id,
+            conversation_id=conversation_id,
+            feature=feature,
+            model=model,
+            prompt_version=prompt_version,
+            admission=admission,
+            status=status,
+            input_tokens=input_tokens,
+            cached_input_tokens=cached_input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost_usd,
+            reserved_usd=reserved_usd,
+            ttft_ms=ttft_ms,
+            latency_ms=latency_ms,
+            reservation_id=reservation_id,
+            trace_id=trace_id,
+        )
+    )
+
+
+async def record_refusal(
+    sessions: async_sessionmaker[AsyncSession], *, user_id: uuid.UUID, model: str, layer: str
+) -> None:
+    """A refused attempt costs nothing but is on the books: who was stopped, where."""
+    try:
+        async with sessions() as session:
+            await record_call(
+                session, user_id=user_id, model=model, status="refused", admission=layer
+            )
+            await session.commit()
+    except SQLAlchemyError as err:  # never turn a refusal into a crash
+        log.error("could not record refusal (%s) for %s: %r", layer, user_id, err)

@@ -1,0 +1,112 @@
+"""Rate-limit stores on Redis: direct (redis://) and Upstash (its REST API over HTTPS).
+
+Each check is one Lua script, so it is atomic and one round trip, and reads the time
+with Redis's TIME: every replica shares the store's clock, not its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as redis
+from upstash_redis.asyncio import Redis as UpstashRedis
+
+from app.caps.store import MemoryStore, RateStore, WindowResult
+from app.settings import Settings
+
+# KEYS[1] window key; ARGV: limit, window (µs), member. Returns {allowed, remaining, retry µs}.
+SLIDING_WINDOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+if count < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
+  return {1, limit - count - 1, 0}
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {0, 0, tonumber(oldest[2]) + window - now}
+"""
+
+# KEYS[1] lease set; ARGV: limit, ttl (ms), member. Scores are expiry times. Returns 1 or 0.
+ACQUIRE_LEASE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+  return 1
+end
+return 0
+"""
+
+
+def _window(result: Any) -> WindowResult:
+    allowed, remaining, retry_us = (int(v) for v in result)
+    return WindowResult(bool(allowed), remaining, retry_us / 1_000_000)
+
+
+class RedisStore:
+    def __init__(self, url: str, *, timeout_s: float) -> None:
+        self._redis = redis.Redis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        )
+        self._window = self._redis.register_script(SLIDING_WINDOW)
+        self._acquire = self._redis.register_script(ACQUIRE_LEASE)
+
+    async def hit(self, key: str, *, limit: int, window_s: float, member: str) -> WindowResult:
+        args: list[int | str] = [limit, int(window_s * 1_000_000), member]
+        return _window(await self._window(keys=[key], args=args))
+
+    async def acquire(self, key: str, *, limit: int, ttl_s: float, member: str) -> bool:
+        return bool(await self._acquire(keys=[key], args=[limit, int(ttl_s * 1000), member]))
+
+    async def release(self, key: str, *, member: str) -> None:
+        await self._redis.zrem(key, member)
+
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+class UpstashStore:
+    """Upstash Redis over its REST API: one HTTPS request per check (EVAL)."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self._redis = UpstashRedis(
+            url, token, rest_encoding=None, rest_retries=0, allow_telemetry=False
+        )
+
+    async def hit(self, key: str, *, limit: int, window_s: float, member: str) -> WindowResult:
+        args = [str(limit), str(int(window_s * 1_000_000)), member]
+        return _window(await self._redis.eval(SLIDING_WINDOW, keys=[key], args=args))
+
+    async def acquire(self, key: str, *, limit: int, ttl_s: float, member: str) -> bool:
+        args = [str(limit), str(int(ttl_s * 1000)), member]
+        return bool(await self._redis.eval(ACQUIRE_LEASE, keys=[key], args=args))
+
+    async def release(self, key: str, *, member: str) -> None:
+        await self._redis.zrem(key, member)
+
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    async def close(self) -> None:
+        await self._redis.close()
+
+
+def open_store(settings: Settings) -> RateStore:
+    """The configured store: memory (one process only), Redis, or Upstash."""
+    url = settings.rate_limit_store
+    if url == "memory":
+        return MemoryStore()
+    if url.startswith("https://"):
+        token = settings.upstash_redis_rest_token
+        return UpstashStore(url, token.get_secret_value() if token else "")
+    return RedisStore(url, timeout_s=settings.rate_limit_store_timeout_s)
