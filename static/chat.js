@@ -113,7 +113,10 @@ async function ask(question) {
       if (name === "meta") { conversationId = data.conversation_id; node.dataset.traceId = data.trace_id; }
       else if (name === "sources") renderSources(node, data.sources);
       else if (name === "token") { body.textContent += data.text; node.scrollIntoView({ block: "end" }); }
-      else if (name === "done") node.append(element("div", "meta", `${data.usage.input_tokens} + ${data.usage.output_tokens} tokens · $${data.cost_usd}`));
+      else if (name === "done") {
+        node.append(element("div", "meta", `${data.usage.input_tokens} + ${data.usage.output_tokens} tokens · $${data.cost_usd}`));
+        showBudget(data.remaining_today_usd);
+      }
       else if (name === "error") showError(node, data.message);
     });
   } catch (err) {
@@ -125,7 +128,11 @@ async function ask(question) {
     controller = null;
     $("send").hidden = false;
     $("stop").hidden = true;
-    async function signOut() {
+    function showBudget(remaining) {
+  $("budget").textContent = `Today: $${remaining} left (resets 00:00 UTC)`;
+}
+
+async function signOut() {
   await api("/auth/logout", { method: "POST" });
   window.location.href = "/auth/login";
 }
@@ -135,6 +142,8 @@ async function start() {
   if (!response.ok) return;
   me = await response.json();
   $("who").textContent = me.email;
+  showBudget(me.budget.remaining_today_usd);
+  $("banner").hidden = !me.paused;
   $("admin-link").hidden = !me.is_admin;
   loadConversations();
 }
@@ -168,7 +177,11 @@ async function openConversation(id) {
     const node = addMessage(m.role, m.content);
     if (m.role === "assistant") renderSources(node, m.sources || []);
   }
-  async function signOut() {
+  function showBudget(remaining) {
+  $("budget").textContent = `Today: $${remaining} left (resets 00:00 UTC)`;
+}
+
+async function signOut() {
   await api("/auth/logout", { method: "POST" });
   window.location.href = "/auth/login";
 }
@@ -178,6 +191,8 @@ async function start() {
   if (!response.ok) return;
   me = await response.json();
   $("who").textContent = me.email;
+  showBudget(me.budget.remaining_today_usd);
+  $("banner").hidden = !me.paused;
   $("admin-link").hidden = !me.is_admin;
   loadConversations();
 }
@@ -200,23 +215,10 @@ $("stop").addEventListener("click", () => controller?.abort());
 $("new-chat").addEventListener("click", () => {
   conversationId = null;
   $("messages").replaceChildren(element("p", "hint", "New conversation. Ask away."));
-  async function signOut() {
-  await api("/auth/logout", { method: "POST" });
-  window.location.href = "/auth/login";
+  function showBudget(remaining) {
+  $("budget").textContent = `Today: $${remaining} left (resets 00:00 UTC)`;
 }
 
-async function start() {
-  const response = await api("/api/me");
-  if (!response.ok) return;
-  me = await response.json();
-  $("who").textContent = me.email;
-  $("admin-link").hidden = !me.is_admin;
-  loadConversations();
-}
-
-$("sign-out").addEventListener("click", signOut);
-start();
-});
 async function signOut() {
   await api("/auth/logout", { method: "POST" });
   window.location.href = "/auth/login";
@@ -227,6 +229,31 @@ async function start() {
   if (!response.ok) return;
   me = await response.json();
   $("who").textContent = me.email;
+  showBudget(me.budget.remaining_today_usd);
+  $("banner").hidden = !me.paused;
+  $("admin-link").hidden = !me.is_admin;
+  loadConversations();
+}
+
+$("sign-out").addEventListener("click", signOut);
+start();
+});
+function showBudget(remaining) {
+  $("budget").textContent = `Today: $${remaining} left (resets 00:00 UTC)`;
+}
+
+async function signOut() {
+  await api("/auth/logout", { method: "POST" });
+  window.location.href = "/auth/login";
+}
+
+async function start() {
+  const response = await api("/api/me");
+  if (!response.ok) return;
+  me = await response.json();
+  $("who").textContent = me.email;
+  showBudget(me.budget.remaining_today_usd);
+  $("banner").hidden = !me.paused;
   $("admin-link").hidden = !me.is_admin;
   loadConversations();
 }

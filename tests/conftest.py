@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pgserver
@@ -132,7 +134,10 @@ def make_settings(**overrides: object) -> Settings:
 
 @pytest.fixture(scope="session")
 def settings(db_url: str, local_model: LocalModel) -> Settings:
-    return make_settings(database_url=db_url, llm_base_url=local_model.base_url)
+    # A generous rate limit: tests that exercise the limit start their own app.
+    return make_settings(
+        database_url=db_url, llm_base_url=local_model.base_url, rate_limit_requests=10_000
+    )
 
 
 @pytest.fixture(scope="session")
@@ -164,6 +169,14 @@ def client(app_server: BackgroundServer) -> Iterator[httpx.Client]:
 def anonymous(app_server: BackgroundServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=app_server.url, timeout=30) as client:
         yield client
+
+
+def eventually(condition: Any, *, timeout_s: float = 30.0, what: str = "condition") -> None:
+    """Wait for a condition that another process or thread makes true; fail after timeout."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 def scalar(engine: Engine, sql: str, **params: object) -> object:

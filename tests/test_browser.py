@@ -10,6 +10,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from app.localmodel.runner import BackgroundServer
+from app.main import create_app
+from app.rag.embedder import Embedder
+from app.settings import Settings
 from tests.oidc_provider import Provider
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -36,13 +39,17 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser, app_server: BackgroundServer) -> Iterator[Page]:
     context = browser.new_context(base_url=app_server.url)
     page = context.new_page()
-    page.goto("/")
-    expect(page).to_have_url(re.compile(r"/auth/login"))
-    page.fill("input[name=email]", "browser@example.com")
-    page.click("form[action='/auth/dev-login'] button")
-    expect(page.locator("#who")).to_have_text("browser@example.com")
+    dev_sign_in(page, "browser@example.com")
     yield page
     context.close()
+
+
+def dev_sign_in(page: Page, email: str) -> None:
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/auth/login"))
+    page.fill("input[name=email]", email)
+    page.click("form[action='/auth/dev-login'] button")
+    expect(page.locator("#who")).to_have_text(email)
 
 
 def ask(page: Page, question: str) -> None:
@@ -105,3 +112,23 @@ def test_oidc_sign_in_chat_and_sign_out(
         expect(page).to_have_url(re.compile(r"/auth/login"))
     finally:
         context.close()
+
+
+def test_rate_limit_message_and_budget_are_shown(
+    browser: Browser, settings: Settings, embedder: Embedder
+) -> None:
+    strict = settings.model_copy(update={"rate_limit_requests": 2})
+    server = BackgroundServer(create_app(strict, embedder=embedder)).start()
+    context = browser.new_context(base_url=server.url)
+    page = context.new_page()
+    try:
+        dev_sign_in(page, "strict@example.com")
+        expect(page.locator("#budget")).to_contain_text("left (resets 00:00 UTC)")
+        for n in range(3):
+            ask(page, f"How do I run the tests? {n}")
+            expect(page.locator(".msg.assistant.complete")).to_have_count(n + 1, timeout=20_000)
+        expect(page.locator(".msg.assistant .error")).to_have_count(1)
+        expect(page.locator(".msg.assistant .error")).to_contain_text("2 messages every minute")
+    finally:
+        context.close()
+        server.stop()

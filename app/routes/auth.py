@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from datetime import timedelta
+from decimal import Decimal
 from html import escape
 from typing import Any
 
@@ -21,6 +22,8 @@ from joserfc.errors import JoseError
 from app.auth.access import AccessDenied, Identity, admit
 from app.auth.csrf import require_same_origin
 from app.auth.sessions import SESSION_COOKIE, create_session, end_session
+from app.caps.budget import seconds_to_midnight_utc, spend_today
+from app.caps.killswitch import is_paused
 from app.db import session_scope
 from app.deps import ServicesDep, UserDep
 from app.routes.html import message_page, page
@@ -192,10 +195,23 @@ async def accept_invite(code: str, request: Request) -> RedirectResponse:
 
 
 @router.get("/api/me")
-async def me(user: UserDep) -> dict[str, Any]:
+async def me(user: UserDep, services: ServicesDep) -> dict[str, Any]:
+    """Who is signed in, the CSRF token for state-changing calls, and today's budget."""
+    async with session_scope(services.sessions) as session:
+        spent, reserved = await spend_today(session, user_id=user.id)
+        paused = await is_paused(session)
+    cap = services.settings.user_daily_cap_usd
+    remaining = max(cap - spent - reserved, Decimal(0))
     return {
         "email": user.email,
         "name": user.name,
         "is_admin": user.is_admin,
         "csrf_token": user.csrf_token,
+        "budget": {
+            "daily_cap_usd": str(cap),
+            "spent_today_usd": str(spent.quantize(Decimal("0.000001"))),
+            "remaining_today_usd": str(remaining.quantize(Decimal("0.01"))),
+            "resets_in_s": seconds_to_midnight_utc(),
+        },
+        "paused": paused,
     }

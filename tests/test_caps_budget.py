@@ -1,0 +1,171 @@
+"""Spending caps by reservation, against a real PostgreSQL, under real concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from decimal import Decimal
+
+from sqlalchemy import Engine, text
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from app.caps import budget
+from app.caps.refusal import GLOBAL_DAILY, MONTHLY, USER_DAILY, CapRefused
+from app.caps.sweeper import sweep_expired
+from app.db import make_async_engine
+from tests.conftest import make_settings, scalar
+
+
+def _run_reservations(
+    db_url: str, settings_overrides: dict[str, object], users: list[uuid.UUID], amount: str
+):  # type: ignore[no-untyped-def]
+    settings = make_settings(**settings_overrides)
+
+    async def go() -> list[budget.Reservation | BaseException]:
+        engine = make_async_engine(db_url, pool_size=20)
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        try:
+            results = await asyncio.gather(
+                *(
+                    budget.reserve(sessions, settings, user_id=u, amount=Decimal(amount))
+                    for u in users
+                ),
+                return_exceptions=True,
+            )
+            for r in results:  # settle every admitted call at its full reservation
+                if isinstance(r, budget.Reservation):
+                    async with sessions() as session, session.begin():
+                        await budget.settle(session, reservation_id=r.id, cost=r.amount)
+            return results
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def test_user_cap_with_20_concurrent_reservations_admits_exactly_2(
+    db_url: str, db_engine: Engine
+) -> None:
+    user = uuid.uuid4()
+    day, _ = budget.periods()
+    with db_engine.begin() as conn:  # $0.45 already spent: $0.05 left of $0.50
+        conn.execute(
+            text("INSERT INTO spend_counters VALUES (:s, :d, 0.45, 0)"),
+            {"s": f"user:{user}", "d": day},
+        )
+    results = _run_reservations(
+        db_url, {"global_daily_cap_usd": 1000, "monthly_budget_usd": 100000}, [user] * 20, "0.02"
+    )
+    admitted = [r for r in results if isinstance(r, budget.Reservation)]
+    refused = [r for r in results if isinstance(r, CapRefused)]
+    assert len(admitted) == 2 and len(refused) == 18
+    assert {r.layer for r in refused} == {USER_DAILY} and {r.status for r in refused} == {429}
+    spent = scalar(
+        db_engine,
+        "SELECT spent_usd FROM spend_counters WHERE scope = :s AND period = :d",
+        s=f"user:{user}",
+        d=day,
+    )
+    assert spent == Decimal("0.49") and spent <= Decimal("0.50")
+
+
+def test_global_cap_with_100_users_times_5_concurrent(
+    db_url: str, db_engine: Engine, new_database
+) -> None:  # type: ignore[no-untyped-def]
+    url = new_database()  # its own database: the global counter starts at zero
+    users = [uuid.uuid4() for _ in range(100)] * 5
+    results = _run_reservations(
+        url,
+        {"user_daily_cap_usd": 100, "global_daily_cap_usd": "1.00", "monthly_budget_usd": 100000},
+        users,
+        "0.01",
+    )
+    admitted = [r for r in results if isinstance(r, budget.Reservation)]
+    refused = [r for r in results if isinstance(r, CapRefused)]
+    assert len(admitted) == 100 and len(refused) == 400
+    assert {r.layer for r in refused} == {GLOBAL_DAILY} and {r.status for r in refused} == {503}
+    from app.db import make_sync_engine
+
+    engine = make_sync_engine(url)
+    day, _ = budget.periods()
+    assert scalar(
+        engine, "SELECT spent_usd FROM spend_counters WHERE scope = 'global' AND period = :d", d=day
+    ) == Decimal("1.00")
+    assert scalar(engine, "SELECT count(*) FROM reservations WHERE settled_at IS NULL") == 0
+    engine.dispose()
+
+
+def test_monthly_budget_is_a_cap_too(new_database) -> None:  # type: ignore[no-untyped-def]
+    url = new_database()
+    results = _run_reservations(
+        url,
+        {"user_daily_cap_usd": 100, "global_daily_cap_usd": 100, "monthly_budget_usd": "0.03"},
+        [uuid.uuid4() for _ in range(10)],
+        "0.01",
+    )
+    assert sum(isinstance(r, budget.Reservation) for r in results) == 3
+    assert {r.layer for r in results if isinstance(r, CapRefused)} == {MONTHLY}
+
+
+def test_expired_reservations_are_swept_and_charged_in_full(db_url: str, db_engine: Engine) -> None:
+    user = uuid.uuid4()
+    settings = make_settings()
+
+    async def go() -> int:
+        engine = make_async_engine(db_url)
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        try:
+            reservation = await budget.reserve(
+                sessions, settings, user_id=user, amount=Decimal("0.004")
+            )
+            async with sessions() as session, session.begin():  # as if its replica died
+                await session.execute(
+                    text(
+                        "UPDATE reservations SET expires_at = now() - interval '1 second' WHERE id = :id"
+                    ),
+                    {"id": reservation.id},
+                )
+            swept = await sweep_expired(sessions, model="ragship-local-1")
+            again = await sweep_expired(sessions, model="ragship-local-1")
+            async with sessions() as session, session.begin():
+                late = await budget.settle(
+                    session, reservation_id=reservation.id, cost=Decimal("0.001")
+                )
+            assert (again, late) == (0, False)
+            return swept
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(go()) >= 1
+    day, _ = budget.periods()
+    assert scalar(
+        db_engine,
+        "SELECT spent_usd FROM spend_counters WHERE scope = :s AND period = :d",
+        s=f"user:{user}",
+        d=day,
+    ) == Decimal("0.004")
+    assert (
+        scalar(
+            db_engine,
+            "SELECT reserved_usd FROM spend_counters WHERE scope = :s AND period = :d",
+            s=f"user:{user}",
+            d=day,
+        )
+        == 0
+    )
+    assert scalar(
+        db_engine,
+        "SELECT cost_usd FROM llm_calls WHERE user_id = :u AND status = 'expired'",
+        u=user,
+    ) == Decimal("0.004")
+
+
+def test_midnight_utc_is_the_day_boundary() -> None:
+    from datetime import UTC, datetime
+
+    assert budget.periods(datetime(2026, 3, 31, 23, 59, 59, tzinfo=UTC)) == (
+        "2026-03-31",
+        "2026-03",
+    )
+    assert budget.periods(datetime(2026, 4, 1, 0, 0, 0, tzinfo=UTC)) == ("2026-04-01", "2026-04")
+    assert budget.seconds_to_midnight_utc(datetime(2026, 4, 1, 23, 0, 0, tzinfo=UTC)) == 3601

@@ -1,0 +1,178 @@
+"""Rate-limit stores under concurrency: memory, real Redis, and Upstash's REST client over
+HTTP in front of the same Redis. Each check must be atomic: exactly `limit` get through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from app.caps.ratelimit import RateLimiter
+from app.caps.redis_store import RedisStore, UpstashStore
+from app.caps.refusal import CONCURRENCY, RATE_LIMIT, STORE_DOWN, CapRefused
+from app.caps.store import MemoryStore, RateStore
+from app.localmodel.runner import BackgroundServer
+from tests.conftest import make_settings
+from tests.upstash_proxy import TOKEN, create_upstash_proxy
+
+BACKENDS = ["memory", "redis", "upstash"]
+
+
+@pytest.fixture(scope="module")
+def upstash_url(redis_url: str) -> Iterator[str]:
+    server = BackgroundServer(create_upstash_proxy(redis_url)).start()
+    yield server.url
+    server.stop()
+
+
+def make_store(kind: str, redis_url: str, upstash_url: str) -> RateStore:
+    if kind == "memory":
+        return MemoryStore()
+    if kind == "redis":
+        return RedisStore(redis_url, timeout_s=2)
+    return UpstashStore(upstash_url, TOKEN)
+
+
+async def _admit_many(
+    limiter: RateLimiter, user: uuid.UUID, n: int
+) -> tuple[int, list[str], float]:
+    started = time.perf_counter()
+    results = await asyncio.gather(*(limiter.admit(user) for _ in range(n)), return_exceptions=True)
+    elapsed = time.perf_counter() - started
+    refused = [r.layer for r in results if isinstance(r, CapRefused)]
+    others = [r for r in results if isinstance(r, BaseException) and not isinstance(r, CapRefused)]
+    assert not others, others
+    return n - len(refused), refused, elapsed
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_50_concurrent_requests_admit_exactly_the_limit(
+    kind: str, redis_url: str, upstash_url: str
+) -> None:
+    settings = make_settings(
+        rate_limit_requests=10, max_concurrent_streams=1000, rate_limit_store_timeout_s=5
+    )
+
+    async def run() -> tuple[int, list[str], float]:
+        store = make_store(kind, redis_url, upstash_url)
+        try:
+            return await _admit_many(RateLimiter(store, settings), uuid.uuid4(), 50)
+        finally:
+            await store.close()
+
+    admitted, refused, elapsed = asyncio.run(run())
+    assert admitted == 10
+    assert refused == [RATE_LIMIT] * 40
+    print(f"{kind}: 50 concurrent checks in {elapsed * 1000:.0f} ms, 10 admitted")
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_concurrent_stream_leases_are_exact_and_given_back(
+    kind: str, redis_url: str, upstash_url: str
+) -> None:
+    settings = make_settings(rate_limit_requests=1000, max_concurrent_streams=2)
+
+    async def run() -> None:
+        store = make_store(kind, redis_url, upstash_url)
+        limiter = RateLimiter(store, settings)
+        user = uuid.uuid4()
+        try:
+            admitted, refused, _ = await _admit_many(limiter, user, 8)
+            assert (admitted, refused) == (2, [CONCURRENCY] * 6)
+            # Give both leases back: two more may start.
+            for key_member in await _leases(store, user):
+                await store.release(f"streams:{user}", member=key_member)
+            assert (await _admit_many(limiter, user, 3))[0] == 2
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+async def _leases(store: RateStore, user: uuid.UUID) -> list[str]:
+    if isinstance(store, MemoryStore):
+        return list(store._leases[f"streams:{user}"])
+    if isinstance(store, RedisStore):
+        return [m.decode() for m in await store._redis.zrange(f"streams:{user}", 0, -1)]
+    assert isinstance(store, UpstashStore)
+    return list(await store._redis.zrange(f"streams:{user}", 0, -1))
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_refusal_says_when_to_retry(kind: str, redis_url: str, upstash_url: str) -> None:
+    settings = make_settings(
+        rate_limit_requests=2, rate_limit_window_s=60, max_concurrent_streams=100
+    )
+
+    async def run() -> CapRefused:
+        store = make_store(kind, redis_url, upstash_url)
+        limiter = RateLimiter(store, settings)
+        user = uuid.uuid4()
+        try:
+            await limiter.admit(user)
+            await limiter.admit(user)
+            with pytest.raises(CapRefused) as refused:
+                await limiter.admit(user)
+            return refused.value
+        finally:
+            await store.close()
+
+    refusal = asyncio.run(run())
+    headers = refusal.response_headers()
+    assert refusal.status == 429 and 55 <= int(headers["Retry-After"]) <= 60
+    assert headers["RateLimit-Limit"] == "2" and headers["RateLimit-Remaining"] == "0"
+    assert "2 messages every minute" in refusal.message
+
+
+@pytest.fixture(scope="module")
+def hanging_port() -> Iterator[int]:
+    """A port that accepts connections (into the backlog) and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+@pytest.mark.parametrize("kind", ["redis", "upstash"])
+@pytest.mark.parametrize("failure", ["refused", "hangs"])
+def test_store_down_refuses_within_a_second(kind: str, failure: str, hanging_port: int) -> None:
+    settings = make_settings(rate_limit_store_timeout_s=0.5)
+    port = hanging_port if failure == "hangs" else 1
+    dead: RateStore = (
+        RedisStore(f"redis://127.0.0.1:{port}/0", timeout_s=0.5)
+        if kind == "redis"
+        else UpstashStore(f"http://127.0.0.1:{port}", TOKEN)
+    )
+
+    async def run() -> tuple[CapRefused, float]:
+        started = time.perf_counter()
+        try:
+            with pytest.raises(CapRefused) as refused:
+                await RateLimiter(dead, settings).admit(uuid.uuid4())
+            return refused.value, time.perf_counter() - started
+        finally:
+            await dead.close()
+
+    refusal, elapsed = asyncio.run(run())
+    assert refusal.layer == STORE_DOWN and refusal.status == 503
+    assert elapsed < 1.0
+
+
+def test_store_down_can_be_configured_to_allow() -> None:
+    settings = make_settings(rate_limit_fail_open=True)
+    dead = RedisStore("redis://127.0.0.1:1/0", timeout_s=0.5)
+
+    async def run() -> None:
+        try:
+            lease = await RateLimiter(dead, settings).admit(uuid.uuid4())
+            assert lease.key is None
+        finally:
+            await dead.close()
+
+    asyncio.run(run())
