@@ -187,7 +187,7 @@ async def _settle(
     prepared = admission.prepared
     reservation = admission.reservation
     input_tokens, cached, output_tokens = _usage(prepared, outcome)
-    model = services.llm.model
+    model = outcome.finished.model if outcome.finished else services.llm.model
     cost = cost_usd(
         model, input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached
     ).quantize(Decimal("0.000001"))

@@ -14,6 +14,8 @@ from app.auth.csrf import SAFE_METHODS, require_csrf
 from app.auth.sessions import SESSION_COOKIE, resolve_session
 from app.db import session_scope
 from app.services import Services
+from app.status.llm_health import LLMHealthCheck
+from app.status.prober import Prober
 
 
 class NotSignedIn(Exception):
@@ -36,6 +38,20 @@ def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_llm_health(request: Request) -> LLMHealthCheck:
+    check: LLMHealthCheck = request.app.state.llm_health
+    return check
+
+
+def get_prober(request: Request) -> Prober:
+    prober: Prober = request.app.state.prober
+    return prober
+
+
+LLMHealthDep = Annotated[LLMHealthCheck, Depends(get_llm_health)]
+ProberDep = Annotated[Prober, Depends(get_prober)]
 
 
 async def get_current_user(request: Request, services: ServicesDep) -> CurrentUser:

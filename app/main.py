@@ -25,10 +25,12 @@ from app.llm.client import LLMClient
 from app.localmodel.runner import BackgroundServer
 from app.localmodel.server import create_local_model
 from app.rag.embedder import Embedder
-from app.routes import admin, auth, chat, health, pages
+from app.routes import admin, auth, chat, health, pages, status
 from app.routes.pages import STATIC_DIR
 from app.services import Services
 from app.settings import Settings, get_settings
+from app.status.llm_health import LLMHealthCheck
+from app.status.prober import Prober
 
 log = logging.getLogger("ragship")
 
@@ -48,10 +50,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             base_url = f"{local_model.url}/v1"
             log.info("using the built-in local model at %s", base_url)
         llm = LLMClient(
-            base_url=base_url,
-            api_key=settings.llm_api_key.get_secret_value(),
-            model=settings.llm_model,
-            timeout_s=settings.llm_timeout_s,
+            base_url=base_url, api_key=settings.llm_api_key.get_secret_value(), settings=settings
         )
         store = open_store(settings)
         app.state.services = Services(
@@ -63,13 +62,20 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             oidc=build_oidc_client(settings),
             limiter=RateLimiter(store, settings),
         )
-        sweeper = asyncio.create_task(
-            run_sweeper(app.state.services.sessions, model=settings.llm_model, every_s=60)
-        )
+        app.state.llm_health = LLMHealthCheck(app.state.services)
+        app.state.prober = Prober(app.state.services, app.state.llm_health)
+        background = [
+            asyncio.create_task(
+                run_sweeper(app.state.services.sessions, model=settings.llm_model, every_s=60)
+            ),
+            asyncio.create_task(app.state.prober.run_forever()),
+        ]
         try:
             yield
         finally:
-            sweeper.cancel()
+            for task in background:
+                task.cancel()
+            await app.state.prober.close()
             await store.close()
             await llm.close()
             await engine.dispose()
@@ -102,6 +108,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.include_router(chat.router)
     app.include_router(admin.router)
     app.include_router(health.router)
+    app.include_router(status.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 

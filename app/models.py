@@ -189,3 +189,25 @@ class AppFlag(Base):
     enabled: Mapped[bool] = mapped_column(default=False)
     updated_by: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class StatusProbe(Base):
+    __tablename__ = "status_probes"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    component: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))  # operational, degraded, down, unknown
+    latency_ms: Mapped[float | None] = mapped_column(Numeric(10, 1), nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    component: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    notes: Mapped[str] = mapped_column(Text, default="")

@@ -20,6 +20,7 @@ GOOGLE_DISCOVERY_URL = "https://accounts.google.com/.well-known/openid-configura
 EmailList = Annotated[list[str], NoDecode]
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "local", "sk-...", "xxx"})
 LOCAL_MODEL_ID = "ragship-local-1"
+LOCAL_MODEL_IDS = (LOCAL_MODEL_ID, "ragship-local-1-mini")  # the second serves as a fallback
 
 
 class Settings(BaseSettings):
@@ -68,6 +69,19 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(60.0, gt=0, description="Upstream request timeout.")
     llm_max_tokens: int = Field(512, ge=1, le=32768, description="Max output tokens.")
     llm_temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature.")
+    llm_fallback_model: str | None = Field(None, description="Model tried when the main one fails.")
+    llm_max_retries: int = Field(2, ge=0, le=10, description="Retries after a failed attempt.")
+    llm_retry_budget_s: float = Field(20.0, gt=0, description="Most time spent on retries.")
+    llm_first_token_timeout_s: float = Field(20.0, gt=0, description="Wait for the first token.")
+    llm_total_timeout_s: float = Field(180.0, gt=0, description="Longest a whole answer may take.")
+    breaker_failures: int = Field(5, ge=1, description="Consecutive failures that open it.")
+    breaker_cooldown_s: float = Field(30.0, gt=0, description="Fail fast this long when open.")
+    llm_health_cache_s: float = Field(60.0, ge=0, description="GET /health/llm result reuse.")
+    provider_status_url: str | None = Field(
+        None, description="Statuspage summary.json of the provider (OpenAI's, for example)."
+    )
+    provider_name: str = Field("OpenAI", description="Provider name on the status page.")
+    status_probe_interval_s: float = Field(60.0, ge=1, description="Status prober period.")
     local_model_token_delay_s: float = Field(
         0.02, ge=0, le=5, description="Built-in local model: pause between streamed words."
     )

@@ -128,7 +128,30 @@ async function ask(question) {
     controller = null;
     $("send").hidden = false;
     $("stop").hidden = true;
-    function showBudget(remaining) {
+    async function showStatusBanner() {
+  const response = await fetch("/api/status");
+  if (!response.ok) return;
+  const status = await response.json();
+  let message = "";
+  if (status.paused) message = `The assistant is ${status.paused_reason}.`;
+  else if (status.overall !== "operational") {
+    const llm = status.components.find((c) => c.name === "llm_upstream");
+    message = llm && llm.state !== "operational"
+      ? "The upstream provider is degraded: answers may fail. See the status page."
+      : "Some parts of the service are degraded. See the status page.";
+  } else if (status.provider.state === "degraded" || status.provider.state === "down") {
+    message = status.provider.headline;
+  }
+  $("banner").textContent = message;
+  if (message) {
+    const link = element("a", "", " Status page");
+    link.href = "/status";
+    $("banner").append(link);
+  }
+  $("banner").hidden = !message;
+}
+
+function showBudget(remaining) {
   $("budget").textContent = `Today: $${remaining} left (resets 00:00 UTC)`;
 }
 
@@ -143,7 +166,7 @@ async function start() {
   me = await response.json();
   $("who").textContent = me.email;
   showBudget(me.budget.remaining_today_usd);
-  $("banner").hidden = !me.paused;
+  showStatusBanner();
   $("admin-link").hidden = !me.is_admin;
   loadConversations();
 }
@@ -177,7 +200,30 @@ async function openConversation(id) {
     const node = addMessage(m.role, m.content);
     if (m.role === "assistant") renderSources(node, m.sources || []);
   }
-  function showBudget(remaining) {
+  async function showStatusBanner() {
+  const response = await fetch("/api/status");
+  if (!response.ok) return;
+  const status = await response.json();
+  let message = "";
+  if (status.paused) message = `The assistant is ${status.paused_reason}.`;
+  else if (status.overall !== "operational") {
+    const llm = status.components.find((c) => c.name === "llm_upstream");
+    message = llm && llm.state !== "operational"
+      ? "The upstream provider is degraded: answers may fail. See the status page."
+      : "Some parts of the service are degraded. See the status page.";
+  } else if (status.provider.state === "degraded" || status.provider.state === "down") {
+    message = status.provider.headline;
+  }
+  $("banner").textContent = message;
+  if (message) {
+    const link = element("a", "", " Status page");
+    link.href = "/status";
+    $("banner").append(link);
+  }
+  $("banner").hidden = !message;
+}
+
+function showBudget(remaining) {
   $("budget").textContent = `Today: $${remaining} left (resets 00:00 UTC)`;
 }
 
@@ -192,7 +238,7 @@ async function start() {
   me = await response.json();
   $("who").textContent = me.email;
   showBudget(me.budget.remaining_today_usd);
-  $("banner").hidden = !me.paused;
+  showStatusBanner();
   $("admin-link").hidden = !me.is_admin;
   loadConversations();
 }
@@ -215,29 +261,29 @@ $("stop").addEventListener("click", () => controller?.abort());
 $("new-chat").addEventListener("click", () => {
   conversationId = null;
   $("messages").replaceChildren(element("p", "hint", "New conversation. Ask away."));
-  function showBudget(remaining) {
-  $("budget").textContent = `Today: $${remaining} left (resets 00:00 UTC)`;
-}
-
-async function signOut() {
-  await api("/auth/logout", { method: "POST" });
-  window.location.href = "/auth/login";
-}
-
-async function start() {
-  const response = await api("/api/me");
+  async function showStatusBanner() {
+  const response = await fetch("/api/status");
   if (!response.ok) return;
-  me = await response.json();
-  $("who").textContent = me.email;
-  showBudget(me.budget.remaining_today_usd);
-  $("banner").hidden = !me.paused;
-  $("admin-link").hidden = !me.is_admin;
-  loadConversations();
+  const status = await response.json();
+  let message = "";
+  if (status.paused) message = `The assistant is ${status.paused_reason}.`;
+  else if (status.overall !== "operational") {
+    const llm = status.components.find((c) => c.name === "llm_upstream");
+    message = llm && llm.state !== "operational"
+      ? "The upstream provider is degraded: answers may fail. See the status page."
+      : "Some parts of the service are degraded. See the status page.";
+  } else if (status.provider.state === "degraded" || status.provider.state === "down") {
+    message = status.provider.headline;
+  }
+  $("banner").textContent = message;
+  if (message) {
+    const link = element("a", "", " Status page");
+    link.href = "/status";
+    $("banner").append(link);
+  }
+  $("banner").hidden = !message;
 }
 
-$("sign-out").addEventListener("click", signOut);
-start();
-});
 function showBudget(remaining) {
   $("budget").textContent = `Today: $${remaining} left (resets 00:00 UTC)`;
 }
@@ -253,7 +299,53 @@ async function start() {
   me = await response.json();
   $("who").textContent = me.email;
   showBudget(me.budget.remaining_today_usd);
-  $("banner").hidden = !me.paused;
+  showStatusBanner();
+  $("admin-link").hidden = !me.is_admin;
+  loadConversations();
+}
+
+$("sign-out").addEventListener("click", signOut);
+start();
+});
+async function showStatusBanner() {
+  const response = await fetch("/api/status");
+  if (!response.ok) return;
+  const status = await response.json();
+  let message = "";
+  if (status.paused) message = `The assistant is ${status.paused_reason}.`;
+  else if (status.overall !== "operational") {
+    const llm = status.components.find((c) => c.name === "llm_upstream");
+    message = llm && llm.state !== "operational"
+      ? "The upstream provider is degraded: answers may fail. See the status page."
+      : "Some parts of the service are degraded. See the status page.";
+  } else if (status.provider.state === "degraded" || status.provider.state === "down") {
+    message = status.provider.headline;
+  }
+  $("banner").textContent = message;
+  if (message) {
+    const link = element("a", "", " Status page");
+    link.href = "/status";
+    $("banner").append(link);
+  }
+  $("banner").hidden = !message;
+}
+
+function showBudget(remaining) {
+  $("budget").textContent = `Today: $${remaining} left (resets 00:00 UTC)`;
+}
+
+async function signOut() {
+  await api("/auth/logout", { method: "POST" });
+  window.location.href = "/auth/login";
+}
+
+async function start() {
+  const response = await api("/api/me");
+  if (!response.ok) return;
+  me = await response.json();
+  $("who").textContent = me.email;
+  showBudget(me.budget.remaining_today_usd);
+  showStatusBanner();
   $("admin-link").hidden = !me.is_admin;
   loadConversations();
 }

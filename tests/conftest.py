@@ -126,8 +126,30 @@ def _no_leftover_faults(request: pytest.FixtureRequest) -> Iterator[None]:
         request.getfixturevalue("local_model").clear()
 
 
+@pytest.fixture
+def start_app(db_url: str, local_model: LocalModel, embedder: Embedder, corpus: object):  # type: ignore[no-untyped-def]
+    """Factory: run an app with these cap settings; stopped after the test."""
+    servers: list[BackgroundServer] = []
+
+    def start(**overrides: Any) -> BackgroundServer:
+        values = {"database_url": db_url, "llm_base_url": local_model.base_url, **overrides}
+        server = BackgroundServer(create_app(make_settings(**values), embedder=embedder)).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
 def make_settings(**overrides: object) -> Settings:
-    values: dict[str, object] = {"env": "dev", "local_model_token_delay_s": 0.0}
+    # The status prober probes on demand in tests (POST /api/admin/status/probe), never behind
+    # a test's back: its upstream ping would otherwise consume injected faults.
+    values: dict[str, object] = {
+        "env": "dev",
+        "local_model_token_delay_s": 0.0,
+        "status_probe_interval_s": 3600,
+    }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

@@ -20,6 +20,10 @@ PUBLIC = {
     ("GET", "/about"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/status"),
+    ("GET", "/api/status"),
+    # One minimal upstream call per LLM_HEALTH_CACHE_S at most, however often it is polled.
+    ("GET", "/health/llm"),
     ("GET", "/auth/login"),
     ("GET", "/auth/start"),
     ("GET", "/auth/callback"),

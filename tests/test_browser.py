@@ -132,3 +132,24 @@ def test_rate_limit_message_and_budget_are_shown(
     finally:
         context.close()
         server.stop()
+
+
+def test_chat_page_shows_a_banner_when_paused(page: Page, settings: Settings) -> None:
+    """The kill switch (set by an admin) shows as a banner for every signed-in user."""
+    from app.db import make_sync_engine
+
+    engine = make_sync_engine(str(settings.database_url))
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO app_flags (key, enabled, updated_by, updated_at) "
+                "VALUES ('kill_switch', true, 'test', now()) "
+                "ON CONFLICT (key) DO UPDATE SET enabled = true"
+            )
+        page.reload()
+        expect(page.locator("#banner")).to_contain_text("paused by the operator")
+        expect(page.locator("#banner a")).to_have_attribute("href", "/status")
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE app_flags SET enabled = false WHERE key = 'kill_switch'")
+        engine.dispose()

@@ -11,29 +11,11 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import Engine
 
 from app.localmodel.runner import BackgroundServer
-from app.main import create_app
 from app.rag.embedder import Embedder
-from tests.conftest import LocalModel, eventually, make_settings, scalar, sign_in
-
-
-@pytest.fixture
-def start_app(db_url: str, local_model: LocalModel, embedder: Embedder, corpus: object):  # type: ignore[no-untyped-def]
-    """Factory: run an app with these cap settings; stopped after the test."""
-    servers: list[BackgroundServer] = []
-
-    def start(**overrides: Any) -> BackgroundServer:
-        values = {"database_url": db_url, "llm_base_url": local_model.base_url, **overrides}
-        server = BackgroundServer(create_app(make_settings(**values), embedder=embedder)).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+from tests.conftest import LocalModel, eventually, scalar, sign_in
 
 
 @contextmanager

@@ -95,11 +95,13 @@ def test_bad_input_gets_clear_errors(client: httpx.Client) -> None:
 def test_upstream_error_becomes_an_error_event_and_is_recorded(
     client: httpx.Client, local_model: LocalModel, db_engine: Engine
 ) -> None:
-    local_model.fault("server_error")
+    local_model.fault("server_error", times=3)  # the first try and both retries fail
+    before = local_model.stats()["requests"]
     events = chat(client, "How do I ingest PDF files?")
     assert [n for n, _ in events] == ["meta", "sources", "error"]
     error = events[-1][1]
-    assert error["kind"] == "server_error" and "error" in error["message"]
+    assert error["kind"] == "server_error" and "having problems" in error["message"]
+    assert local_model.stats()["requests"] - before == 3
     status = scalar(db_engine, "SELECT status FROM messages WHERE id = :id", id=error["message_id"])
     assert status == "error:server_error"
 

@@ -6,7 +6,7 @@ import openai
 import pytest
 
 from app.localmodel.answer import DONT_KNOW
-from app.settings import LOCAL_MODEL_ID
+from app.settings import LOCAL_MODEL_ID, LOCAL_MODEL_IDS
 from tests.conftest import LocalModel
 
 PROMPT = (
@@ -21,7 +21,7 @@ def client(local_model: LocalModel) -> openai.OpenAI:
 
 
 def test_models_list(local_model: LocalModel) -> None:
-    assert [m.id for m in client(local_model).models.list()] == [LOCAL_MODEL_ID]
+    assert [m.id for m in client(local_model).models.list()] == list(LOCAL_MODEL_IDS)
 
 
 def test_non_streamed_completion_answers_from_sources_with_usage(local_model: LocalModel) -> None:

@@ -1,20 +1,36 @@
 """The one module that talks to the LLM upstream, through the official `openai` client.
 
 Any OpenAI-compatible server works: OpenAI itself, Ollama, vLLM, LM Studio, or ragship's
-built-in local model. Streams are read as events: text deltas, then the usage.
+built-in local model. `stream_chat` yields text deltas and then the usage, and handles the
+ways providers fail: bounded retries with backoff and jitter (honouring Retry-After) for
+429s, 5xx, connection errors and stalls before the first token; no retry for a spent
+quota or once tokens have streamed; a fallback model; a circuit breaker per model; a
+first-token timeout and a total-time limit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import random
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import httpx
 import openai
 from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+
+from app.llm.breaker import CircuitBreaker
+from app.llm.errors import UpstreamError, classify
+from app.settings import Settings
+
+log = logging.getLogger("ragship.llm")
+QUOTA_COOLDOWN_S = 300.0
+MAX_RETRY_AFTER_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -24,83 +40,182 @@ class TextDelta:
 
 @dataclass(frozen=True)
 class Finished:
+    model: str
     reason: str | None
     input_tokens: int | None
     output_tokens: int | None
     cached_input_tokens: int
+    attempts: int = 1
 
 
-class UpstreamError(Exception):
-    """The upstream failed; ``kind`` says how, the message is safe to show a user."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
+def backoff_s(attempt: int, *, retry_after_s: float | None, base_s: float = 0.5) -> float:
+    """Retry-After when the provider sent one, else exponential backoff with full jitter."""
+    if retry_after_s is not None:
+        return min(retry_after_s, MAX_RETRY_AFTER_S)
+    return random.uniform(0, min(8.0, base_s * 2**attempt))
 
 
 class LLMClient:
-    def __init__(self, *, base_url: str, api_key: str, model: str, timeout_s: float) -> None:
-        self.model = model
+    def __init__(self, *, base_url: str, api_key: str, settings: Settings) -> None:
+        self.settings = settings
+        self.model = settings.llm_model
+        self.models = [self.model] + (
+            [settings.llm_fallback_model] if settings.llm_fallback_model else []
+        )
+        self.breakers = {
+            m: CircuitBreaker(
+                failures=settings.breaker_failures, cooldown_s=settings.breaker_cooldown_s
+            )
+            for m in self.models
+        }
         self._client = AsyncOpenAI(
-            base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0
+            base_url=base_url, api_key=api_key, timeout=settings.llm_timeout_s, max_retries=0
         )
 
     async def stream_chat(
         self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float
     ) -> AsyncIterator[TextDelta | Finished]:
+        s = self.settings
+        started = time.monotonic()
+        total_deadline = started + s.llm_total_timeout_s
+        retry_deadline = started + s.llm_retry_budget_s
+        last: UpstreamError | None = None
+        attempts = 0
+        for model in self.models:
+            breaker = self.breakers[model]
+            for attempt in range(s.llm_max_retries + 1):
+                if not breaker.allow():
+                    # A spent quota keeps saying so while the breaker holds requests back.
+                    kind = (
+                        "insufficient_quota"
+                        if breaker.reason == "insufficient_quota"
+                        else "breaker_open"
+                    )
+                    last = last or UpstreamError(kind, retry_after_s=breaker.retry_in_s())
+                    break
+                attempts += 1
+                try:
+                    async for event in self._attempt(
+                        model, messages, max_tokens, temperature, total_deadline
+                    ):
+                        yield (
+                            event
+                            if isinstance(event, TextDelta)
+                            else _with_attempts(event, attempts)
+                        )
+                    breaker.record_success()
+                    return
+                except UpstreamError as err:
+                    last = err
+                    if err.kind == "insufficient_quota":
+                        log.error("ALERT provider quota exhausted for %s: pausing", model)
+                        breaker.trip(QUOTA_COOLDOWN_S, err.kind)
+                        raise
+                    breaker.record_failure(err.kind)
+                    if not err.retryable:
+                        raise
+                    delay = backoff_s(attempt, retry_after_s=err.retry_after_s)
+                    if attempt == s.llm_max_retries or time.monotonic() + delay > retry_deadline:
+                        break
+                    log.warning(
+                        "upstream %s on %s; retry %d in %.2fs", err.kind, model, attempt + 1, delay
+                    )
+                    await asyncio.sleep(delay)
+            if last is not None and last.kind == "insufficient_quota":
+                break
+        assert last is not None
+        raise last
+
+    async def _attempt(
+        self,
+        model: str,
+        messages: list[dict[str, str]],
+        max_tokens: int,
+        temperature: float,
+        total_deadline: float,
+    ) -> AsyncIterator[TextDelta | Finished]:
+        s = self.settings
+        first_token_deadline = min(time.monotonic() + s.llm_first_token_timeout_s, total_deadline)
+        started_streaming = False
         reason: str | None = None
-        started = False
         try:
-            stream = await self._client.chat.completions.create(
-                model=self.model,
-                messages=cast(list[ChatCompletionMessageParam], messages),
-                max_tokens=max_tokens,
-                temperature=temperature,
-                stream=True,
-                stream_options={"include_usage": True},
+            stream = await asyncio.wait_for(
+                self._client.chat.completions.create(
+                    model=model,
+                    messages=cast(list[ChatCompletionMessageParam], messages),
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                ),
+                timeout=max(first_token_deadline - time.monotonic(), 0.001),
             )
             async with stream:
-                async for chunk in stream:
-                    if chunk.usage is not None:
-                        details = chunk.usage.prompt_tokens_details
-                        yield Finished(
-                            reason,
-                            chunk.usage.prompt_tokens,
-                            chunk.usage.completion_tokens,
-                            (details.cached_tokens or 0) if details else 0,
+                chunks = stream.__aiter__()
+                while True:
+                    deadline = total_deadline if started_streaming else first_token_deadline
+                    try:
+                        chunk: ChatCompletionChunk = await asyncio.wait_for(
+                            chunks.__anext__(), timeout=max(deadline - time.monotonic(), 0.001)
                         )
+                    except StopAsyncIteration:
+                        break
+                    if chunk.usage is not None:
+                        yield _finished(model, reason, chunk)
                         return
                     for choice in chunk.choices:
                         if choice.delta.content:
-                            started = True
+                            started_streaming = True
                             yield TextDelta(choice.delta.content)
                         if choice.finish_reason:
                             reason = choice.finish_reason
-        except openai.APIStatusError as err:
-            raise UpstreamError(_kind(err), "The language model returned an error.") from err
-        except openai.APITimeoutError as err:
-            raise UpstreamError("timeout", "The language model took too long to answer.") from err
-        except openai.APIConnectionError as err:
-            if started:
-                raise UpstreamError(
-                    "broken_stream", "The language model's answer was cut off."
-                ) from err
-            raise UpstreamError("connection", "The language model could not be reached.") from err
+                            started_streaming = True
+        except TimeoutError as err:
+            kind = "total_timeout" if started_streaming else "first_token_timeout"
+            raise UpstreamError(kind, started=started_streaming) from err
         except (openai.APIError, httpx.HTTPError, json.JSONDecodeError) as err:
-            raise UpstreamError(
-                "broken_stream", "The language model's answer was cut off."
-            ) from err
-        yield Finished(reason, None, None, 0)
+            raise classify(err, started=started_streaming) from err
+        yield Finished(model, reason, None, None, 0)
+
+    async def ping(self) -> tuple[int, int]:
+        """A real, minimal call to the main model: (input tokens, output tokens).
+
+        Uses max_completion_tokens=16, not max_tokens=1, which reasoning models reject;
+        a 200 cut short by the limit still proves the upstream answers.
+        """
+        try:
+            result = await asyncio.wait_for(
+                self._client.chat.completions.create(
+                    model=self.model,
+                    messages=[{"role": "user", "content": "Reply with the word OK."}],
+                    max_completion_tokens=16,
+                ),
+                timeout=self.settings.llm_first_token_timeout_s,
+            )
+        except TimeoutError as err:
+            raise UpstreamError("first_token_timeout") from err
+        except (openai.APIError, httpx.HTTPError, json.JSONDecodeError) as err:
+            raise classify(err, started=False) from err
+        usage = result.usage
+        return (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
 
     async def close(self) -> None:
         await self._client.close()
 
 
-def _kind(err: openai.APIStatusError) -> str:
-    if err.status_code == 429:
-        return "insufficient_quota" if err.code == "insufficient_quota" else "rate_limit"
-    if err.status_code in (401, 403):
-        return "auth"
-    if err.status_code >= 500:
-        return "server_error"
-    return "bad_request"
+def _finished(model: str, reason: str | None, chunk: ChatCompletionChunk) -> Finished:
+    usage: Any = chunk.usage
+    details = usage.prompt_tokens_details
+    cached = (details.cached_tokens or 0) if details else 0
+    return Finished(model, reason, usage.prompt_tokens, usage.completion_tokens, cached)
+
+
+def _with_attempts(event: Finished, attempts: int) -> Finished:
+    return Finished(
+        event.model,
+        event.reason,
+        event.input_tokens,
+        event.output_tokens,
+        event.cached_input_tokens,
+        attempts,
+    )

@@ -27,6 +27,7 @@ PRICES: dict[str, Price] = {
     # The built-in local model is free to run, but priced like a small hosted model so
     # that cost accounting and caps can be exercised end to end.
     "ragship-local-1": _p("0.15", "0.60", "0.075"),
+    "ragship-local-1-mini": _p("0.10", "0.40", "0.05"),
     "gpt-4o-mini-2024-07-18": _p("0.15", "0.60", "0.075"),
     "gpt-4o-2024-08-06": _p("2.50", "10.00", "1.25"),
     "gpt-4.1-2025-04-14": _p("2.00", "8.00", "0.50"),

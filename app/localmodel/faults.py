@@ -27,6 +27,7 @@ class Fault(BaseModel):
     retry_after: float = Field(1.0, ge=0)
     delay_s: float = Field(5.0, ge=0, le=600)
     after_tokens: int = Field(3, ge=0)
+    model: str | None = Field(None, description="Only requests for this model (default: any).")
 
 
 class FaultQueue:
@@ -44,13 +45,15 @@ class FaultQueue:
         with self._lock:
             self._faults.clear()
 
-    def take(self) -> Fault | None:
+    def take(self, model: str) -> Fault | None:
+        """The first queued fault that applies to ``model``, using up one of its times."""
         with self._lock:
-            if not self._faults:
-                return None
-            fault = self._faults[0]
-            if fault.times <= 1:
-                self._faults.popleft()
-            else:
-                self._faults[0] = fault.model_copy(update={"times": fault.times - 1})
-            return fault
+            for index, fault in enumerate(self._faults):
+                if fault.model not in (None, model):
+                    continue
+                if fault.times <= 1:
+                    del self._faults[index]
+                else:
+                    self._faults[index] = fault.model_copy(update={"times": fault.times - 1})
+                return fault
+            return None

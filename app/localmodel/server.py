@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from app.localmodel.answer import answer
 from app.localmodel.faults import Fault, FaultQueue
-from app.settings import LOCAL_MODEL_ID
+from app.settings import LOCAL_MODEL_IDS
 from app.tokens import count_message_tokens, count_tokens
 
 _PIECES = re.compile(r"\S+\s*")
@@ -37,6 +37,7 @@ class Stats:
         self.requests = 0
         self.completed_streams = 0
         self.disconnects = 0
+        self.model_lists = 0
         self.last_messages: list[dict[str, Any]] = []
 
 
@@ -49,10 +50,12 @@ def create_local_model(*, api_key: str | None = None, token_delay_s: float = 0.0
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
+        stats.model_lists += 1
         return {
             "object": "list",
             "data": [
-                {"id": LOCAL_MODEL_ID, "object": "model", "created": 0, "owned_by": "ragship"}
+                {"id": model, "object": "model", "created": 0, "owned_by": "ragship"}
+                for model in LOCAL_MODEL_IDS
             ],
         }
 
@@ -91,14 +94,14 @@ def create_local_model(*, api_key: str | None = None, token_delay_s: float = 0.0
             return _error(400, "'messages' is a required property", "invalid_request_error", None)
         stats.last_messages = messages
         model = body.get("model")
-        if model != LOCAL_MODEL_ID:
+        if model not in LOCAL_MODEL_IDS:
             return _error(
                 404,
                 f"The model `{model}` does not exist or you do not have access to it.",
                 "invalid_request_error",
                 "model_not_found",
             )
-        fault = faults.take()
+        fault = faults.take(str(model))
         refusal = _status_fault(fault)
         if refusal is not None:
             return refusal

@@ -15,8 +15,8 @@ from app.auth.access import create_invite
 from app.auth.sessions import end_all_sessions
 from app.caps.killswitch import is_paused, set_paused
 from app.db import session_scope
-from app.deps import AdminDep, ServicesDep
-from app.models import Invite, User, utcnow
+from app.deps import AdminDep, ProberDep, ServicesDep
+from app.models import Incident, Invite, User, utcnow
 from app.routes.pages import STATIC_DIR
 
 router = APIRouter(tags=["admin"])
@@ -137,3 +137,25 @@ async def put_kill_switch(
     async with session_scope(services.sessions) as session:
         await set_paused(session, paused=body.paused, by=admin.email)
     return {"paused": body.paused}
+
+
+class IncidentNote(BaseModel):
+    notes: str = Field(max_length=2000)
+
+
+@router.post("/api/admin/status/probe")
+async def probe_now(admin: AdminDep, prober: ProberDep) -> list[dict[str, Any]]:
+    """Run the status prober now (it also runs every STATUS_PROBE_INTERVAL_S)."""
+    return [vars(p) for p in await prober.run_once(force=True)]
+
+
+@router.post("/api/admin/incidents/{incident_id}/notes")
+async def note_incident(
+    incident_id: int, body: IncidentNote, admin: AdminDep, services: ServicesDep
+) -> dict[str, Any]:
+    async with session_scope(services.sessions) as session:
+        incident = await session.get(Incident, incident_id)
+        if incident is None:
+            raise HTTPException(404, "No such incident.")
+        incident.notes = body.notes
+        return {"id": incident.id, "notes": incident.notes}

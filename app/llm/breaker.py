@@ -1,0 +1,60 @@
+"""A circuit breaker per upstream model: after repeated failures, fail fast for a cool-down
+instead of piling requests onto a provider that is down; then let one request try again.
+
+Kept per replica on purpose: each replica learns on its own that the upstream is down
+within a few requests, and nothing is lost if replicas disagree for a moment.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+class CircuitBreaker:
+    def __init__(
+        self, *, failures: int, cooldown_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.threshold = failures
+        self.cooldown_s = cooldown_s
+        self._clock = clock
+        self._failures = 0
+        self._open_until = 0.0
+        self._trial_running = False
+        self.reason = ""
+
+    @property
+    def state(self) -> str:
+        if self._failures < self.threshold and not self._open_until:
+            return "closed"
+        return "open" if self._clock() < self._open_until else "half_open"
+
+    def retry_in_s(self) -> float:
+        return max(self._open_until - self._clock(), 0.0)
+
+    def allow(self) -> bool:
+        state = self.state
+        if state == "closed":
+            return True
+        if state == "half_open" and not self._trial_running:
+            self._trial_running = True  # one request tests the upstream
+            return True
+        return False
+
+    def record_success(self) -> None:
+        self._failures = 0
+        self._open_until = 0.0
+        self._trial_running = False
+        self.reason = ""
+
+    def record_failure(self, reason: str) -> None:
+        self._failures += 1
+        self._trial_running = False
+        if self._failures >= self.threshold:
+            self.trip(self.cooldown_s, reason)
+
+    def trip(self, cooldown_s: float, reason: str) -> None:
+        self._failures = max(self._failures, self.threshold)
+        self._open_until = self._clock() + cooldown_s
+        self._trial_running = False
+        self.reason = reason
