@@ -57,6 +57,38 @@ function renderSources(node, sources) {
   node.append(box);
 }
 
+function addFeedback(node, messageId) {
+  if (!messageId || node.querySelector(".feedback")) return;
+  const box = element("div", "feedback");
+  const comment = element("input", "comment");
+  comment.placeholder = "What was wrong? (optional)";
+  comment.hidden = true;
+  const send = async (rating) => {
+    const response = await api(`/api/messages/${messageId}/feedback`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ rating, comment: comment.value }),
+    });
+    if (response.ok) {
+      box.dataset.rating = rating;
+      thanks.textContent = "Thanks for the feedback.";
+    }
+  };
+  const up = element("button", "thumb up", "👍");
+  up.title = "Good answer";
+  up.addEventListener("click", () => send("up"));
+  const down = element("button", "thumb down", "👎");
+  down.title = "Bad answer";
+  down.addEventListener("click", () => {
+    if (comment.hidden) { comment.hidden = false; comment.focus(); }
+    send("down");
+  });
+  comment.addEventListener("change", () => send("down"));
+  const thanks = element("span", "muted");
+  box.append(up, down, comment, thanks);
+  node.append(box);
+}
+
 function showError(node, message) {
   node.append(element("div", "error", message));
 }
@@ -116,8 +148,9 @@ async function ask(question) {
       else if (name === "done") {
         node.append(element("div", "meta", `${data.usage.input_tokens} + ${data.usage.output_tokens} tokens · $${data.cost_usd}`));
         showBudget(data.remaining_today_usd);
+        addFeedback(node, data.message_id);
       }
-      else if (name === "error") showError(node, data.message);
+      else if (name === "error") { showError(node, data.message); addFeedback(node, data.message_id); }
     });
   } catch (err) {
     if (err.name === "AbortError") showError(node, "Stopped.");
@@ -198,7 +231,7 @@ async function openConversation(id) {
   $("messages").replaceChildren();
   for (const m of (await response.json()).messages) {
     const node = addMessage(m.role, m.content);
-    if (m.role === "assistant") renderSources(node, m.sources || []);
+    if (m.role === "assistant") { renderSources(node, m.sources || []); addFeedback(node, m.id); }
   }
   async function showStatusBanner() {
   const response = await fetch("/api/status");

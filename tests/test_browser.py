@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlalchemy import Engine
 
 from app.localmodel.runner import BackgroundServer
 from app.main import create_app
 from app.rag.embedder import Embedder
 from app.settings import Settings
+from tests.conftest import eventually, scalar
 from tests.oidc_provider import Provider
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -153,3 +155,16 @@ def test_chat_page_shows_a_banner_when_paused(page: Page, settings: Settings) ->
         with engine.begin() as conn:
             conn.exec_driver_sql("UPDATE app_flags SET enabled = false WHERE key = 'kill_switch'")
         engine.dispose()
+
+
+def test_thumbs_down_with_a_comment(page: Page, db_engine: Engine) -> None:
+    page.goto("/")
+    ask(page, "How do I run the tests?")
+    answer = page.locator(".msg.assistant.complete").last
+    answer.locator(".thumb.down").click()
+    answer.locator(".feedback .comment").fill("Missing the lint step")
+    answer.locator(".feedback .comment").blur()  # commits the comment (a change event)
+    expect(answer.locator(".feedback")).to_contain_text("Thanks for the feedback.")
+    expect(answer.locator(".feedback")).to_have_attribute("data-rating", "down")
+    sql = "SELECT count(*) FROM feedback WHERE rating = -1 AND comment = 'Missing the lint step'"
+    eventually(lambda: scalar(db_engine, sql) == 1, what="the comment to be stored")

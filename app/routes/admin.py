@@ -16,6 +16,7 @@ from app.auth.sessions import end_all_sessions
 from app.caps.killswitch import is_paused, set_paused
 from app.db import session_scope
 from app.deps import AdminDep, ProberDep, ServicesDep
+from app.feedback import draft_cases
 from app.models import Incident, Invite, User, utcnow
 from app.routes.pages import STATIC_DIR
 
@@ -159,3 +160,10 @@ async def note_incident(
             raise HTTPException(404, "No such incident.")
         incident.notes = body.notes
         return {"id": incident.id, "notes": incident.notes}
+
+
+@router.get("/api/admin/feedback/draft-cases")
+async def feedback_drafts(admin: AdminDep, services: ServicesDep) -> list[dict[str, Any]]:
+    """Thumbs-down answers as draft eval cases: review, complete, add to evals/cases."""
+    async with session_scope(services.sessions) as session:
+        return await draft_cases(session)

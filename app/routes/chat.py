@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from fastapi import APIRouter, HTTPException
@@ -17,6 +17,7 @@ from app.chat import ChatEvent, prepare_chat, record_question, stream_answer
 from app.conversations import ConversationNotFound, conversation_messages, list_conversations
 from app.db import session_scope
 from app.deps import ServicesDep, UserDep
+from app.feedback import MessageNotFound, give_feedback
 
 router = APIRouter(prefix="/api", tags=["chat"])
 
@@ -97,6 +98,7 @@ async def conversation(
         "id": str(conversation_id),
         "messages": [
             {
+                "id": m.id,
                 "role": m.role,
                 "content": m.content,
                 "sources": m.sources,
@@ -106,3 +108,24 @@ async def conversation(
             for m in messages
         ],
     }
+
+
+class FeedbackRequest(BaseModel):
+    rating: Literal["up", "down"]
+    comment: str = Field("", max_length=2000)
+
+
+@router.post("/messages/{message_id}/feedback")
+async def feedback(
+    message_id: int, body: FeedbackRequest, services: ServicesDep, user: UserDep
+) -> dict[str, Any]:
+    """Thumbs up or down (with an optional comment) on one of the user's answers."""
+    rating = 1 if body.rating == "up" else -1
+    try:
+        async with session_scope(services.sessions) as session:
+            await give_feedback(
+                session, message_id=message_id, user_id=user.id, rating=rating, comment=body.comment
+            )
+    except MessageNotFound as err:
+        raise HTTPException(404, "No such answer.") from err
+    return {"message_id": message_id, "rating": body.rating}
