@@ -51,7 +51,7 @@ def main() -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        timeout_graceful_shutdown=20,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
     )
     return 0
 

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     llm_total_timeout_s: float = Field(180.0, gt=0, description="Longest a whole answer may take.")
     breaker_failures: int = Field(5, ge=1, description="Consecutive failures that open it.")
     breaker_cooldown_s: float = Field(30.0, gt=0, description="Fail fast this long when open.")
+    stream_heartbeat_s: float = Field(15.0, gt=0, description="Keep-alive comment interval.")
+    shutdown_grace_s: float = Field(20.0, ge=0, description="Live answers may finish this long.")
     llm_health_cache_s: float = Field(60.0, ge=0, description="GET /health/llm result reuse.")
     provider_status_url: str | None = Field(
         None, description="Statuspage summary.json of the provider (OpenAI's, for example)."

@@ -70,7 +70,9 @@ async def chat(body: ChatRequest, services: ServicesDep, user: UserDep) -> Event
     return EventSourceResponse(
         _sse(stream_answer(services, admission)),
         headers={**STREAM_HEADERS, **admission.lease.headers},
-        ping=15,
+        ping=services.settings.stream_heartbeat_s,
+        # On shutdown, live answers may finish (a little less than the server's own grace).
+        shutdown_grace_period=max(services.settings.shutdown_grace_s - 1, 0),
     )
 
 

@@ -1,0 +1,90 @@
+"""Streams survive real operations: keep-alive comments, and graceful shutdown of a replica."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from app.localmodel.runner import BackgroundServer
+from tests.conftest import ROOT, LocalModel, eventually, sign_in
+from tests.test_caps_replicas import _free_port
+
+
+def test_heartbeat_comments_keep_a_slow_stream_alive(start_app, local_model: LocalModel) -> None:  # type: ignore[no-untyped-def]
+    app: BackgroundServer = start_app(stream_heartbeat_s=0.2)
+    local_model.fault("stall", delay_s=1.0)  # one second of silence before the first token
+    with sign_in(app.url, "heartbeat@example.com") as client:
+        with client.stream(
+            "POST", "/api/chat", json={"message": "How do I run the tests?"}
+        ) as response:
+            lines = list(response.iter_lines())
+    pings = [line for line in lines if line.startswith(": ping")]
+    assert len(pings) >= 3
+    assert "event: done" in lines
+
+
+def test_sigterm_lets_a_live_answer_finish(
+    db_url: str, local_model: LocalModel, tmp_path: Path, corpus: object
+) -> None:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "ENV": "dev",
+        "DATABASE_URL": db_url,
+        "LLM_BASE_URL": local_model.base_url,
+        "INGEST_ON_START": "false",
+        "DATA_DIR": str(tmp_path),
+        "PORT": str(port),
+        "SHUTDOWN_GRACE_S": "15",
+        "LOG_LEVEL": "warning",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        assert proc.poll() is None
+        try:
+            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        eventually(ready, timeout_s=120, what="the app to start")
+        local_model.fault("slow", delay_s=0.05)  # about three seconds of answer
+        with sign_in(url, "shutdown@example.com") as client:
+            with client.stream(
+                "POST", "/api/chat", json={"message": "How do I ingest PDF files?"}
+            ) as response:
+                lines = response.iter_lines()
+                for line in lines:
+                    if line == "event: token":
+                        proc.send_signal(signal.SIGTERM)  # mid-answer
+                        signalled = time.perf_counter()
+                        break
+                rest = list(lines)
+        assert "event: done" in rest
+        # uvicorn finishes its graceful shutdown, then re-raises the signal it caught.
+        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        print(f"answer finished {time.perf_counter() - signalled:.1f}s after SIGTERM; clean exit")
+        with httpx.Client() as probe:
+            try:
+                probe.get(f"{url}/healthz", timeout=1)
+                raise AssertionError("the app still answers after shutdown")
+            except httpx.ConnectError:
+                pass
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
