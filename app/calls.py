@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import LLMCall, utcnow
+from app.observability.rollups import add_to_rollups, outcome_of
 
 log = logging.getLogger("ragship.calls")
 
@@ -33,10 +34,14 @@ async def record_call(
     latency_ms: float | None = None,
     reservation_id: uuid.UUID | None = None,
     trace_id: str | None = None,
+    attempts: int = 1,
+    provider: str = "",
 ) -> None:
+    """Add the call to the ledger and to the rollups, in the caller's transaction."""
+    now = utcnow()
     session.add(
         LLMCall(
-            created_at=utcnow(),
+            created_at=now,
             user_id=user_id,
             conversation_id=conversation_id,
             feature=feature,
@@ -53,7 +58,22 @@ async def record_call(
             latency_ms=latency_ms,
             reservation_id=reservation_id,
             trace_id=trace_id,
+            attempts=attempts,
+            provider=provider,
         )
+    )
+    await add_to_rollups(
+        session,
+        at=now,
+        feature=feature,
+        model=model,
+        outcome=outcome_of(admission=admission, status=status),
+        user_id=user_id,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cost_usd=cost_usd,
+        latency_ms=latency_ms,
+        ttft_ms=ttft_ms,
     )
 
 

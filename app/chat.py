@@ -223,6 +223,8 @@ async def _settle(
             latency_ms=(time.perf_counter() - outcome.started) * 1000,
             reservation_id=reservation.id if settled else None,
             trace_id=prepared.trace_id,
+            attempts=outcome.finished.attempts if outcome.finished else 1,
+            provider=services.llm.provider,
         )
         spent, reserved = await budget.spend_today(session, user_id=prepared.user_id)
     remaining = max(services.settings.user_daily_cap_usd - spent - reserved, Decimal(0))

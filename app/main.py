@@ -25,7 +25,7 @@ from app.llm.client import LLMClient
 from app.localmodel.runner import BackgroundServer
 from app.localmodel.server import create_local_model
 from app.rag.embedder import Embedder
-from app.routes import admin, auth, chat, health, pages, status
+from app.routes import admin, auth, chat, dashboard, health, pages, status
 from app.routes.pages import STATIC_DIR
 from app.services import Services
 from app.settings import Settings, get_settings
@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.include_router(auth.router)
     app.include_router(chat.router)
     app.include_router(admin.router)
+    app.include_router(dashboard.router)
     app.include_router(health.router)
     app.include_router(status.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -178,6 +178,10 @@ class LLMCall(Base):
     latency_ms: Mapped[float | None] = mapped_column(Numeric(10, 1), nullable=True)
     reservation_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
     trace_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    provider: Mapped[str] = mapped_column(Text, default="")
+    request_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    cache_hit: Mapped[bool] = mapped_column(default=False)
 
 
 class AppFlag(Base):

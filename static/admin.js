@@ -29,6 +29,73 @@ function row(cells, action) {
   return tr;
 }
 
+function cells(tbody, rows, onClick) {
+  document.querySelector(`${tbody} tbody`).replaceChildren(...rows.map((values, n) => {
+    const tr = document.createElement("tr");
+    for (const v of values) {
+      const td = document.createElement("td");
+      td.textContent = v === null || v === undefined ? "–" : String(v);
+      tr.append(td);
+    }
+    if (onClick) { tr.classList.add("clickable"); tr.addEventListener("click", () => onClick(n)); }
+    return tr;
+  }));
+}
+
+function bars(id, points) {
+  // A tiny bar chart: one bar per point, height relative to the largest value.
+  const max = Math.max(1e-9, ...points.map((p) => p.value));
+  document.getElementById(id).replaceChildren(...points.map((p) => {
+    const bar = document.createElement("span");
+    bar.className = "bar";
+    bar.style.height = `${Math.round((p.value / max) * 100)}%`;
+    bar.title = `${p.label}: ${p.value}`;
+    return bar;
+  }));
+}
+
+const ms = (v) => (v === null ? null : Math.round(v));
+
+async function refreshDashboard() {
+  const days = document.getElementById("range").value;
+  const q = `?days=${days}`;
+  const caps = await call("/api/admin/dashboard/caps");
+  document.getElementById("caps").textContent =
+    `Today: $${caps.global_spent_today_usd} of $${caps.global_daily_cap_usd} ` +
+    `(${Math.round((caps.global_used_fraction || 0) * 100)}%), $${caps.global_reserved_now_usd} reserved now. ` +
+    `This month: $${caps.spent_this_month_usd} of $${caps.monthly_budget_usd}. ` +
+    `Kill switch: ${caps.kill_switch ? "ON (paused)" : "off"}.`;
+  document.getElementById("kill").textContent = caps.kill_switch ? "Resume" : "Pause everything";
+  document.getElementById("kill").onclick = async () => {
+    await call("/api/admin/kill-switch", "POST", { paused: !caps.kill_switch });
+    refreshDashboard();
+  };
+  const spend = await call(`/api/admin/dashboard/spend${q}`);
+  cells("#spend", spend.map((r) => [r.day, r.model, r.feature, r.calls, `$${r.cost_usd}`]));
+  const perDay = {};
+  for (const r of spend) perDay[r.day] = (perDay[r.day] || 0) + Number(r.cost_usd);
+  bars("spend-chart", Object.entries(perDay).map(([label, value]) => ({ label, value })));
+  const top = await call(`/api/admin/dashboard/top-users${q}`);
+  cells("#top-spend", top.by_spend.map((u) => [u.email, `$${u.cost_usd}`, u.calls]));
+  cells("#top-requests", top.by_requests.map((u) => [u.email, u.calls, `$${u.cost_usd}`]));
+  const latency = await call(`/api/admin/dashboard/latency${q}`);
+  cells("#latency", latency.map((r) => [r.t, r.calls, ms(r.p50_ms), ms(r.p95_ms), ms(r.ttft_p50_ms), ms(r.ttft_p95_ms)]));
+  bars("latency-chart", latency.map((r) => ({ label: `${r.t} p95`, value: r.p95_ms || 0 })));
+  const outcomes = await call(`/api/admin/dashboard/outcomes${q}`);
+  cells("#outcomes", outcomes.map((r) => [r.t, r.calls, `${(r.error_rate * 100).toFixed(1)}%`,
+    `${(r.refusal_rate * 100).toFixed(1)}%`, Object.entries(r.by_outcome).map(([k, v]) => `${k}: ${v}`).join(", ")]));
+  const calls = await call("/api/admin/dashboard/calls");
+  cells("#calls", calls.map((c) => [c.created_at, c.email, c.model, c.admission, c.status,
+    `${c.input_tokens}+${c.output_tokens}`, `$${c.cost_usd}`, ms(c.latency_ms === null ? null : Number(c.latency_ms)), c.trace_id]),
+  async (n) => {
+    const detail = document.getElementById("call-detail");
+    detail.textContent = JSON.stringify(await call(`/api/admin/dashboard/calls/${calls[n].id}`), null, 2);
+    detail.hidden = false;
+  });
+}
+
+document.getElementById("range").addEventListener("change", refreshDashboard);
+
 async function refresh() {
   const invites = await call("/api/admin/invites");
   document.querySelector("#invites tbody").replaceChildren(...invites.map((i) => row(
@@ -57,4 +124,5 @@ document.getElementById("new-invite").addEventListener("submit", async (event) =
 (async () => {
   csrf = (await call("/api/me")).csrf_token;
   refresh();
+  refreshDashboard();
 })();

@@ -193,6 +193,13 @@ def anonymous(app_server: BackgroundServer) -> Iterator[httpx.Client]:
         yield client
 
 
+def new_engine_for(url: str, embedder: Embedder) -> Engine:
+    """An engine on a fresh database with the bundled docs ingested."""
+    engine = make_sync_engine(url)
+    ingest_paths([DOCS], engine=engine, embedder=embedder, chunk_tokens=300, chunk_overlap=40)
+    return engine
+
+
 def eventually(condition: Any, *, timeout_s: float = 30.0, what: str = "condition") -> None:
     """Wait for a condition that another process or thread makes true; fail after timeout."""
     deadline = time.monotonic() + timeout_s

@@ -68,6 +68,7 @@ class LLMClient:
             )
             for m in self.models
         }
+        self.provider = httpx.URL(base_url).host  # recorded with each call
         self._client = AsyncOpenAI(
             base_url=base_url, api_key=api_key, timeout=settings.llm_timeout_s, max_retries=0
         )

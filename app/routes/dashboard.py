@@ -1,0 +1,66 @@
+"""The admin dashboard's JSON APIs (the page is /admin): spend, top users, latency,
+errors and refusals, live cap state, recent calls with drill-down."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query
+
+from app.db import session_scope
+from app.deps import AdminDep, ServicesDep
+from app.observability import dashboard
+
+router = APIRouter(prefix="/api/admin/dashboard", tags=["admin"])
+Days = Query(7, ge=1, le=400, description="Time range, in days back from now.")
+
+
+@router.get("/spend")
+async def spend(admin: AdminDep, services: ServicesDep, days: int = Days) -> list[dict[str, Any]]:
+    async with session_scope(services.sessions) as session:
+        return await dashboard.spend(session, days=days)
+
+
+@router.get("/top-users")
+async def top_users(
+    admin: AdminDep, services: ServicesDep, days: int = Days
+) -> dict[str, list[dict[str, Any]]]:
+    async with session_scope(services.sessions) as session:
+        return await dashboard.top_users(session, days=days)
+
+
+@router.get("/latency")
+async def latency(admin: AdminDep, services: ServicesDep, days: int = Days) -> list[dict[str, Any]]:
+    async with session_scope(services.sessions) as session:
+        return await dashboard.latency(session, days=days)
+
+
+@router.get("/outcomes")
+async def outcomes(
+    admin: AdminDep, services: ServicesDep, days: int = Days
+) -> list[dict[str, Any]]:
+    async with session_scope(services.sessions) as session:
+        return await dashboard.outcomes(session, days=days)
+
+
+@router.get("/caps")
+async def caps(admin: AdminDep, services: ServicesDep) -> dict[str, Any]:
+    async with session_scope(services.sessions) as session:
+        return await dashboard.cap_state(session, services.settings)
+
+
+@router.get("/calls")
+async def calls(
+    admin: AdminDep, services: ServicesDep, before: int | None = Query(None, ge=1)
+) -> list[dict[str, Any]]:
+    async with session_scope(services.sessions) as session:
+        return await dashboard.recent_calls(session, before=before)
+
+
+@router.get("/calls/{call_id}")
+async def call(call_id: int, admin: AdminDep, services: ServicesDep) -> dict[str, Any]:
+    async with session_scope(services.sessions) as session:
+        found = await dashboard.one_call(session, call_id=call_id)
+    if found is None:
+        raise HTTPException(404, "No such call.")
+    return found

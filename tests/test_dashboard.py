@@ -1,0 +1,71 @@
+"""The admin dashboard reads rollups; they must agree exactly with the raw call ledger."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import Engine
+
+from app.localmodel.runner import BackgroundServer
+from app.observability.rollups import LATENCY_BUCKETS_MS, one_hot, percentile
+from tests.conftest import LocalModel, new_engine_for, scalar, sign_in
+from tests.sse import chat
+
+
+def test_rollups_match_the_ledger_and_the_dashboard_shows_every_view(
+    start_app, new_database, local_model: LocalModel, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    url = new_database()
+    engine: Engine = new_engine_for(url, embedder)
+    app: BackgroundServer = start_app(
+        database_url=url, admin_emails="ops@example.com", rate_limit_requests=4, llm_max_retries=0
+    )
+    with sign_in(app.url, "alice@example.com") as alice:
+        for _ in range(3):
+            assert chat(alice, "How do I run the tests?")[-1][0] == "done"
+        local_model.fault("server_error")
+        assert chat(alice, "How do I run the tests?")[-1][1]["kind"] == "server_error"
+        assert alice.post("/api/chat", json={"message": "one too many"}).status_code == 429
+    with sign_in(app.url, "bob@example.com") as bob:
+        assert chat(bob, "How do I ingest PDF files?")[-1][0] == "done"
+    with sign_in(app.url, "ops@example.com") as ops:
+        spend = ops.get("/api/admin/dashboard/spend?days=1").json()
+        top = ops.get("/api/admin/dashboard/top-users?days=1").json()
+        latency = ops.get("/api/admin/dashboard/latency?days=1").json()
+        outcomes = ops.get("/api/admin/dashboard/outcomes?days=1").json()
+        caps = ops.get("/api/admin/dashboard/caps").json()
+        calls = ops.get("/api/admin/dashboard/calls").json()
+        detail = ops.get(f"/api/admin/dashboard/calls/{calls[0]['id']}").json()
+        assert ops.get("/api/admin/dashboard/calls/999999999").status_code == 404
+    with sign_in(app.url, "alice@example.com") as alice:
+        assert alice.get("/api/admin/dashboard/spend").status_code == 403
+
+    ledger_cost = Decimal(str(scalar(engine, "SELECT sum(cost_usd) FROM llm_calls")))
+    assert sum(Decimal(r["cost_usd"]) for r in spend) == ledger_cost > 0
+    assert sum(r["calls"] for r in spend) == scalar(engine, "SELECT count(*) FROM llm_calls") == 6
+    assert (
+        top["by_requests"][0]["email"] == "alice@example.com"
+        and top["by_requests"][0]["calls"] == 5
+    )
+    assert {u["email"] for u in top["by_spend"]} == {"alice@example.com", "bob@example.com"}
+    assert sum(r["calls"] for r in latency) == 5  # chat calls that reached the model
+    assert latency[-1]["p50_ms"] is not None and latency[-1]["p95_ms"] >= latency[-1]["p50_ms"]
+    by_outcome: dict[str, int] = {}
+    for bucket in outcomes:
+        for name, count in bucket["by_outcome"].items():
+            by_outcome[name] = by_outcome.get(name, 0) + count
+    assert by_outcome == {"ok": 4, "error:server_error": 1, "refused:rate_limit": 1}
+    assert Decimal(caps["global_spent_today_usd"]) == ledger_cost and caps["kill_switch"] is False
+    assert calls[0]["admission"] == "allowed" and calls[0]["email"] == "bob@example.com"
+    assert detail["trace_id"] == calls[0]["trace_id"] and "reservation_id" in detail
+    engine.dispose()
+
+
+def test_histogram_percentiles() -> None:
+    hist = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+    for value in (10, 20, 30, 40, 120, 130, 140, 150, 160, 2500):
+        hist = [a + b for a, b in zip(hist, one_hot(value), strict=True)]
+    assert percentile(hist, 0.4) == 50.0  # 4 of 10 in the first bucket (0-50 ms)
+    p95 = percentile(hist, 0.95)
+    assert p95 is not None and 2000 <= p95 <= 3000
+    assert percentile([0] * len(hist), 0.5) is None
