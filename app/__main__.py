@@ -15,6 +15,7 @@ import uvicorn
 from app.db import database_url, make_sync_engine
 from app.main import create_app
 from app.migrate import upgrade_to_head
+from app.observability.logs import configure_logging
 from app.rag.embedder import Embedder
 from app.settings import get_settings
 from ingest.pipeline import ingest_paths
@@ -23,9 +24,8 @@ from ingest.pipeline import ingest_paths
 def main() -> int:
     started = time.perf_counter()
     settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
+    log_format = settings.log_format or ("text" if settings.env == "dev" else "json")
+    configure_logging(level=settings.log_level, json_format=log_format == "json")
     log = logging.getLogger("ragship")
     url = database_url(settings)
     upgrade_to_head(url)
@@ -48,6 +48,7 @@ def main() -> int:
     )
     uvicorn.run(
         app,
+        log_config=None,  # keep our handlers (JSON in prod) for uvicorn's loggers too
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

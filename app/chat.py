@@ -10,14 +10,18 @@ finished, failed or the client went away, and the stream lease is given back.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import anyio
+from opentelemetry import trace
+from opentelemetry.trace import Span
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.calls import record_call
 from app.caps import budget
@@ -32,6 +36,8 @@ from app.services import Services
 from app.tokens import count_message_tokens, count_tokens
 
 REFUSED_MESSAGE = "The model declined to answer this question. Try rephrasing it."
+NOT_SAVED_MESSAGE = "Your answer could not be saved. Please try again."
+log = logging.getLogger("ragship.chat")
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,7 @@ class _Outcome:
     status: str = "cancelled"
     started: float = field(default_factory=time.perf_counter)
     ttft_ms: float | None = None
+    model: str | None = None  # the model that streamed, when it is known
 
 
 def source_payload(passages: list[Passage]) -> list[dict[str, Any]]:
@@ -75,7 +82,12 @@ def source_payload(passages: list[Passage]) -> list[dict[str, Any]]:
 
 
 async def prepare_chat(
-    services: Services, *, user_id: uuid.UUID, question: str, conversation_id: uuid.UUID | None
+    services: Services,
+    *,
+    user_id: uuid.UUID,
+    question: str,
+    conversation_id: uuid.UUID | None,
+    trace_id: str,
 ) -> PreparedChat:
     settings = services.settings
     embedding = await asyncio.to_thread(services.embedder.embed_one, question)
@@ -100,7 +112,7 @@ async def prepare_chat(
         conversation_id=conversation_id or uuid.uuid4(),
         is_new_conversation=conversation_id is None,
         question=question,
-        trace_id=uuid.uuid4().hex,
+        trace_id=trace_id,
         passages=passages,
         messages=build_messages(question=question, passages=passages, history=history),
     )
@@ -124,29 +136,39 @@ async def record_question(services: Services, prepared: PreparedChat) -> None:
 
 
 async def stream_answer(
-    services: Services, admission: Admission[PreparedChat]
-) -> AsyncIterator[ChatEvent]:
+    services: Services, admission: Admission[PreparedChat], *, span: Span
+) -> AsyncGenerator[ChatEvent, None]:
+    """Stream the answer; `span` (the request's) ends when the call is settled.
+
+    Everything after admission is inside one try/finally, so a client that leaves at any
+    point (even before the first event) still gets its call settled and its lease back.
+    """
     prepared = admission.prepared
-    yield ChatEvent(
-        "meta",
-        {
-            "conversation_id": str(prepared.conversation_id),
-            "trace_id": prepared.trace_id,
-            "prompt_version": PROMPT_VERSION,
-        },
-    )
-    yield ChatEvent("sources", {"sources": source_payload(prepared.passages)})
+    context = trace.set_span_in_context(span)
+    llm_span = services.tracer.start_span("llm.stream", context=context)
     outcome = _Outcome()
     error: UpstreamError | None = None
+    record: dict[str, Any] | None = None
     try:
+        yield ChatEvent(
+            "meta",
+            {
+                "conversation_id": str(prepared.conversation_id),
+                "trace_id": prepared.trace_id,
+                "prompt_version": PROMPT_VERSION,
+            },
+        )
+        yield ChatEvent("sources", {"sources": source_payload(prepared.passages)})
         async for event in services.llm.stream_chat(
             prepared.messages,
             max_tokens=admission.max_tokens,
             temperature=services.settings.llm_temperature,
         ):
             if isinstance(event, TextDelta):
+                outcome.model = event.model
                 if outcome.ttft_ms is None:
                     outcome.ttft_ms = (time.perf_counter() - outcome.started) * 1000
+                    llm_span.add_event("first_token", {"ttft_ms": outcome.ttft_ms})
                 outcome.parts.append(event.text)
                 yield ChatEvent("token", {"text": event.text})
             else:
@@ -160,15 +182,35 @@ async def stream_answer(
         outcome.status = f"error:{err.kind}"
         error = err
     finally:
+        llm_span.set_attribute("ragship.status", outcome.status)
+        llm_span.end()
         with anyio.CancelScope(shield=True):
-            record = await _settle(services, admission, outcome)
-            await services.limiter.release(admission.lease)
-    if outcome.status == "refused":
+            try:
+                with services.tracer.start_as_current_span("settle", context=context):
+                    record = await _settle(services, admission, outcome)
+                span.set_attributes({"ragship.status": outcome.status, **_span_usage(record)})
+            except SQLAlchemyError:
+                log.exception("could not settle call %s", prepared.trace_id)
+            finally:
+                await services.limiter.release(admission.lease)
+                span.end()
+    if record is None:
+        yield ChatEvent("error", {"kind": "internal", "message": NOT_SAVED_MESSAGE})
+    elif outcome.status == "refused":
         yield ChatEvent("error", {"kind": "refused", "message": REFUSED_MESSAGE, **record})
     elif error is not None:
         yield ChatEvent("error", {"kind": error.kind, "message": str(error), **record})
     else:
         yield ChatEvent("done", record)
+
+
+def _span_usage(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "gen_ai.request.model": record["model"],
+        "gen_ai.usage.input_tokens": record["usage"]["input_tokens"],
+        "gen_ai.usage.output_tokens": record["usage"]["output_tokens"],
+        "ragship.cost_usd": record["cost_usd"],
+    }
 
 
 def _usage(prepared: PreparedChat, outcome: _Outcome) -> tuple[int, int, int]:
@@ -187,7 +229,7 @@ async def _settle(
     prepared = admission.prepared
     reservation = admission.reservation
     input_tokens, cached, output_tokens = _usage(prepared, outcome)
-    model = outcome.finished.model if outcome.finished else services.llm.model
+    model = (outcome.finished.model if outcome.finished else outcome.model) or services.llm.model
     cost = cost_usd(
         model, input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached
     ).quantize(Decimal("0.000001"))

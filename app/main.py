@@ -24,8 +24,9 @@ from app.deps import NotSignedIn
 from app.llm.client import LLMClient
 from app.localmodel.runner import BackgroundServer
 from app.localmodel.server import create_local_model
+from app.observability.tracing import build_tracing
 from app.rag.embedder import Embedder
-from app.routes import admin, auth, chat, dashboard, health, pages, status
+from app.routes import admin, auth, chat, dashboard, health, metrics, pages, status
 from app.routes.pages import STATIC_DIR
 from app.services import Services
 from app.settings import Settings, get_settings
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             base_url=base_url, api_key=settings.llm_api_key.get_secret_value(), settings=settings
         )
         store = open_store(settings)
+        tracer, tracer_provider = build_tracing(settings)
         app.state.services = Services(
             settings=settings,
             sessions=async_sessionmaker(engine, expire_on_commit=False),
@@ -61,6 +63,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             llm=llm,
             oidc=build_oidc_client(settings),
             limiter=RateLimiter(store, settings),
+            tracer=tracer,
         )
         app.state.llm_health = LLMHealthCheck(app.state.services)
         app.state.prober = Prober(app.state.services, app.state.llm_health)
@@ -76,6 +79,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             for task in background:
                 task.cancel()
             await app.state.prober.close()
+            await asyncio.to_thread(tracer_provider.shutdown)  # flushes queued spans
             await store.close()
             await llm.close()
             await engine.dispose()
@@ -108,6 +112,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.include_router(chat.router)
     app.include_router(admin.router)
     app.include_router(dashboard.router)
+    app.include_router(metrics.router)
     app.include_router(health.router)
     app.include_router(status.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from authlib.integrations.starlette_client import StarletteOAuth2App
+from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.caps.ratelimit import RateLimiter
@@ -21,3 +22,4 @@ class Services:
     llm: LLMClient
     oidc: StarletteOAuth2App | None
     limiter: RateLimiter
+    tracer: Tracer

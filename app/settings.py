@@ -30,7 +30,12 @@ class Settings(BaseSettings):
     env: Literal["dev", "prod"] = Field("dev", description="dev (local) or prod.")
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port the HTTP server listens on.")
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Least severe log level written."
+    )
+    log_format: Literal["text", "json"] | None = Field(
+        None, description="text or json (one object per line). Unset: text in dev, json in prod."
+    )
     session_secret: SecretStr = Field(
         SecretStr("change-me"), description="Secret for signing cookies; required in prod."
     )
@@ -78,7 +83,9 @@ class Settings(BaseSettings):
     breaker_cooldown_s: float = Field(30.0, gt=0, description="Fail fast this long when open.")
     stream_heartbeat_s: float = Field(15.0, gt=0, description="Keep-alive comment interval.")
     shutdown_grace_s: float = Field(20.0, ge=0, description="Live answers may finish this long.")
-    llm_health_cache_s: float = Field(60.0, ge=0, description="GET /health/llm result reuse.")
+    llm_health_cache_s: float = Field(
+        60.0, ge=10, description="GET /health/llm result reuse (public: at least 10 s)."
+    )
     provider_status_url: str | None = Field(
         None, description="Statuspage summary.json of the provider (OpenAI's, for example)."
     )
@@ -122,6 +129,13 @@ class Settings(BaseSettings):
     max_request_cost_usd: Decimal = Field(Decimal("0.05"), gt=0, description="Per-request ceiling.")
     reservation_ttl_s: int = Field(900, ge=60, description="Unsettled reservations expire after.")
 
+    # --- observability ---------------------------------------------------------------
+    metrics_token: SecretStr | None = Field(None, description="Bearer token for GET /metrics.")
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP collector base URL, e.g. http://localhost:4318."
+    )
+    otel_service_name: str = Field("ragship", description="service.name on exported spans.")
+
     # --- chat ----------------------------------------------------------------------
     history_messages: int = Field(6, ge=0, le=50, description="Prior messages sent along.")
     max_message_chars: int = Field(4000, ge=1, description="Longest accepted question.")
@@ -142,6 +156,12 @@ class Settings(BaseSettings):
             raise ValueError("RATE_LIMIT_STORE must be memory, redis[s]://, unix:// or https://")
         if store.startswith("https://") and self.upstash_redis_rest_token is None:
             raise ValueError("an Upstash RATE_LIMIT_STORE needs UPSTASH_REDIS_REST_TOKEN")
+        longest = self.llm_total_timeout_s + self.llm_retry_budget_s + 60
+        if self.reservation_ttl_s < longest:
+            raise ValueError(
+                f"RESERVATION_TTL_S must exceed the longest answer ({longest:.0f} s: "
+                "LLM_TOTAL_TIMEOUT_S + LLM_RETRY_BUDGET_S + 60)"
+            )
         if self.chunk_overlap >= self.chunk_tokens:
             raise ValueError("CHUNK_OVERLAP must be smaller than CHUNK_TOKENS")
         if self.env == "prod":

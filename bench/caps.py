@@ -36,6 +36,7 @@ from app.llm.client import LLMClient
 from app.localmodel.runner import BackgroundServer
 from app.localmodel.server import create_local_model
 from app.main import create_app
+from app.observability.tracing import build_tracing
 from app.rag.embedder import Embedder
 from app.rag.prompt import build_messages
 from app.rag.retrieve import Passage
@@ -156,6 +157,7 @@ async def _measure_chain(url: str, stores: dict[str, str], results: Results) -> 
                 llm=LLMClient(base_url=UNUSED_LLM_URL, api_key="unused", settings=settings),
                 oidc=None,
                 limiter=RateLimiter(open_store(settings), settings),
+                tracer=build_tracing(settings)[0],
             )
 
         async def baseline() -> float:

@@ -146,7 +146,7 @@ async function ask(question) {
       else if (name === "sources") renderSources(node, data.sources);
       else if (name === "token") { body.textContent += data.text; node.scrollIntoView({ block: "end" }); }
       else if (name === "done") {
-        node.append(element("div", "meta", `${data.usage.input_tokens} + ${data.usage.output_tokens} tokens · $${data.cost_usd}`));
+        node.append(element("div", "meta", `${data.usage.input_tokens} + ${data.usage.output_tokens} tokens · $${data.cost_usd} · trace ${node.dataset.traceId}`));
         showBudget(data.remaining_today_usd);
         addFeedback(node, data.message_id);
       }
@@ -161,51 +161,7 @@ async function ask(question) {
     controller = null;
     $("send").hidden = false;
     $("stop").hidden = true;
-    async function showStatusBanner() {
-  const response = await fetch("/api/status");
-  if (!response.ok) return;
-  const status = await response.json();
-  let message = "";
-  if (status.paused) message = `The assistant is ${status.paused_reason}.`;
-  else if (status.overall !== "operational") {
-    const llm = status.components.find((c) => c.name === "llm_upstream");
-    message = llm && llm.state !== "operational"
-      ? "The upstream provider is degraded: answers may fail. See the status page."
-      : "Some parts of the service are degraded. See the status page.";
-  } else if (status.provider.state === "degraded" || status.provider.state === "down") {
-    message = status.provider.headline;
-  }
-  $("banner").textContent = message;
-  if (message) {
-    const link = element("a", "", " Status page");
-    link.href = "/status";
-    $("banner").append(link);
-  }
-  $("banner").hidden = !message;
-}
-
-function showBudget(remaining) {
-  $("budget").textContent = `Today: $${remaining} left (resets 00:00 UTC)`;
-}
-
-async function signOut() {
-  await api("/auth/logout", { method: "POST" });
-  window.location.href = "/auth/login";
-}
-
-async function start() {
-  const response = await api("/api/me");
-  if (!response.ok) return;
-  me = await response.json();
-  $("who").textContent = me.email;
-  showBudget(me.budget.remaining_today_usd);
-  showStatusBanner();
-  $("admin-link").hidden = !me.is_admin;
-  loadConversations();
-}
-
-$("sign-out").addEventListener("click", signOut);
-start();
+    loadConversations();
   }
 }
 
@@ -233,51 +189,7 @@ async function openConversation(id) {
     const node = addMessage(m.role, m.content);
     if (m.role === "assistant") { renderSources(node, m.sources || []); addFeedback(node, m.id); }
   }
-  async function showStatusBanner() {
-  const response = await fetch("/api/status");
-  if (!response.ok) return;
-  const status = await response.json();
-  let message = "";
-  if (status.paused) message = `The assistant is ${status.paused_reason}.`;
-  else if (status.overall !== "operational") {
-    const llm = status.components.find((c) => c.name === "llm_upstream");
-    message = llm && llm.state !== "operational"
-      ? "The upstream provider is degraded: answers may fail. See the status page."
-      : "Some parts of the service are degraded. See the status page.";
-  } else if (status.provider.state === "degraded" || status.provider.state === "down") {
-    message = status.provider.headline;
-  }
-  $("banner").textContent = message;
-  if (message) {
-    const link = element("a", "", " Status page");
-    link.href = "/status";
-    $("banner").append(link);
-  }
-  $("banner").hidden = !message;
-}
-
-function showBudget(remaining) {
-  $("budget").textContent = `Today: $${remaining} left (resets 00:00 UTC)`;
-}
-
-async function signOut() {
-  await api("/auth/logout", { method: "POST" });
-  window.location.href = "/auth/login";
-}
-
-async function start() {
-  const response = await api("/api/me");
-  if (!response.ok) return;
-  me = await response.json();
-  $("who").textContent = me.email;
-  showBudget(me.budget.remaining_today_usd);
-  showStatusBanner();
-  $("admin-link").hidden = !me.is_admin;
   loadConversations();
-}
-
-$("sign-out").addEventListener("click", signOut);
-start();
 }
 
 $("ask").addEventListener("submit", (event) => {
@@ -294,51 +206,7 @@ $("stop").addEventListener("click", () => controller?.abort());
 $("new-chat").addEventListener("click", () => {
   conversationId = null;
   $("messages").replaceChildren(element("p", "hint", "New conversation. Ask away."));
-  async function showStatusBanner() {
-  const response = await fetch("/api/status");
-  if (!response.ok) return;
-  const status = await response.json();
-  let message = "";
-  if (status.paused) message = `The assistant is ${status.paused_reason}.`;
-  else if (status.overall !== "operational") {
-    const llm = status.components.find((c) => c.name === "llm_upstream");
-    message = llm && llm.state !== "operational"
-      ? "The upstream provider is degraded: answers may fail. See the status page."
-      : "Some parts of the service are degraded. See the status page.";
-  } else if (status.provider.state === "degraded" || status.provider.state === "down") {
-    message = status.provider.headline;
-  }
-  $("banner").textContent = message;
-  if (message) {
-    const link = element("a", "", " Status page");
-    link.href = "/status";
-    $("banner").append(link);
-  }
-  $("banner").hidden = !message;
-}
-
-function showBudget(remaining) {
-  $("budget").textContent = `Today: $${remaining} left (resets 00:00 UTC)`;
-}
-
-async function signOut() {
-  await api("/auth/logout", { method: "POST" });
-  window.location.href = "/auth/login";
-}
-
-async function start() {
-  const response = await api("/api/me");
-  if (!response.ok) return;
-  me = await response.json();
-  $("who").textContent = me.email;
-  showBudget(me.budget.remaining_today_usd);
-  showStatusBanner();
-  $("admin-link").hidden = !me.is_admin;
   loadConversations();
-}
-
-$("sign-out").addEventListener("click", signOut);
-start();
 });
 async function showStatusBanner() {
   const response = await fetch("/api/status");

@@ -229,3 +229,42 @@ def test_100_streams_abandoned_after_5_tokens_are_charged_and_closed_upstream(
     )
     assert local_model.stats()["completed_streams"] == before["completed_streams"]
     assert scalar(db_engine, "SELECT count(*) FROM reservations WHERE settled_at IS NULL") == 0
+
+
+async def _leave_after_first_event(client: httpx.Client) -> None:
+    url = httpx.URL(str(client.base_url))
+    cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+    body = json.dumps({"message": "How do I ingest PDF files?"}).encode()
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    writer.write(
+        (
+            f"POST /api/chat HTTP/1.1\r\nHost: {url.host}:{url.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"Cookie: {cookie}\r\nOrigin: {client.headers['Origin']}\r\n"
+            f"X-CSRF-Token: {client.headers['X-CSRF-Token']}\r\n\r\n"
+        ).encode()
+        + body
+    )
+    while (line := await reader.readline()) and line.strip() != b"event: meta":
+        pass
+    writer.close()
+    await writer.wait_closed()
+
+
+def test_leaving_at_the_first_event_settles_and_frees_the_stream(
+    start_app, local_model: LocalModel, db_engine: Engine
+) -> None:  # type: ignore[no-untyped-def]
+    app = start_app(max_concurrent_streams=1, rate_limit_requests=1000)
+    local_model.fault("stall", delay_s=5)  # the upstream has not answered when the client leaves
+    with user(app, "impatient@example.com") as client:
+        asyncio.run(_leave_after_first_event(client))
+        sql = (
+            "SELECT count(*) FROM reservations r JOIN users u ON u.id = r.user_id "
+            "WHERE u.email = 'impatient@example.com' AND r.settled_at IS NULL"
+        )
+        eventually(lambda: scalar(db_engine, sql) == 0, what="the abandoned call to settle")
+        local_model.clear()
+        # The only stream lease came back: the next question is admitted at once.
+        assert (
+            client.post("/api/chat", json={"message": "How do I run the tests?"}).status_code == 200
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import httpx
 from sqlalchemy import Engine
 
 from app.localmodel.runner import BackgroundServer
@@ -69,3 +70,41 @@ def test_histogram_percentiles() -> None:
     p95 = percentile(hist, 0.95)
     assert p95 is not None and 2000 <= p95 <= 3000
     assert percentile([0] * len(hist), 0.5) is None
+
+
+def test_metrics_need_an_admin_or_the_scrape_token_and_match_the_ledger(
+    start_app, new_database, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    url = new_database()
+    engine: Engine = new_engine_for(url, embedder)
+    app: BackgroundServer = start_app(
+        database_url=url,
+        admin_emails="ops@example.com",
+        metrics_token="scrape-secret-123",
+        rate_limit_requests=2,
+    )
+    with sign_in(app.url, "carol@example.com") as carol:
+        for _ in range(2):
+            assert chat(carol, "How do I run the tests?")[-1][0] == "done"
+        assert carol.post("/api/chat", json={"message": "again"}).status_code == 429
+        assert carol.get("/metrics").status_code == 403
+    assert (
+        httpx.get(
+            f"{app.url}/metrics", headers={"Authorization": "Bearer wrong"}, follow_redirects=False
+        ).status_code
+        == 303
+    )
+    scraped = httpx.get(f"{app.url}/metrics", headers={"Authorization": "Bearer scrape-secret-123"})
+    assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
+    body = scraped.text
+    assert (
+        'ragship_llm_calls_total{feature="chat",model="ragship-local-1",outcome="ok"} 2.0' in body
+    )
+    assert 'ragship_cap_refusals_total{layer="rate_limit"} 1.0' in body
+    assert 'ragship_llm_latency_seconds_bucket{feature="chat",le="+Inf"} 2.0' in body
+    cost = Decimal(str(scalar(engine, "SELECT sum(cost_usd) FROM llm_calls")))
+    line = next(x for x in body.splitlines() if x.startswith("ragship_llm_cost_usd_total"))
+    assert abs(Decimal(line.split()[-1]) - cost) < Decimal("0.000001")
+    with sign_in(app.url, "ops@example.com") as ops:
+        assert ops.get("/metrics").status_code == 200
+    engine.dispose()

@@ -79,3 +79,13 @@ def test_prod_refuses_the_in_memory_rate_limit_store() -> None:
 def test_upstash_store_needs_a_token() -> None:
     with pytest.raises(ValidationError, match="UPSTASH_REDIS_REST_TOKEN"):
         make_settings(rate_limit_store="https://eu1-example.upstash.io")
+
+
+def test_reservations_must_outlive_the_longest_answer() -> None:
+    with pytest.raises(ValidationError, match="RESERVATION_TTL_S must exceed"):
+        make_settings(reservation_ttl_s=120, llm_total_timeout_s=180)
+
+
+def test_public_llm_health_cannot_be_uncached() -> None:
+    with pytest.raises(ValidationError, match="llm_health_cache_s"):
+        make_settings(llm_health_cache_s=0)

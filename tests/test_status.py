@@ -83,7 +83,6 @@ def test_upstream_failing_opens_an_incident_and_recovery_closes_it(
     """The 'done when' walk-through: the local model fails every request, then recovers."""
     app = start_app(
         admin_emails="ops@example.com",
-        llm_health_cache_s=0,
         llm_max_retries=1,
         breaker_cooldown_s=0.2,
     )
@@ -116,7 +115,7 @@ def test_upstream_failing_opens_an_incident_and_recovery_closes_it(
 
 
 def test_admin_can_annotate_an_incident(start_app, local_model: LocalModel) -> None:  # type: ignore[no-untyped-def]
-    app = start_app(admin_emails="ops@example.com", llm_health_cache_s=0, llm_max_retries=0)
+    app = start_app(admin_emails="ops@example.com", llm_max_retries=0)
     local_model.fault("server_error", times=100)
     try:
         probe(app)

@@ -17,6 +17,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Generic, Protocol, TypeVar
 
+import anyio
+from opentelemetry import trace
+from opentelemetry.context import Context
+
 from app.calls import record_refusal
 from app.caps import budget
 from app.caps.bounds import check_input_bounds
@@ -50,18 +54,25 @@ async def admit(
     message: str,
     max_tokens: int | None,
     prepare: Callable[[], Awaitable[P]],
+    trace_context: Context | None = None,
 ) -> Admission[P]:
     settings = services.settings
+    tracer = services.tracer
     try:
         tokens = check_input_bounds(settings, message=message, max_tokens=max_tokens)
-        lease = await services.limiter.admit(user_id)
+        with tracer.start_as_current_span("caps.rate_limit", context=trace_context):
+            lease = await services.limiter.admit(user_id)
         try:
-            prepared = await prepare()
-            reservation = await _reserve(services, user_id, prepared.messages, tokens)
+            with tracer.start_as_current_span("retrieve", context=trace_context):
+                prepared = await prepare()
+            with tracer.start_as_current_span("caps.reserve", context=trace_context):
+                reservation = await _reserve(services, user_id, prepared.messages, tokens)
         except BaseException:
-            await services.limiter.release(lease)
+            with anyio.CancelScope(shield=True):
+                await services.limiter.release(lease)
             raise
     except CapRefused as refused:
+        trace.get_current_span(trace_context).set_attribute("ragship.refused_by", refused.layer)
         await record_refusal(
             services.sessions, user_id=user_id, model=services.llm.model, layer=refused.layer
         )
@@ -103,7 +114,7 @@ async def _reserve(
 
 
 async def release_unused(services: Services, admission: Admission[P]) -> None:
-    """Give back an admission whose call never started: nothing was spent."""
+    """Give back an admission whose call never started: nothing was spent. Idempotent."""
     async with services.sessions() as session:
         await budget.settle(session, reservation_id=admission.reservation.id, cost=Decimal(0))
         await session.commit()

@@ -10,7 +10,6 @@ import logging
 from decimal import Decimal
 
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.calls import record_call
@@ -21,14 +20,22 @@ log = logging.getLogger("ragship.caps")
 _EXPIRED = text(
     "SELECT id, user_id, amount_usd FROM reservations "
     "WHERE settled_at IS NULL AND expires_at < now() "
-    "ORDER BY expires_at LIMIT 100 FOR UPDATE SKIP LOCKED"
+    "ORDER BY expires_at LIMIT 1 FOR UPDATE SKIP LOCKED"
 )
 
 
-async def sweep_expired(sessions: async_sessionmaker[AsyncSession], *, model: str) -> int:
+async def sweep_expired(
+    sessions: async_sessionmaker[AsyncSession], *, model: str, limit: int = 100
+) -> int:
+    """Settle up to ``limit`` expired reservations, one short transaction each: a batch
+    holding several users' counters at once could deadlock with live reservations."""
     swept = 0
-    async with sessions() as session, session.begin():
-        for reservation_id, user_id, amount in (await session.execute(_EXPIRED)).all():
+    for _ in range(limit):
+        async with sessions() as session, session.begin():
+            row = (await session.execute(_EXPIRED)).first()
+            if row is None:
+                break
+            reservation_id, user_id, amount = row
             if await budget.settle(session, reservation_id=reservation_id, cost=Decimal(amount)):
                 await record_call(
                     session,
@@ -51,6 +58,6 @@ async def run_sweeper(
     while True:
         try:
             await sweep_expired(sessions, model=model)
-        except SQLAlchemyError as err:
-            log.error("reservation sweep failed: %r", err)
+        except Exception:  # the sweep must outlive any one failure; the next run retries
+            log.exception("reservation sweep failed")
         await asyncio.sleep(every_s)

@@ -47,6 +47,10 @@ class CircuitBreaker:
         self._trial_running = False
         self.reason = ""
 
+    def release_trial(self) -> None:
+        """The trial request ended without a verdict (cancelled): let another one try."""
+        self._trial_running = False
+
     def record_failure(self, reason: str) -> None:
         self._failures += 1
         self._trial_running = False

@@ -30,12 +30,23 @@ from app.settings import Settings
 
 log = logging.getLogger("ragship.llm")
 QUOTA_COOLDOWN_S = 300.0
+BREAKER_KINDS = frozenset(
+    {
+        "rate_limit",
+        "server_error",
+        "connection",
+        "first_token_timeout",
+        "broken_stream",
+        "total_timeout",
+    }
+)
 MAX_RETRY_AFTER_S = 30.0
 
 
 @dataclass(frozen=True)
 class TextDelta:
     text: str
+    model: str
 
 
 @dataclass(frozen=True)
@@ -139,6 +150,7 @@ class LLMClient:
         first_token_deadline = min(time.monotonic() + s.llm_first_token_timeout_s, total_deadline)
         started_streaming = False
         reason: str | None = None
+        usage: ChatCompletionChunk | None = None
         try:
             stream = await asyncio.wait_for(
                 self._client.chat.completions.create(
@@ -161,22 +173,21 @@ class LLMClient:
                         )
                     except StopAsyncIteration:
                         break
-                    if chunk.usage is not None:
-                        yield _finished(model, reason, chunk)
-                        return
                     for choice in chunk.choices:
                         if choice.delta.content:
                             started_streaming = True
-                            yield TextDelta(choice.delta.content)
+                            yield TextDelta(choice.delta.content, model)
                         if choice.finish_reason:
                             reason = choice.finish_reason
                             started_streaming = True
+                    if chunk.usage is not None:  # some servers report it on every chunk
+                        usage = chunk
         except TimeoutError as err:
             kind = "total_timeout" if started_streaming else "first_token_timeout"
             raise UpstreamError(kind, started=started_streaming) from err
         except (openai.APIError, httpx.HTTPError, json.JSONDecodeError) as err:
             raise classify(err, started=started_streaming) from err
-        yield Finished(model, reason, None, None, 0)
+        yield _finished(model, reason, usage) if usage else Finished(model, reason, None, None, 0)
 
     async def ping(self) -> tuple[int, int]:
         """A real, minimal call to the main model: (input tokens, output tokens).

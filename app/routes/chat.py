@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Any, Literal
 
 import anyio
 from fastapi import APIRouter, HTTPException
+from opentelemetry import trace
 from pydantic import BaseModel, Field, field_validator
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.background import BackgroundTask
 
 from app.caps.chain import admit, release_unused
 from app.chat import ChatEvent, prepare_chat, record_question, stream_answer
@@ -18,6 +21,7 @@ from app.conversations import ConversationNotFound, conversation_messages, list_
 from app.db import session_scope
 from app.deps import ServicesDep, UserDep
 from app.feedback import MessageNotFound, give_feedback
+from app.observability.tracing import trace_id_of
 
 router = APIRouter(prefix="/api", tags=["chat"])
 
@@ -38,14 +42,16 @@ class ChatRequest(BaseModel):
         return value.strip()
 
 
-async def _sse(events: AsyncIterator[ChatEvent]) -> AsyncIterator[ServerSentEvent]:
-    async for event in events:
-        yield ServerSentEvent(data=json.dumps(event.data), event=event.name)
+async def _sse(events: AsyncGenerator[ChatEvent, None]) -> AsyncIterator[ServerSentEvent]:
+    async with aclosing(events):  # closing the response closes (and settles) the stream now
+        async for event in events:
+            yield ServerSentEvent(data=json.dumps(event.data), event=event.name)
 
 
 @router.post("/chat", response_model=None)
 async def chat(body: ChatRequest, services: ServicesDep, user: UserDep) -> EventSourceResponse:
     """Answer one question as Server-Sent Events, after the cap chain admits it."""
+    span = services.tracer.start_span("chat", attributes={"enduser.id": str(user.id)})
     try:
         admission = await admit(
             services,
@@ -57,18 +63,28 @@ async def chat(body: ChatRequest, services: ServicesDep, user: UserDep) -> Event
                 user_id=user.id,
                 question=body.message,
                 conversation_id=body.conversation_id,
+                trace_id=trace_id_of(span),
             ),
+            trace_context=trace.set_span_in_context(span),
         )
     except ConversationNotFound as err:
+        span.end()
         raise HTTPException(404, "No such conversation.") from err
+    except BaseException:
+        span.end()
+        raise
     try:
         await record_question(services, admission.prepared)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await release_unused(services, admission)
+        span.end()
         raise
     return EventSourceResponse(
-        _sse(stream_answer(services, admission)),
+        _sse(stream_answer(services, admission, span=span)),
+        # Backstop for a stream that never started (client gone first): settling is
+        # idempotent, so after a normal stream this changes nothing.
+        background=BackgroundTask(release_unused, services, admission),
         headers={**STREAM_HEADERS, **admission.lease.headers},
         ping=services.settings.stream_heartbeat_s,
         # On shutdown, live answers may finish (a little less than the server's own grace).

@@ -32,11 +32,12 @@ class LLMHealthCheck:
         self._cached_at = 0.0
         self._lock = asyncio.Lock()
 
-    async def check(self) -> tuple[LLMHealth, bool]:
-        """(result, whether it came from the cache)."""
+    async def check(self, *, force: bool = False) -> tuple[LLMHealth, bool]:
+        """(result, whether it came from the cache). The prober forces a fresh check."""
         ttl = self.services.settings.llm_health_cache_s
         async with self._lock:  # concurrent monitors share one upstream call
-            if self._cached is not None and time.monotonic() - self._cached_at < ttl:
+            fresh = time.monotonic() - self._cached_at < ttl
+            if self._cached is not None and fresh and not force:
                 return self._cached, True
             self._cached = await self._probe()
             self._cached_at = time.monotonic()

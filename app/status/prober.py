@@ -72,7 +72,7 @@ class Prober:
             await _timed("rate_limit_store", services.limiter.store.ping),
             await _timed("embeddings", embeddings),
         ]
-        health, _ = await self.llm_health.check()
+        health, _ = await self.llm_health.check(force=True)
         llm_state = "operational" if health.ok else "down"
         probes.append(Probe("llm_upstream", llm_state, health.latency_ms, health.detail))
         settings = services.settings
@@ -83,22 +83,19 @@ class Prober:
         return probes
 
     async def run_once(self, *, force: bool = False) -> list[Probe]:
-        """Probe, record and update incidents, unless another replica probed just now."""
-        interval = self.services.settings.status_probe_interval_s
+        """Probe, record and update incidents, unless another replica probed just now.
+
+        The probes run outside any transaction (they may take seconds); only the short
+        write that follows holds the advisory lock.
+        """
+        if not force and await self._probed_recently():
+            return []
+        probes = await self.probe_all()
         async with self.services.sessions() as session, session.begin():
-            locked = await session.scalar(_TRY_LOCK, {"id": PROBE_LOCK})
-            if not locked:
+            if not await session.scalar(_TRY_LOCK, {"id": PROBE_LOCK}):
+                return []  # another replica is writing its probe right now
+            if not force and await self._probed_recently(session):
                 return []
-            last = await session.scalar(
-                select(StatusProbe.checked_at).order_by(StatusProbe.id.desc()).limit(1)
-            )
-            if (
-                not force
-                and last is not None
-                and (utcnow() - last).total_seconds() < interval * 0.9
-            ):
-                return []
-            probes = await self.probe_all()
             now = utcnow()
             for p in probes:
                 session.add(
@@ -113,14 +110,24 @@ class Prober:
             await _update_incidents(session, probes)
         return probes
 
+    async def _probed_recently(self, session: AsyncSession | None = None) -> bool:
+        interval = self.services.settings.status_probe_interval_s
+        query = select(StatusProbe.checked_at).order_by(StatusProbe.id.desc()).limit(1)
+        if session is None:
+            async with self.services.sessions() as own:
+                last = await own.scalar(query)
+        else:
+            last = await session.scalar(query)
+        return last is not None and (utcnow() - last).total_seconds() < interval * 0.9
+
     async def run_forever(self) -> None:
         """Probe every interval, starting one interval after start-up (let the app settle)."""
         while True:
             await asyncio.sleep(self.services.settings.status_probe_interval_s)
             try:
                 await self.run_once()
-            except (SQLAlchemyError, OSError) as err:
-                log.error("status probe failed: %r", err)
+            except Exception:  # the prober must outlive any one failure; logged, retried
+                log.exception("status probe failed")
 
     async def close(self) -> None:
         await self._http.aclose()
