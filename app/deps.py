@@ -13,6 +13,7 @@ from app.auth.access import is_admin
 from app.auth.csrf import SAFE_METHODS, require_csrf
 from app.auth.sessions import SESSION_COOKIE, resolve_session
 from app.db import session_scope
+from app.observability.alerts import Alerter
 from app.services import Services
 from app.status.llm_health import LLMHealthCheck
 from app.status.prober import Prober
@@ -50,6 +51,12 @@ def get_prober(request: Request) -> Prober:
     return prober
 
 
+def get_alerter(request: Request) -> Alerter:
+    alerter: Alerter = request.app.state.alerter
+    return alerter
+
+
+AlerterDep = Annotated[Alerter, Depends(get_alerter)]
 LLMHealthDep = Annotated[LLMHealthCheck, Depends(get_llm_health)]
 ProberDep = Annotated[Prober, Depends(get_prober)]
 

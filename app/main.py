@@ -24,6 +24,7 @@ from app.deps import NotSignedIn
 from app.llm.client import LLMClient
 from app.localmodel.runner import BackgroundServer
 from app.localmodel.server import create_local_model
+from app.observability.alerts import Alerter
 from app.observability.tracing import build_tracing
 from app.rag.embedder import Embedder
 from app.routes import admin, auth, chat, dashboard, health, metrics, pages, status
@@ -67,11 +68,13 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         )
         app.state.llm_health = LLMHealthCheck(app.state.services)
         app.state.prober = Prober(app.state.services, app.state.llm_health)
+        app.state.alerter = Alerter(app.state.services)
         background = [
             asyncio.create_task(
                 run_sweeper(app.state.services.sessions, model=settings.llm_model, every_s=60)
             ),
             asyncio.create_task(app.state.prober.run_forever()),
+            asyncio.create_task(app.state.alerter.run_forever()),
         ]
         try:
             yield
@@ -79,6 +82,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             for task in background:
                 task.cancel()
             await app.state.prober.close()
+            await app.state.alerter.close()
             await asyncio.to_thread(tracer_provider.shutdown)  # flushes queued spans
             await store.close()
             await llm.close()

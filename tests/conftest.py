@@ -149,6 +149,7 @@ def make_settings(**overrides: object) -> Settings:
         "env": "dev",
         "local_model_token_delay_s": 0.0,
         "status_probe_interval_s": 3600,
+        "alert_interval_s": 3600,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -160,7 +160,9 @@ def test_chat_page_shows_a_banner_when_paused(page: Page, settings: Settings) ->
 def test_thumbs_down_with_a_comment(page: Page, db_engine: Engine) -> None:
     page.goto("/")
     ask(page, "How do I run the tests?")
-    answer = page.locator(".msg.assistant.complete").last
+    answer = page.locator(".msg.assistant").last
+    expect(answer).to_have_class(re.compile("complete"), timeout=60_000)
+    expect(answer.locator(".error")).to_have_count(0)
     answer.locator(".thumb.down").click()
     answer.locator(".feedback .comment").fill("Missing the lint step")
     answer.locator(".feedback .comment").blur()  # commits the comment (a change event)

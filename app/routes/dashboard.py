@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
+from sqlalchemy import select
 
 from app.db import session_scope
-from app.deps import AdminDep, ServicesDep
+from app.deps import AdminDep, AlerterDep, ServicesDep
+from app.models import Alert
 from app.observability import dashboard
 
 router = APIRouter(prefix="/api/admin/dashboard", tags=["admin"])
@@ -64,3 +66,26 @@ async def call(call_id: int, admin: AdminDep, services: ServicesDep) -> dict[str
     if found is None:
         raise HTTPException(404, "No such call.")
     return found
+
+
+@router.get("/alerts")
+async def alerts(admin: AdminDep, services: ServicesDep) -> list[dict[str, Any]]:
+    """The alerts sent recently (most recent first)."""
+    async with session_scope(services.sessions) as session:
+        rows = await session.execute(select(Alert).order_by(Alert.id.desc()).limit(100))
+        return [
+            {
+                "id": a.id,
+                "rule": a.rule,
+                "message": a.message,
+                "fired_at": a.fired_at.isoformat(),
+                "delivered": a.delivered,
+            }
+            for a in rows.scalars()
+        ]
+
+
+@router.post("/alerts/evaluate")
+async def evaluate_alerts(admin: AdminDep, alerter: AlerterDep) -> list[dict[str, Any]]:
+    """Run the alert rules now (they also run every ALERT_INTERVAL_S)."""
+    return [{"rule": a.rule, "message": a.message} for a in await alerter.run_once()]
