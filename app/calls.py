@@ -36,6 +36,8 @@ async def record_call(
     trace_id: str | None = None,
     attempts: int = 1,
     provider: str = "",
+    question: str | None = None,
+    answer: str | None = None,
 ) -> None:
     """Add the call to the ledger and to the rollups, in the caller's transaction."""
     now = utcnow()
@@ -60,6 +62,8 @@ async def record_call(
             trace_id=trace_id,
             attempts=attempts,
             provider=provider,
+            question=question,
+            answer=answer,
         )
     )
     await add_to_rollups(

@@ -30,6 +30,7 @@ from app.conversations import append_message, ensure_conversation, find_conversa
 from app.db import session_scope
 from app.llm.client import Finished, TextDelta, UpstreamError
 from app.llm.pricing import cost_usd
+from app.observability.redact import for_call_log
 from app.rag.prompt import PROMPT_VERSION, build_messages
 from app.rag.retrieve import Passage, hybrid_search
 from app.services import Services
@@ -267,6 +268,8 @@ async def _settle(
             trace_id=prepared.trace_id,
             attempts=outcome.finished.attempts if outcome.finished else 1,
             provider=services.llm.provider,
+            question=for_call_log(prepared.question, policy=services.settings.content_logging),
+            answer=for_call_log("".join(outcome.parts), policy=services.settings.content_logging),
         )
         spent, reserved = await budget.spend_today(session, user_id=prepared.user_id)
     remaining = max(services.settings.user_daily_cap_usd - spent - reserved, Decimal(0))

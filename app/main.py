@@ -25,6 +25,7 @@ from app.llm.client import LLMClient
 from app.localmodel.runner import BackgroundServer
 from app.localmodel.server import create_local_model
 from app.observability.alerts import Alerter
+from app.observability.retention import run_retention
 from app.observability.tracing import build_tracing
 from app.rag.embedder import Embedder
 from app.routes import admin, auth, chat, dashboard, health, metrics, pages, status
@@ -75,6 +76,9 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             ),
             asyncio.create_task(app.state.prober.run_forever()),
             asyncio.create_task(app.state.alerter.run_forever()),
+            asyncio.create_task(
+                run_retention(app.state.services.sessions, days=settings.retention_days)
+            ),
         ]
         try:
             yield

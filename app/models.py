@@ -182,6 +182,8 @@ class LLMCall(Base):
     provider: Mapped[str] = mapped_column(Text, default="")
     request_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     cache_hit: Mapped[bool] = mapped_column(default=False)
+    question: Mapped[str | None] = mapped_column(Text, nullable=True)
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class AppFlag(Base):

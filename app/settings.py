@@ -130,6 +130,12 @@ class Settings(BaseSettings):
     reservation_ttl_s: int = Field(900, ge=60, description="Unsettled reservations expire after.")
 
     # --- observability ---------------------------------------------------------------
+    content_logging: Literal["full", "redacted", "none"] = Field(
+        "redacted", description="Question/answer text in the call log: full, redacted or none."
+    )
+    retention_days: int = Field(
+        30, ge=0, description="Days conversations and call-log content are kept (0: forever)."
+    )
     metrics_token: SecretStr | None = Field(None, description="Bearer token for GET /metrics.")
     otel_exporter_otlp_endpoint: str | None = Field(
         None, description="OTLP/HTTP collector base URL, e.g. http://localhost:4318."
