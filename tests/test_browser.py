@@ -170,3 +170,29 @@ def test_thumbs_down_with_a_comment(page: Page, db_engine: Engine) -> None:
     expect(answer.locator(".feedback")).to_have_attribute("data-rating", "down")
     sql = "SELECT count(*) FROM feedback WHERE rating = -1 AND comment = 'Missing the lint step'"
     eventually(lambda: scalar(db_engine, sql) == 1, what="the comment to be stored")
+
+
+def test_admin_dashboard_shows_the_chats_with_cost_and_latency(
+    browser: Browser, settings: Settings, embedder: Embedder
+) -> None:
+    admin_settings = settings.model_copy(update={"admin_emails": ["boss@example.com"]})
+    server = BackgroundServer(create_app(admin_settings, embedder=embedder)).start()
+    context = browser.new_context(base_url=server.url)
+    page = context.new_page()
+    try:
+        dev_sign_in(page, "boss@example.com")
+        ask(page, "How do I run the tests?")
+        expect(page.locator(".msg.assistant.complete .meta")).to_contain_text(
+            "tokens", timeout=30_000
+        )
+        expect(page.locator("#admin-link")).to_be_visible()
+        page.click("#admin-link")
+        expect(page.locator("#calls tbody tr").first).to_contain_text("boss@example.com")
+        expect(page.locator("#calls tbody tr").first).to_contain_text("$0.0")
+        expect(page.locator("#latency tbody tr")).not_to_have_count(0)
+        expect(page.locator("#caps")).to_contain_text("Kill switch: off")
+        page.locator("#calls tbody tr").first.click()
+        expect(page.locator("#call-detail")).to_contain_text("trace_id")
+    finally:
+        context.close()
+        server.stop()
