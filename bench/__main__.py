@@ -13,7 +13,7 @@ import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCHMARKS = ("ingest", "retrieval", "chat", "caps", "observability", "cold_start")
+BENCHMARKS = ("ingest", "retrieval", "chat", "caps", "observability", "dashboard", "cold_start")
 
 
 def _command(argv: list[str]) -> str:

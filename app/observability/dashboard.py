@@ -23,9 +23,12 @@ _SPEND = text(
     "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
 )
 _TOP_USERS = text(
-    "SELECT r.user_id, coalesce(u.email, '?') AS email, sum(r.cost_usd) AS cost, "
-    "sum(r.calls) AS calls FROM user_rollups_daily r LEFT JOIN users u ON u.id = r.user_id "
-    "WHERE r.day >= :since_day GROUP BY r.user_id, u.email"
+    "WITH totals AS MATERIALIZED (SELECT user_id, sum(cost_usd) AS cost, sum(calls) AS calls "
+    "FROM user_rollups_daily WHERE day >= :since_day GROUP BY user_id), "
+    "top AS ((SELECT user_id FROM totals ORDER BY cost DESC LIMIT :n) UNION "
+    "(SELECT user_id FROM totals ORDER BY calls DESC LIMIT :n)) "
+    "SELECT t.user_id, coalesce(u.email, '?') AS email, t.cost, t.calls FROM totals t "
+    "JOIN top USING (user_id) LEFT JOIN users u ON u.id = t.user_id"
 )
 _LATENCY = text(
     "SELECT date_trunc(:unit, hour) AS bucket, i, sum(l) AS latency, sum(f) AS ttft "
@@ -78,7 +81,7 @@ async def top_users(
             "cost_usd": Decimal(r.cost),
             "calls": int(r.calls),
         }
-        for r in await session.execute(_TOP_USERS, {"since_day": since_day})
+        for r in await session.execute(_TOP_USERS, {"since_day": since_day, "n": limit})
     ]
     by_cost = sorted(rows, key=lambda r: (-r["cost_usd"], r["email"]))[:limit]
     by_calls = sorted(rows, key=lambda r: (-r["calls"], r["email"]))[:limit]
