@@ -84,6 +84,8 @@ async function refreshDashboard() {
   const outcomes = await call(`/api/admin/dashboard/outcomes${q}`);
   cells("#outcomes", outcomes.map((r) => [r.t, r.calls, `${(r.error_rate * 100).toFixed(1)}%`,
     `${(r.refusal_rate * 100).toFixed(1)}%`, Object.entries(r.by_outcome).map(([k, v]) => `${k}: ${v}`).join(", ")]));
+  const alerts = await call("/api/admin/dashboard/alerts");
+  cells("#alerts", alerts.map((a) => [a.fired_at, a.rule, a.message, a.delivered || "nowhere"]));
   const calls = await call("/api/admin/dashboard/calls");
   cells("#calls", calls.map((c) => [c.created_at, c.email, c.model, c.admission, c.status,
     `${c.input_tokens}+${c.output_tokens}`, `$${c.cost_usd}`, ms(c.latency_ms === null ? null : Number(c.latency_ms)), c.trace_id]),
@@ -104,7 +106,7 @@ async function refresh() {
   )));
   const users = await call("/api/admin/users");
   document.querySelector("#users tbody").replaceChildren(...users.map((u) => row(
-    [u.email, u.name, u.last_login_at || "never"],
+    [u.email, u.name, u.last_login_at || "never", `$${u.spend_30d_usd}`, u.requests_30d],
     u.revoked
       ? { label: "Restore", run: () => call(`/api/admin/users/${u.id}/restore`, "POST") }
       : { label: "Revoke", run: () => call(`/api/admin/users/${u.id}/revoke`, "POST") },

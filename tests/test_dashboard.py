@@ -37,6 +37,7 @@ def test_rollups_match_the_ledger_and_the_dashboard_shows_every_view(
         caps = ops.get("/api/admin/dashboard/caps").json()
         calls = ops.get("/api/admin/dashboard/calls").json()
         detail = ops.get(f"/api/admin/dashboard/calls/{calls[0]['id']}").json()
+        users = {u["email"]: u for u in ops.get("/api/admin/users").json()}
         assert ops.get("/api/admin/dashboard/calls/999999999").status_code == 404
     with sign_in(app.url, "alice@example.com") as alice:
         assert alice.get("/api/admin/dashboard/spend").status_code == 403
@@ -59,6 +60,12 @@ def test_rollups_match_the_ledger_and_the_dashboard_shows_every_view(
     assert Decimal(caps["global_spent_today_usd"]) == ledger_cost and caps["kill_switch"] is False
     assert calls[0]["admission"] == "allowed" and calls[0]["email"] == "bob@example.com"
     assert detail["trace_id"] == calls[0]["trace_id"] and "reservation_id" in detail
+    assert users["alice@example.com"]["requests_30d"] == 5
+    assert (
+        Decimal(users["alice@example.com"]["spend_30d_usd"])
+        + Decimal(users["bob@example.com"]["spend_30d_usd"])
+        == ledger_cost
+    )
     engine.dispose()
 
 

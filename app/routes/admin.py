@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from app.auth.access import create_invite
 from app.auth.sessions import end_all_sessions
@@ -21,6 +21,10 @@ from app.models import Incident, Invite, User, utcnow
 from app.routes.pages import STATIC_DIR
 
 router = APIRouter(tags=["admin"])
+_USER_TOTALS = text(
+    "SELECT user_id, sum(cost_usd) AS cost, sum(calls) AS calls FROM user_rollups_daily "
+    "WHERE day >= :since GROUP BY user_id"
+)
 
 
 class InviteRequest(BaseModel):
@@ -80,18 +84,23 @@ async def revoke_invite(invite_id: int, admin: AdminDep, services: ServicesDep) 
 
 @router.get("/api/admin/users")
 async def list_users(admin: AdminDep, services: ServicesDep) -> list[dict[str, Any]]:
+    """Users with their spend and requests over the last 30 days (from the rollups)."""
+    since = (utcnow() - timedelta(days=30)).date()
     async with session_scope(services.sessions) as session:
-        users = (await session.execute(select(User).order_by(User.created_at))).scalars()
-        return [
-            {
-                "id": str(u.id),
-                "email": u.email,
-                "name": u.name,
-                "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None,
-                "revoked": u.revoked_at is not None,
-            }
-            for u in users
-        ]
+        users = (await session.execute(select(User).order_by(User.created_at))).scalars().all()
+        totals = {row.user_id: row for row in await session.execute(_USER_TOTALS, {"since": since})}
+    return [
+        {
+            "id": str(u.id),
+            "email": u.email,
+            "name": u.name,
+            "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None,
+            "revoked": u.revoked_at is not None,
+            "spend_30d_usd": str(totals[u.id].cost) if u.id in totals else "0",
+            "requests_30d": int(totals[u.id].calls) if u.id in totals else 0,
+        }
+        for u in users
+    ]
 
 
 @router.post("/api/admin/users/{user_id}/revoke")
