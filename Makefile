@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev test lint fmt ingest migrate browser bench clean
+.PHONY: help install dev test lint fmt ingest migrate browser bench eval clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ migrate: install ## Apply database migrations (DATABASE_URL, or the embedded ser
 
 ingest: install ## Ingest DOCS_DIR (default docs/) incrementally, pruning deleted files
 	$(PY) -m ingest $${DOCS_DIR:-docs} --prune
+
+eval: install ## Run the eval suite and gate on evals/baseline.json (see docs/evals.md)
+	$(PY) -m evals
 
 bench: install ## Run the benchmarks in bench/
 	$(PY) -m bench

@@ -14,6 +14,14 @@ DONT_KNOW = "I don't know based on the documents I have."
 _SOURCE_HEADER = re.compile(r"^\[(\d+)\] .*$", re.MULTILINE)
 _WORD = re.compile(r"[a-z0-9][a-z0-9_\-]*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+_TABLE_RULE = re.compile(r"^\|?[\s:|-]+\|?$")
+# Sources are reference material, never instructions: sentences that try to instruct the
+# assistant are not repeated (a planted "ignore your instructions" stays inert).
+_INJECTION = re.compile(
+    r"\b(ignore|disregard|override|forget)\b.{0,60}\b(instruction|guidance|rule|prompt)s?\b"
+    r"|\bsystem override\b|\bsecret word\b",
+    re.IGNORECASE,
+)
 _FENCED = re.compile(r"\s*```[^\n]*\n(.*?)\n?```", re.DOTALL)
 _STOPWORDS = frozenset(
     """a an and are as at be by can do does for from has have how i if in into is it its
@@ -53,10 +61,10 @@ def answer(messages: list[dict[str, str]]) -> str:
     scored: list[tuple[int, int, int, str]] = []
     for number, (heading, text) in sources.items():
         heading_terms = _terms(heading.partition("] ")[2])
-        text = _FENCED.sub(_inline_code, text)
+        text = _table_rows_as_sentences(_FENCED.sub(_inline_code, text))
         for position, sentence in enumerate(s.strip() for s in _SENTENCE_END.split(text)):
             too_short = len(sentence) < (5 if "`" in sentence else 20)
-            if too_short or sentence.startswith("|"):
+            if too_short or _INJECTION.search(sentence):
                 continue
             terms = _terms(sentence)
             if wanted & terms:  # the heading adds weight, never a match on its own
@@ -68,6 +76,22 @@ def answer(messages: list[dict[str, str]]) -> str:
     picked = [s for s in scored if s[0] >= best - 1][:3]
     picked.sort(key=lambda s: (s[1], s[2]))
     return " ".join(f"{_clean(sentence)} [{number}]" for _, number, _, sentence in picked)
+
+
+def _table_rows_as_sentences(text: str) -> str:
+    """Markdown table rows become sentences: "| `X` | 5 | Does. |" becomes "`X` (5): Does." """
+    lines = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped.startswith("|"):
+            lines.append(line)
+        elif not _TABLE_RULE.match(stripped):
+            cells = [c.strip() for c in stripped.strip("|").split("|") if c.strip()]
+            if len(cells) >= 3:
+                lines.append(f"{cells[0]} ({cells[1]}): {' '.join(cells[2:])}")
+            elif cells:
+                lines.append(": ".join(cells))
+    return "\n".join(lines)
 
 
 def _inline_code(match: re.Match[str]) -> str:
