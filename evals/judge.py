@@ -1,19 +1,35 @@
 """LLM-as-judge (when a judge model is configured): groundedness and answer relevance.
 
-The judge's prompt is versioned (evals/prompts/judge-v1.txt); its calls are counted,
-capped (`max_calls`) and their token usage is reported with the results.
+The judge's prompt is versioned (evals/prompts/judge-v1.txt). Every judge call goes through
+the official `openai` client, is capped (`max_calls`), and is recorded (case, tokens, the raw
+verdict) in the results file. A verdict that cannot be parsed is recorded and left out of
+the scores, never guessed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import openai
 
 JUDGE_PROMPT_VERSION = "judge-v1"
-_PROMPT = Path(__file__).resolve().parent / "prompts" / f"{JUDGE_PROMPT_VERSION}.txt"
+PROMPTS = Path(__file__).resolve().parent / "prompts"
+_OBJECT = re.compile(r"\{.*?\}", re.DOTALL)
+
+
+@dataclass
+class Grading:
+    """What the judge is shown for one case."""
+
+    case_id: str
+    question: str
+    passages: list[str]
+    answer: str
 
 
 @dataclass
@@ -22,39 +38,75 @@ class Judge:
     model: str
     api_key: str
     max_calls: int = 200
+    concurrency: int = 4
+    prompt_version: str = JUDGE_PROMPT_VERSION
     calls: int = 0
     tokens: dict[str, int] = field(default_factory=lambda: {"input": 0, "output": 0})
+    records: list[dict[str, Any]] = field(default_factory=list)
 
-    async def grade(self, *, question: str, passages: list[str], answer: str) -> dict[str, float]:
+    async def grade_all(self, items: list[Grading]) -> dict[str, dict[str, float]]:
+        """{case id: {"groundedness": g, "relevance": r}} for the cases the judge scored."""
+        system = (PROMPTS / f"{self.prompt_version}.txt").read_text(encoding="utf-8")
+        bound = asyncio.Semaphore(self.concurrency)
+        client = openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, max_retries=2)
+        try:
+
+            async def one(item: Grading) -> tuple[str, dict[str, float]]:
+                async with bound:
+                    return item.case_id, await self._grade(client, system, item)
+
+            results = await asyncio.gather(*(one(item) for item in items))
+        finally:
+            await client.close()
+        return {case_id: scores for case_id, scores in results if scores}
+
+    async def _grade(
+        self, client: openai.AsyncOpenAI, system: str, item: Grading
+    ) -> dict[str, float]:
         if self.calls >= self.max_calls:
             return {}
-        self.calls += 1
-        client = openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, max_retries=1)
-        sources = "\n\n".join(f"[{n}] {p}" for n, p in enumerate(passages, start=1))
+        self.calls += 1  # counted before the await, so concurrent calls respect the cap
+        record: dict[str, Any] = {"case": item.case_id, "model": self.model}
+        self.records.append(record)
+        sources = "\n\n".join(f"[{n}] {p}" for n, p in enumerate(item.passages, start=1))
+        user = (
+            f"Question: {item.question}\n\nSources:\n{sources or '(none)'}\n\nAnswer: {item.answer}"
+        )
         try:
             result = await client.chat.completions.create(
                 model=self.model,
                 messages=[
-                    {"role": "system", "content": _PROMPT.read_text()},
-                    {
-                        "role": "user",
-                        "content": (
-                            f"Question: {question}\n\nSources:\n{sources}\n\nAnswer: {answer}"
-                        ),
-                    },
+                    {"role": "system", "content": system},
+                    {"role": "user", "content": user},
                 ],
-                max_completion_tokens=100,
+                max_completion_tokens=200,
+                temperature=0,
             )
-        finally:
-            await client.close()
+        except openai.OpenAIError as err:
+            record["error"] = f"{type(err).__name__}: {err}"[:300]
+            return {}
         if result.usage:
             self.tokens["input"] += result.usage.prompt_tokens
             self.tokens["output"] += result.usage.completion_tokens
+            record["tokens"] = [result.usage.prompt_tokens, result.usage.completion_tokens]
+        verdict = (result.choices[0].message.content or "") if result.choices else ""
+        record["verdict"] = verdict[:500]
+        scores = parse_verdict(verdict)
+        if scores is None:
+            record["error"] = "unparseable verdict"
+            return {}
+        record["scores"] = scores
+        return scores
+
+
+def parse_verdict(text: str) -> dict[str, float] | None:
+    """{"grounded": G, "relevant": R} (possibly inside prose or a code fence), each 0 to 1."""
+    for candidate in _OBJECT.findall(text):
         try:
-            verdict = json.loads(result.choices[0].message.content or "{}")
-            return {
-                "groundedness": float(verdict["grounded"]),
-                "relevance": float(verdict["relevant"]),
-            }
+            data = json.loads(candidate)
+            grounded, relevant = float(data["grounded"]), float(data["relevant"])
         except (ValueError, KeyError, TypeError):
-            return {}  # an unparseable verdict is left out, not guessed
+            continue
+        if 0 <= grounded <= 1 and 0 <= relevant <= 1:
+            return {"groundedness": grounded, "relevance": relevant}
+    return None
