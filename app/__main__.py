@@ -11,8 +11,11 @@ import sys
 import time
 
 import uvicorn
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from app.db import database_url, make_sync_engine
+from app.llm.pricing import UnpricedModel, build_price_book
 from app.main import create_app
 from app.migrate import upgrade_to_head
 from app.observability.logs import configure_logging
@@ -23,7 +26,17 @@ from ingest.pipeline import ingest_paths
 
 def main() -> int:
     started = time.perf_counter()
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except (ValidationError, SettingsError) as err:
+        print(configuration_error(err), file=sys.stderr)
+        return 2
+    try:
+        build_price_book(settings)  # before migrating or ingesting: fail fast
+    except UnpricedModel as err:
+        problems = "\n".join(f"  - {problem}" for problem in str(err).split("; "))
+        print(f"ragship cannot start: a model has no price:\n{problems}", file=sys.stderr)
+        return 2
     log_format = settings.log_format or ("text" if settings.env == "dev" else "json")
     configure_logging(level=settings.log_level, json_format=log_format == "json")
     log = logging.getLogger("ragship")
@@ -41,6 +54,9 @@ def main() -> int:
             prune=True,
         )
         engine.dispose()
+        # A file that cannot be ingested is logged and skipped: the app serves the rest.
+        for source, reason in report.errors:
+            log.warning("ingest: %s not ingested: %s", source, reason)
         log.info("ingest: %s", report.summary())
     app = create_app(settings, embedder=embedder)
     log.info(
@@ -55,6 +71,20 @@ def main() -> int:
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
     )
     return 0
+
+
+def configuration_error(err: ValidationError | SettingsError) -> str:
+    """Every problem, one per line, naming settings but never their values (secrets)."""
+    if isinstance(err, SettingsError):
+        problems = [str(err)]
+    else:
+        problems = []
+        for error in err.errors(include_input=False, include_url=False):
+            message = error["msg"].removeprefix("Value error, ")
+            field = ".".join(str(part) for part in error["loc"]).upper()
+            problems += [f"{field}: {message}"] if field else message.splitlines()
+    listed = "\n".join(f"  - {problem}" for problem in problems)
+    return f"ragship cannot start: fix these settings (environment or .env):\n{listed}"
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ async def record_call(
     trace_id: str | None = None,
     attempts: int = 1,
     provider: str = "",
+    price_source: str | None = None,
     question: str | None = None,
     answer: str | None = None,
 ) -> None:
@@ -62,6 +63,7 @@ async def record_call(
             trace_id=trace_id,
             attempts=attempts,
             provider=provider,
+            price_source=price_source,
             question=question,
             answer=answer,
         )

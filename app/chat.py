@@ -29,15 +29,16 @@ from app.caps.chain import Admission
 from app.conversations import append_message, ensure_conversation, find_conversation, recent_history
 from app.db import session_scope
 from app.llm.client import Finished, TextDelta, UpstreamError
-from app.llm.pricing import cost_usd
 from app.observability.redact import for_call_log
 from app.rag.prompt import PROMPT_VERSION, build_messages
 from app.rag.retrieve import Passage, hybrid_search
 from app.services import Services
+from app.shutdown import SHUTDOWN_MESSAGE, ShuttingDown, StopSignal, until_stopped
 from app.tokens import count_message_tokens, count_tokens
 
 REFUSED_MESSAGE = "The model declined to answer this question. Try rephrasing it."
 NOT_SAVED_MESSAGE = "Your answer could not be saved. Please try again."
+SHUTDOWN_STATUS = "cancelled:shutdown"  # charged like a client that left mid-answer
 log = logging.getLogger("ragship.chat")
 
 
@@ -137,12 +138,18 @@ async def record_question(services: Services, prepared: PreparedChat) -> None:
 
 
 async def stream_answer(
-    services: Services, admission: Admission[PreparedChat], *, span: Span
+    services: Services,
+    admission: Admission[PreparedChat],
+    *,
+    span: Span,
+    stop: StopSignal | None = None,
 ) -> AsyncGenerator[ChatEvent, None]:
     """Stream the answer; `span` (the request's) ends when the call is settled.
 
     Everything after admission is inside one try/finally, so a client that leaves at any
     point (even before the first event) still gets its call settled and its lease back.
+    When `stop` fires (the server is shutting down), the answer so far is settled and the
+    stream ends with an ``error`` event of kind ``shutdown``.
     """
     prepared = admission.prepared
     context = trace.set_span_in_context(span)
@@ -160,11 +167,12 @@ async def stream_answer(
             },
         )
         yield ChatEvent("sources", {"sources": source_payload(prepared.passages)})
-        async for event in services.llm.stream_chat(
+        upstream = services.llm.stream_chat(
             prepared.messages,
             max_tokens=admission.max_tokens,
             temperature=services.settings.llm_temperature,
-        ):
+        )
+        async for event in until_stopped(upstream, stop):
             if isinstance(event, TextDelta):
                 outcome.model = event.model
                 if outcome.ttft_ms is None:
@@ -182,6 +190,8 @@ async def stream_answer(
     except UpstreamError as err:
         outcome.status = f"error:{err.kind}"
         error = err
+    except ShuttingDown:
+        outcome.status = SHUTDOWN_STATUS
     finally:
         llm_span.set_attribute("ragship.status", outcome.status)
         llm_span.end()
@@ -197,6 +207,8 @@ async def stream_answer(
                 span.end()
     if record is None:
         yield ChatEvent("error", {"kind": "internal", "message": NOT_SAVED_MESSAGE})
+    elif outcome.status == SHUTDOWN_STATUS:
+        yield ChatEvent("error", {"kind": "shutdown", "message": SHUTDOWN_MESSAGE, **record})
     elif outcome.status == "refused":
         yield ChatEvent("error", {"kind": "refused", "message": REFUSED_MESSAGE, **record})
     elif error is not None:
@@ -215,9 +227,20 @@ def _span_usage(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _usage(prepared: PreparedChat, outcome: _Outcome) -> tuple[int, int, int]:
-    """(input, cached input, output) tokens: as reported, else counted locally; never zero."""
+    """(input, cached input, output) tokens to charge: as the upstream reported them, else
+    counted locally.
+
+    An upstream failure that streamed nothing and reported no usage (a 5xx, a refused
+    connection, a timeout before the first token) is charged nothing: providers do not
+    bill failed requests. A client that leaves, or a stream cut after some text, is charged
+    for the prompt and what was streamed: the provider did the work.
+    """
     finished = outcome.finished
-    counted_output = count_tokens("".join(outcome.parts))
+    text = "".join(outcome.parts)
+    reported = finished is not None and finished.input_tokens is not None
+    if outcome.status.startswith("error:") and not text and not reported:
+        return 0, 0, 0
+    counted_output = count_tokens(text)
     if finished is None or finished.input_tokens is None:
         return count_message_tokens(prepared.messages), 0, counted_output
     output = finished.output_tokens if finished.output_tokens is not None else counted_output
@@ -231,9 +254,17 @@ async def _settle(
     reservation = admission.reservation
     input_tokens, cached, output_tokens = _usage(prepared, outcome)
     model = (outcome.finished.model if outcome.finished else outcome.model) or services.llm.model
-    cost = cost_usd(
-        model, input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached
-    ).quantize(Decimal("0.000001"))
+    price = services.prices[model]
+    cost = price.cost(
+        input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached
+    )
+    if cost > reservation.amount:  # only a tokenizer far off the reserved margin gets here
+        log.error(
+            "ALERT call %s cost $%s, more than its reservation of $%s",
+            prepared.trace_id,
+            cost,
+            reservation.amount,
+        )
     async with session_scope(services.sessions) as session:
         message_id = await append_message(
             session,
@@ -268,6 +299,7 @@ async def _settle(
             trace_id=prepared.trace_id,
             attempts=outcome.finished.attempts if outcome.finished else 1,
             provider=services.llm.provider,
+            price_source=price.source,
             question=for_call_log(prepared.question, policy=services.settings.content_logging),
             answer=for_call_log("".join(outcome.parts), policy=services.settings.content_logging),
         )

@@ -21,7 +21,12 @@ from app.caps.refusal import CapRefused
 from app.caps.sweeper import run_sweeper
 from app.db import database_url, make_async_engine
 from app.deps import NotSignedIn
+from app.http.body_limit import BodyLimitMiddleware, body_limits
+from app.http.errors import HANDLERS as ERROR_HANDLERS
+from app.http.input_guard import InputGuardMiddleware
+from app.http.security_headers import SecurityHeadersMiddleware
 from app.llm.client import LLMClient
+from app.llm.pricing import build_price_book
 from app.localmodel.runner import BackgroundServer
 from app.localmodel.server import create_local_model
 from app.observability.alerts import Alerter
@@ -40,6 +45,8 @@ log = logging.getLogger("ragship")
 
 def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # Every model the service may call must have a price before anything starts.
+    prices = build_price_book(settings)  # raises UnpricedModel
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,6 +70,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             embedder=embedder
             or Embedder(settings.embedding_model_path, batch_size=settings.embed_batch_size),
             llm=llm,
+            prices=prices,
             oidc=build_oidc_client(settings),
             limiter=RateLimiter(store, settings),
             tracer=tracer,
@@ -99,7 +107,9 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         title="ragship",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/api/docs" if dev else None,
+        # No Swagger UI or ReDoc: both load from a public CDN (blank offline, and they tell
+        # the CDN who visits). The schema stays in dev for tools (docs/chat-api.md).
+        docs_url=None,
         redoc_url=None,
         openapi_url="/api/openapi.json" if dev else None,
     )
@@ -113,6 +123,15 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         same_site="lax",
         https_only=settings.secure_cookies,
     )
+    # Path, query, cookies and the headers we read are clean text, or 400 (inside the two
+    # below, so the 400 is bounded and gets the security headers too).
+    app.add_middleware(InputGuardMiddleware)
+    # Added last, so outermost: bodies are bounded before anything reads them, and every
+    # response (the 413 included) gets the security headers.
+    app.add_middleware(BodyLimitMiddleware, limits=body_limits(settings))
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.env == "prod")
+    for exc_type, handler in ERROR_HANDLERS.items():
+        app.add_exception_handler(exc_type, handler)
     app.add_exception_handler(NotSignedIn, _not_signed_in)
     app.add_exception_handler(CapRefused, _cap_refused)
     app.include_router(pages.router)

@@ -180,6 +180,8 @@ class LLMCall(Base):
     trace_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     provider: Mapped[str] = mapped_column(Text, default="")
+    # "settings", "genai-prices 0.2.3 openai/gpt-4o-mini", "ragship 2026-11-01", "reservation"
+    price_source: Mapped[str | None] = mapped_column(Text, nullable=True)
     request_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     cache_hit: Mapped[bool] = mapped_column(default=False)
     question: Mapped[str | None] = mapped_column(Text, nullable=True)

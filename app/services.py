@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.caps.ratelimit import RateLimiter
 from app.llm.client import LLMClient
+from app.llm.pricing import PriceBook
 from app.rag.embedder import Embedder
 from app.settings import Settings
 
@@ -20,6 +21,7 @@ class Services:
     sessions: async_sessionmaker[AsyncSession]
     embedder: Embedder
     llm: LLMClient
+    prices: PriceBook
     oidc: StarletteOAuth2App | None
     limiter: RateLimiter
     tracer: Tracer

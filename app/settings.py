@@ -18,13 +18,35 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 GOOGLE_DISCOVERY_URL = "https://accounts.google.com/.well-known/openid-configuration"
 EmailList = Annotated[list[str], NoDecode]
-PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "local", "sk-...", "xxx"})
+# Lower-case; includes the examples in .env.example, which get copied as they are.
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        "",
+        "change-me",
+        "changeme",
+        "secret",
+        "password",
+        "local",
+        "sk-...",
+        "gocspx-...",
+        "...",
+        "xxx",
+    }
+)
+# A prod SESSION_SECRET needs this many characters, this many of them different: catches
+# short or patterned values; `secrets.token_urlsafe(32)` gives 43 characters, ~30 different.
+MIN_SECRET_CHARS = 32
+MIN_SECRET_DISTINCT_CHARS = 10
+GENERATE_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 LOCAL_MODEL_ID = "ragship-local-1"
 LOCAL_MODEL_IDS = (LOCAL_MODEL_ID, "ragship-local-1-mini")  # the second serves as a fallback
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # hide_input_in_errors: a ValidationError (and so a traceback or log) never shows values.
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", hide_input_in_errors=True, allow_inf_nan=False
+    )
 
     # --- runtime -------------------------------------------------------------------
     env: Literal["dev", "prod"] = Field("dev", description="dev (local) or prod.")
@@ -75,6 +97,21 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(512, ge=1, le=32768, description="Max output tokens.")
     llm_temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature.")
     llm_fallback_model: str | None = Field(None, description="Model tried when the main one fails.")
+    llm_price_input_per_mtok: Decimal | None = Field(
+        None, ge=0, description="LLM_MODEL input price, USD per million tokens (overrides)."
+    )
+    llm_price_output_per_mtok: Decimal | None = Field(
+        None, ge=0, description="LLM_MODEL output price, USD per million tokens (overrides)."
+    )
+    llm_fallback_price_input_per_mtok: Decimal | None = Field(
+        None, ge=0, description="LLM_FALLBACK_MODEL input price, USD per million tokens."
+    )
+    llm_fallback_price_output_per_mtok: Decimal | None = Field(
+        None, ge=0, description="LLM_FALLBACK_MODEL output price, USD per million tokens."
+    )
+    llm_context_window: int | None = Field(
+        None, ge=256, description="LLM_MODEL context window in tokens (overrides the database)."
+    )
     llm_max_retries: int = Field(2, ge=0, le=10, description="Retries after a failed attempt.")
     llm_retry_budget_s: float = Field(20.0, gt=0, description="Most time spent on retries.")
     llm_first_token_timeout_s: float = Field(20.0, gt=0, description="Wait for the first token.")
@@ -177,36 +214,74 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        """Every problem at once, one per line, so a deployment is fixed in one round.
+
+        Messages name settings and never echo their values: several are secrets.
+        """
+        problems = []
         store = self.rate_limit_store
         if store != "memory" and not store.startswith(("redis", "unix://", "https://")):
-            raise ValueError("RATE_LIMIT_STORE must be memory, redis[s]://, unix:// or https://")
+            problems.append("RATE_LIMIT_STORE must be memory, redis[s]://, unix:// or https://")
         if store.startswith("https://") and self.upstash_redis_rest_token is None:
-            raise ValueError("an Upstash RATE_LIMIT_STORE needs UPSTASH_REDIS_REST_TOKEN")
+            problems.append("an Upstash RATE_LIMIT_STORE needs UPSTASH_REDIS_REST_TOKEN")
         longest = self.llm_total_timeout_s + self.llm_retry_budget_s + 60
         if self.reservation_ttl_s < longest:
-            raise ValueError(
+            problems.append(
                 f"RESERVATION_TTL_S must exceed the longest answer ({longest:.0f} s: "
                 "LLM_TOTAL_TIMEOUT_S + LLM_RETRY_BUDGET_S + 60)"
             )
         if self.chunk_overlap >= self.chunk_tokens:
-            raise ValueError("CHUNK_OVERLAP must be smaller than CHUNK_TOKENS")
+            problems.append("CHUNK_OVERLAP must be smaller than CHUNK_TOKENS")
         if self.env == "prod":
-            if self.session_secret.get_secret_value().lower() in PLACEHOLDER_SECRETS:
-                raise ValueError("SESSION_SECRET is a placeholder: set a random value in prod")
-            if self.dev_login is True:
-                raise ValueError("DEV_LOGIN must be false in prod: it lets anyone sign in")
-            oidc_secret = (
-                self.oidc_client_secret.get_secret_value() if self.oidc_client_secret else ""
+            problems += self._prod_problems()
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def _prod_problems(self) -> list[str]:
+        problems = []
+        session_secret = self.session_secret.get_secret_value()
+        if _is_placeholder(session_secret):
+            problems.append(
+                f"SESSION_SECRET is a placeholder: set a random value ({GENERATE_SECRET})"
             )
-            if not self.oidc_client_id or oidc_secret.lower() in PLACEHOLDER_SECRETS:
-                raise ValueError("OIDC_CLIENT_ID and OIDC_CLIENT_SECRET are required in prod")
-            if self.rate_limit_store == "memory":
+        elif (
+            len(session_secret) < MIN_SECRET_CHARS
+            or len(set(session_secret)) < MIN_SECRET_DISTINCT_CHARS
+        ):
+            problems.append(
+                f"SESSION_SECRET is too weak: it needs at least {MIN_SECRET_CHARS} characters, "
+                f"{MIN_SECRET_DISTINCT_CHARS} of them different ({GENERATE_SECRET})"
+            )
+        if self.dev_login is True:
+            problems.append("DEV_LOGIN must be false in prod: it lets anyone sign in")
+        if not self.oidc_client_id or _is_placeholder(self.oidc_client_secret):
+            problems.append("OIDC_CLIENT_ID and OIDC_CLIENT_SECRET are required in prod")
+        if self.rate_limit_store == "memory":
+            problems.append(
+                "RATE_LIMIT_STORE=memory is for one process only: use Redis or Upstash in prod"
+            )
+        if self.llm_base_url and _is_placeholder(self.llm_api_key):
+            problems.append("LLM_API_KEY is a placeholder: set the provider's key in prod")
+        if self.metrics_token is not None and _is_placeholder(self.metrics_token):
+            problems.append("METRICS_TOKEN is a placeholder: set a random value or unset it")
+        return problems
+
+    @model_validator(mode="after")
+    def _check_prices(self) -> Settings:
+        pairs = (
+            ("LLM_PRICE", self.llm_price_input_per_mtok, self.llm_price_output_per_mtok),
+            (
+                "LLM_FALLBACK_PRICE",
+                self.llm_fallback_price_input_per_mtok,
+                self.llm_fallback_price_output_per_mtok,
+            ),
+        )
+        for prefix, inp, out in pairs:
+            if (inp is None) != (out is None):
                 raise ValueError(
-                    "RATE_LIMIT_STORE=memory is for one process only: use Redis or Upstash in prod"
+                    f"set both {prefix}_INPUT_PER_MTOK and {prefix}_OUTPUT_PER_MTOK, or neither"
                 )
-            key = self.llm_api_key.get_secret_value()
-            if self.llm_base_url and key.lower() in PLACEHOLDER_SECRETS:
-                raise ValueError("LLM_API_KEY is a placeholder: set the provider's key in prod")
         return self
 
     @property
@@ -224,6 +299,11 @@ class Settings(BaseSettings):
     @property
     def uses_local_model(self) -> bool:
         return self.llm_base_url is None
+
+
+def _is_placeholder(secret: SecretStr | str | None) -> bool:
+    value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret or ""
+    return value.strip().lower() in PLACEHOLDER_SECRETS
 
 
 @lru_cache

@@ -33,6 +33,7 @@ from app.caps.ratelimit import RateLimiter
 from app.caps.redis_store import open_store
 from app.db import make_async_engine
 from app.llm.client import LLMClient
+from app.llm.pricing import build_price_book
 from app.localmodel.runner import BackgroundServer
 from app.localmodel.server import create_local_model
 from app.main import create_app
@@ -155,6 +156,7 @@ async def _measure_chain(url: str, stores: dict[str, str], results: Results) -> 
                 sessions=sessions,
                 embedder=cast(Embedder, None),  # admit() never embeds: prepare is given
                 llm=LLMClient(base_url=UNUSED_LLM_URL, api_key="unused", settings=settings),
+                prices=build_price_book(settings),
                 oidc=None,
                 limiter=RateLimiter(open_store(settings), settings),
                 tracer=build_tracing(settings)[0],

@@ -15,6 +15,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import partial
 from itertools import accumulate
 from typing import Any
@@ -25,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.caps.budget import GLOBAL, periods
 from app.caps.killswitch import KILL_SWITCH
 from app.db import make_async_engine, make_sync_engine
-from app.llm.pricing import PRICES
+from app.llm.pricing import lookup
 from app.observability import dashboard
 from app.observability.rollups import LATENCY_BUCKETS_MS, N_BUCKETS, one_hot
 from bench.fixtures import bench_settings, temp_database
@@ -177,6 +178,12 @@ def _check_buckets(conn: Connection, params: dict[str, Any]) -> None:
         raise RuntimeError(f"SQL latency buckets differ from one_hot(): {got} != {want}")
 
 
+def _per_mtok(model: str, **tokens: int) -> Decimal:
+    price = lookup(model)
+    assert price is not None, f"{model} has no price"
+    return price.cost(**tokens)
+
+
 def _generate(url: str) -> dict[str, Any]:
     chat_outcomes = [("allowed", "ok", 1 - sum(o[2] for o in OUTCOMES)), *OUTCOMES]
     params: dict[str, Any] = {
@@ -185,8 +192,8 @@ def _generate(url: str) -> dict[str, Any]:
         "days": DAYS,
         "health": HEALTH_SHARE,
         "models": [m for m, _ in MODELS],
-        "price_in": [PRICES[m].input for m, _ in MODELS],
-        "price_out": [PRICES[m].output for m, _ in MODELS],
+        "price_in": [_per_mtok(m, input_tokens=1_000_000, output_tokens=0) for m, _ in MODELS],
+        "price_out": [_per_mtok(m, input_tokens=0, output_tokens=1_000_000) for m, _ in MODELS],
         # width_bucket(random(), cuts) + 1 is index i with probability shares[i]
         "model_cut": list(accumulate(s for _, s in MODELS))[:-1],
         "admissions": [a for a, _, _ in chat_outcomes],

@@ -1,29 +1,38 @@
 """Ingest files into PostgreSQL: read → chunk → embed → replace the document in one transaction.
 
 Incremental: a file whose content hash (and embedding model) is unchanged is skipped
-without embedding anything. A failure in one file is reported and the rest go on.
+without embedding anything. Each file is its own transaction, and whatever goes wrong
+with one file (unreadable, not UTF-8, a damaged PDF, refused by the database) is recorded
+in the report with a one-line reason while the other files go on.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from app.models import Chunk, Document, utcnow
 from app.rag.embedder import Embedder
+from app.textclean import is_clean
 from ingest.chunker import chunk_sections
 from ingest.readers import SUPPORTED_SUFFIXES, ReadError, read_document
+
+log = logging.getLogger("ragship.ingest")
 
 
 @dataclass
 class IngestReport:
+    """What a run did; `errors` holds (source, one-line reason) for each file not ingested."""
+
     files: int = 0
     ingested: int = 0
     skipped: int = 0
@@ -74,6 +83,9 @@ def ingest_paths(
     prune: bool = False,
     progress: bool = False,
 ) -> IngestReport:
+    """Ingest every supported file under `paths`; a failed file is reported, not raised.
+
+    Raises only for what is not one file's fault: an error while pruning."""
     started = time.perf_counter()
     report = IngestReport()
     files = discover(paths, report)
@@ -87,8 +99,9 @@ def ingest_paths(
                 max_tokens=chunk_tokens,
                 overlap=chunk_overlap,
             )
-        except (ReadError, OSError) as err:
-            report.errors.append((source_key(path), str(err)))
+        except Exception as err:  # one file's failure must not stop the others
+            log.debug("ingest of %s failed", path, exc_info=err)
+            report.errors.append((source_key(path), _failure_reason(err)))
             continue
         if embedded is None:
             report.skipped += 1
@@ -101,13 +114,32 @@ def ingest_paths(
     return report
 
 
+def _failure_reason(err: Exception) -> str:
+    """One short line saying why a file was not ingested (never the SQL or its values)."""
+    if isinstance(err, ReadError):
+        return str(err)
+    if isinstance(err, StatementError) and err.orig is not None:
+        what, detail = "database error", str(err.orig)
+    elif isinstance(err, OSError):
+        what, detail = "cannot read the file", err.strerror or str(err)
+    else:
+        what, detail = type(err).__name__, str(err)
+    lines = detail.strip().splitlines()
+    return f"{what}: {lines[0]}"[:200] if lines else what
+
+
 def _ingest_file(
     path: Path, *, engine: Engine, embedder: Embedder, max_tokens: int, overlap: int
 ) -> int | None:
-    """Returns the number of chunks embedded, or None when the file was unchanged."""
+    """Returns the number of chunks embedded, or None when the file was unchanged.
+
+    Raises `ReadError` for a file that cannot be read as a document, or whatever reading
+    the file or writing to the database raised; the old document then stays as it was."""
+    source = source_key(path)
+    if not is_clean(source):
+        raise ReadError("the file name has control characters or bytes that are not UTF-8")
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
-    source = source_key(path)
     with Session(engine) as session:
         existing = session.execute(
             select(Document.content_hash, Document.embedding_model).where(Document.source == source)

@@ -2,6 +2,11 @@
 
 A section is the text under one heading, with the path of headings above it, so chunks
 can cite "Deploy › Fly.io › Secrets" rather than a byte offset.
+
+Whatever a reader extracts (title, headings, text) is cleaned with `clean_text` before it
+goes further: PostgreSQL cannot store NUL, JSON cannot carry a lone surrogate, and the
+other control characters mean nothing in an answer. A form feed or vertical tab becomes a
+line break first, so the words on either side stay apart.
 """
 
 from __future__ import annotations
@@ -9,6 +14,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from app.textclean import clean_text
+from ingest.pdftext import join_wrapped_lines
 
 SUPPORTED_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".text", ".html", ".htm", ".pdf"})
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
@@ -32,12 +40,19 @@ class ParsedDocument:
 
 
 def read_document(path: Path, data: bytes) -> ParsedDocument:
+    """The file's clean title and non-empty sections; `path` only names the format (by its
+    suffix) and the fallback title (its stem).
+
+    Text files must be UTF-8 (a byte-order mark is dropped); a lone surrogate written in
+    them (as WTF-8 or CESU-8 does) becomes U+FFFD. Raises `ReadError` for any other
+    undecodable byte, an unsupported suffix, a PDF that cannot be read, or no text at all.
+    """
     suffix = path.suffix.lower()
     if suffix == ".pdf":
         doc = _read_pdf(data, path.stem)
     else:
         try:
-            text = data.decode("utf-8")
+            text = data.decode("utf-8-sig", errors="surrogatepass")
         except UnicodeDecodeError as err:
             raise ReadError(f"not valid UTF-8 text ({err.reason} at byte {err.start})") from err
         if suffix in {".md", ".markdown"}:
@@ -48,10 +63,24 @@ def read_document(path: Path, data: bytes) -> ParsedDocument:
             doc = ParsedDocument(path.stem, [Section((), text)])
         else:
             raise ReadError(f"unsupported file type {suffix!r}")
-    sections = [s for s in doc.sections if s.text.strip()]
+    sections = [_clean_section(s) for s in doc.sections]
+    sections = [s for s in sections if s.text.strip()]
     if not sections:
         raise ReadError("no text to ingest (the file is empty)")
-    return ParsedDocument(doc.title, sections)
+    return ParsedDocument(_clean_line(doc.title) or _clean_line(path.stem), sections)
+
+
+def _clean_section(section: Section) -> Section:
+    return Section(tuple(_clean_line(h) for h in section.headings), _clean_block(section.text))
+
+
+def _clean_block(text: str) -> str:
+    return clean_text(text.replace("\f", "\n").replace("\v", "\n"))
+
+
+def _clean_line(text: str) -> str:
+    """A title or heading: one line, clean, single-spaced."""
+    return " ".join(_clean_block(text).split())
 
 
 def _read_markdown(text: str, fallback_title: str) -> ParsedDocument:
@@ -115,14 +144,15 @@ def _read_pdf(data: bytes, fallback_title: str) -> ParsedDocument:
     import io
 
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
     try:
         reader = PdfReader(io.BytesIO(data))
         pages = [page.extract_text() or "" for page in reader.pages]
         title = (reader.metadata.title if reader.metadata else None) or fallback_title
-    except (PdfReadError, ValueError, KeyError) as err:
-        raise ReadError(f"unreadable PDF: {err}") from err
+    except Exception as err:  # pypdf raises many kinds on a damaged file; all mean the same
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ReadError(f"unreadable PDF: {detail[:160]}") from err
+    pages = join_wrapped_lines([_clean_block(text) for text in pages])
     return ParsedDocument(
         str(title), [Section((f"Page {n}",), text) for n, text in enumerate(pages, start=1)]
     )

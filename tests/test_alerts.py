@@ -134,3 +134,45 @@ def test_global_cap_alerts_at_80_and_100_percent(
         fired = [a["rule"] for a in ops.post("/api/admin/dashboard/alerts/evaluate").json()]
     assert fired == [rule]
     assert len(received) == 1 and spent in received[0]["text"]
+
+
+def test_each_rule_has_its_own_cooldown(start_app, new_database, webhook) -> None:  # type: ignore[no-untyped-def]
+    """A second rule firing inside the first one's cooldown is a new incident: it is sent."""
+    url, received = webhook
+    database = new_database()
+    app: BackgroundServer = start_app(
+        database_url=database,
+        admin_emails="ops@example.com",
+        alert_webhook_url=url,
+        global_daily_cap_usd="10",
+        alert_cooldown_s=3600,
+    )
+    engine = make_sync_engine(database)
+
+    def spent(amount: str) -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO spend_counters VALUES ('global', :day, :spent, 0) "
+                    "ON CONFLICT (scope, period) DO UPDATE SET spent_usd = :spent"
+                ),
+                {"day": periods()[0], "spent": amount},
+            )
+
+    try:
+        with sign_in(app.url, "ops@example.com") as ops:
+
+            def evaluate() -> list[str]:
+                return [a["rule"] for a in ops.post("/api/admin/dashboard/alerts/evaluate").json()]
+
+            spent("8.50")
+            assert evaluate() == ["global_cap_80"]
+            spent("10.00")  # within global_cap_80's cooldown, another rule fires
+            assert evaluate() == ["global_cap_100"]
+            assert evaluate() == []  # and each is now cooling down on its own
+    finally:
+        engine.dispose()
+    assert [r["text"].partition("\n")[0] for r in received] == [
+        "*Global daily cap at 80%*",
+        "*Global daily cap reached*",
+    ]

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from fastapi.routing import APIRoute
 
+from app.deps import get_admin
 from app.main import create_app
 from tests.conftest import make_settings
 
@@ -29,8 +30,6 @@ PUBLIC = {
     ("GET", "/auth/callback"),
     ("POST", "/auth/dev-login"),
     ("GET", "/invite/{code}"),
-    ("GET", "/api/docs"),
-    ("GET", "/docs/oauth2-redirect"),
     ("GET", "/api/openapi.json"),
 }
 DUMMY = {
@@ -77,6 +76,46 @@ def test_every_non_public_route_refuses_anonymous_callers(anonymous: httpx.Clien
             assert response.headers["location"].startswith("/auth/login?next=")
         checked += 1
     assert checked >= 10
+
+
+# Admin-only: every route under these, and any other route that depends on the admin guard.
+ADMIN_PREFIXES = ("/api/admin/", "/admin", "/metrics")
+
+
+def _needs_admin(route: Any) -> bool:
+    def walk(dependant: Any) -> bool:
+        return any(d.call is get_admin or walk(d) for d in dependant.dependencies)
+
+    return isinstance(route, APIRoute) and walk(route.dependant)
+
+
+def _admin_routes() -> list[tuple[str, str]]:
+    app = create_app(make_settings())
+    return [
+        (method, route.path)
+        for route in _flatten(app.routes)
+        if route.path.startswith(ADMIN_PREFIXES) or _needs_admin(route)
+        for method in (getattr(route, "methods", None) or set()) - {"HEAD"}
+    ]
+
+
+def test_every_admin_route_refuses_a_signed_in_user_who_is_not_an_admin(
+    client: httpx.Client,
+) -> None:
+    assert client.get("/api/me").json()["email"] == "ada@example.com"  # signed in, not admin
+    checked = []
+    for method, path in _admin_routes():
+        response = client.request(method, _fill(path), json={})
+        assert response.status_code == 403, f"{method} {path} answered {response.status_code}"
+        assert response.json() == {"detail": "Admins only."}, f"{method} {path}"
+        checked.append(path)
+    assert "/admin" in checked and "/metrics" in checked and len(checked) >= 15
+
+
+def test_admin_guarded_routes_live_under_the_admin_prefixes() -> None:
+    """So that a reviewer (and the route list above) sees every admin route by its path."""
+    flat = _flatten(create_app(make_settings()).routes)
+    assert [r.path for r in flat if _needs_admin(r) and not r.path.startswith(ADMIN_PREFIXES)] == []
 
 
 def test_the_chat_route_is_among_the_protected_ones() -> None:

@@ -119,7 +119,8 @@ def test_oidc_sign_in_chat_and_sign_out(
 def test_rate_limit_message_and_budget_are_shown(
     browser: Browser, settings: Settings, embedder: Embedder
 ) -> None:
-    strict = settings.model_copy(update={"rate_limit_requests": 2})
+    # An hour's window: the third question is refused however long the first two take.
+    strict = settings.model_copy(update={"rate_limit_requests": 2, "rate_limit_window_s": 3600})
     server = BackgroundServer(create_app(strict, embedder=embedder)).start()
     context = browser.new_context(base_url=server.url)
     page = context.new_page()
@@ -130,7 +131,7 @@ def test_rate_limit_message_and_budget_are_shown(
             ask(page, f"How do I run the tests? {n}")
             expect(page.locator(".msg.assistant.complete")).to_have_count(n + 1, timeout=20_000)
         expect(page.locator(".msg.assistant .error")).to_have_count(1)
-        expect(page.locator(".msg.assistant .error")).to_contain_text("2 messages every minute")
+        expect(page.locator(".msg.assistant .error")).to_contain_text("2 messages every 60 minutes")
     finally:
         context.close()
         server.stop()

@@ -13,7 +13,7 @@ from app.caps import budget
 from app.caps.refusal import GLOBAL_DAILY, MONTHLY, USER_DAILY, CapRefused
 from app.caps.sweeper import sweep_expired
 from app.db import make_async_engine
-from tests.conftest import make_settings, scalar
+from tests.conftest import eventually, make_settings, scalar
 
 
 def _run_reservations(
@@ -169,3 +169,102 @@ def test_midnight_utc_is_the_day_boundary() -> None:
     )
     assert budget.periods(datetime(2026, 4, 1, 0, 0, 0, tzinfo=UTC)) == ("2026-04-01", "2026-04")
     assert budget.seconds_to_midnight_utc(datetime(2026, 4, 1, 23, 0, 0, tzinfo=UTC)) == 3601
+
+
+def _leak(db_url: str, user: uuid.UUID, amount: str) -> uuid.UUID:
+    """A reservation whose replica died: reserved, never settled, now past its expiry."""
+
+    async def go() -> uuid.UUID:
+        engine = make_async_engine(db_url)
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        try:
+            reservation = await budget.reserve(
+                sessions, make_settings(), user_id=user, amount=Decimal(amount)
+            )
+            async with sessions() as session, session.begin():
+                await session.execute(
+                    text(
+                        "UPDATE reservations SET expires_at = now() - interval '1 second' WHERE id = :id"
+                    ),
+                    {"id": reservation.id},
+                )
+            return reservation.id
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def test_the_sweep_passes_over_settled_reservations_to_reach_a_leaked_one(new_database) -> None:  # type: ignore[no-untyped-def]
+    """Old settled reservations (long past their expiry, so first in expiry order) must not
+    be claimed: the sweep would spend every turn on them and never reach the leak."""
+    url = new_database()
+    from app.db import make_sync_engine
+
+    engine = make_sync_engine(url)
+    day, month = budget.periods()
+    settled = [uuid.uuid4() for _ in range(3)]
+    with engine.begin() as conn:
+        for n, reservation_id in enumerate(settled):
+            conn.execute(
+                text(
+                    "INSERT INTO reservations (id, user_id, day, month, amount_usd, created_at, expires_at, settled_at) "
+                    "VALUES (:id, :user, :day, :month, 0.01, now() - interval '31 days', "
+                    "now() - make_interval(days => 30 + :n), now() - interval '29 days')"
+                ),
+                {"id": reservation_id, "user": uuid.uuid4(), "day": day, "month": month, "n": n},
+            )
+    settled_at = {
+        r: scalar(engine, "SELECT settled_at FROM reservations WHERE id = :id", id=r)
+        for r in settled
+    }
+    leaked = _leak(url, uuid.uuid4(), "0.003")
+
+    async def go() -> int:
+        async_engine = make_async_engine(url)
+        try:
+            return await sweep_expired(
+                async_sessionmaker(async_engine, expire_on_commit=False), model="ragship-local-1"
+            )
+        finally:
+            await async_engine.dispose()
+
+    assert asyncio.run(go()) == 1
+    assert scalar(
+        engine, "SELECT settled_at IS NOT NULL FROM reservations WHERE id = :id", id=leaked
+    )
+    assert scalar(
+        engine, "SELECT cost_usd FROM llm_calls WHERE reservation_id = :id", id=leaked
+    ) == Decimal("0.003")
+    for reservation_id in settled:  # untouched: same settle time, no call charged for them
+        assert (
+            scalar(engine, "SELECT settled_at FROM reservations WHERE id = :id", id=reservation_id)
+            == settled_at[reservation_id]
+        )
+    assert (
+        scalar(
+            engine,
+            "SELECT count(*) FROM llm_calls WHERE reservation_id = ANY(:ids)",
+            ids=settled,
+        )
+        == 0
+    )
+    assert scalar(engine, "SELECT sum(reserved_usd) FROM spend_counters") == 0
+    engine.dispose()
+
+
+def test_the_app_runs_the_sweep_from_start_up(start_app, db_url: str, db_engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    """The lifespan starts the sweeper: a reservation leaked before this replica started (a
+    crashed one's) is settled without anyone calling the sweep."""
+    leaked = _leak(db_url, uuid.uuid4(), "0.002")
+    start_app()
+    sql = "SELECT settled_at IS NOT NULL FROM reservations WHERE id = :id"
+    eventually(lambda: scalar(db_engine, sql, id=leaked), what="the app's sweep to settle it")
+    assert (
+        scalar(
+            db_engine,
+            "SELECT status || ' ' || cost_usd FROM llm_calls WHERE reservation_id = :id",
+            id=leaked,
+        )
+        == "expired 0.002000"
+    )

@@ -35,7 +35,10 @@ def replicas(
         "LLM_BASE_URL": local_model.base_url,
         "RATE_LIMIT_STORE": redis_url,
         "RATE_LIMIT_REQUESTS": "10",
-        "RATE_LIMIT_STORE_TIMEOUT_S": "5",  # about totals, not timeouts: allow a busy machine
+        # About totals, not time: every request of the burst falls inside the window, and
+        # the store answers within its limit, however busy the machine.
+        "RATE_LIMIT_WINDOW_S": "3600",
+        "RATE_LIMIT_STORE_TIMEOUT_S": "10",
         "MAX_CONCURRENT_STREAMS": "100",
         "INGEST_ON_START": "false",
         "LOCAL_MODEL_TOKEN_DELAY_S": "0",

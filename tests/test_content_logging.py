@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 
 import pytest
@@ -35,12 +36,17 @@ def test_redaction(raw: str, masked: str) -> None:
     assert redact(raw) == masked
 
 
-QUESTION = "How do I run the tests? Reply to grace@example.com"
+QUESTION = "Which emails does ALLOWED_EMAILS let sign in? Reply to grace@example.com"
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
 
 
 @pytest.mark.parametrize(
     ("policy", "stored"),
-    [("full", QUESTION), ("redacted", "How do I run the tests? Reply to [email]"), ("none", None)],
+    [
+        ("full", QUESTION),
+        ("redacted", "Which emails does ALLOWED_EMAILS let sign in? Reply to [email]"),
+        ("none", None),
+    ],
 )
 def test_content_logging_policy(
     start_app, db_engine: Engine, policy: str, stored: str | None
@@ -49,11 +55,19 @@ def test_content_logging_policy(
     email = f"content-{policy}@example.com"
     with sign_in(app.url, email) as client:
         events = chat(client, QUESTION)
+    assert events[-1][0] == "done"
+    answer = "".join(d["text"] for n, d in events if n == "token")
+    assert EMAIL.search(answer), answer  # the cited docs quote addresses: something to mask
     sql = "SELECT c.question FROM llm_calls c JOIN users u ON u.id = c.user_id WHERE u.email = :e"
     assert scalar(db_engine, sql, e=email) == stored
-    answer_sql = "SELECT c.answer IS NULL FROM llm_calls c JOIN users u ON u.id = c.user_id WHERE u.email = :e"
-    assert scalar(db_engine, answer_sql, e=email) is (policy == "none")
-    assert events[-1][0] == "done"
+    answer_sql = (
+        "SELECT c.answer FROM llm_calls c JOIN users u ON u.id = c.user_id WHERE u.email = :e"
+    )
+    kept = scalar(db_engine, answer_sql, e=email)
+    expected = {"full": answer, "redacted": redact(answer), "none": None}[policy]
+    assert kept == expected
+    if policy == "redacted":
+        assert isinstance(kept, str) and "[email]" in kept and not EMAIL.search(kept)
 
 
 def test_retention_deletes_old_conversations_and_erases_old_call_content(
@@ -76,8 +90,8 @@ def test_retention_deletes_old_conversations_and_erases_old_call_content(
             )
         conn.execute(
             text(
-                "INSERT INTO llm_calls (created_at, feature, model, admission, status, question, answer, cost_usd) "
-                "VALUES (now() - interval '40 days', 'chat', 'm', 'allowed', 'ok', 'old q', 'old a', 0.01)"
+                "INSERT INTO llm_calls (created_at, feature, model, admission, status, question, answer, cost_usd, reserved_usd) "
+                "VALUES (now() - interval '40 days', 'chat', 'm', 'allowed', 'ok', 'old q', 'old a', 0.01, 0.01)"
             )
         )
 

@@ -19,7 +19,11 @@ def test_rollups_match_the_ledger_and_the_dashboard_shows_every_view(
     url = new_database()
     engine: Engine = new_engine_for(url, embedder)
     app: BackgroundServer = start_app(
-        database_url=url, admin_emails="ops@example.com", rate_limit_requests=4, llm_max_retries=0
+        database_url=url,
+        admin_emails="ops@example.com",
+        rate_limit_requests=4,
+        rate_limit_window_s=3600,  # the fifth request is refused however slow the first four
+        llm_max_retries=0,
     )
     with sign_in(app.url, "alice@example.com") as alice:
         for _ in range(3):
@@ -89,6 +93,7 @@ def test_metrics_need_an_admin_or_the_scrape_token_and_match_the_ledger(
         admin_emails="ops@example.com",
         metrics_token="scrape-secret-123",
         rate_limit_requests=2,
+        rate_limit_window_s=3600,
     )
     with sign_in(app.url, "carol@example.com") as carol:
         for _ in range(2):

@@ -234,6 +234,23 @@ def test_the_gate_names_the_cases_behind_each_failure() -> None:
     )
 
 
+def test_the_threshold_check_alone_fails_a_metric_below_its_threshold() -> None:
+    """Below the threshold but within the tolerance of the baseline: only the threshold
+    check can fail it."""
+    baseline = {**BASELINE, "overall": {"recall_at_k": 0.79, "mrr": 0.8}}
+    verdict = check({"recall_at_k": 0.78, "mrr": 0.8}, {}, baseline, model="m")
+    assert verdict.failures == ["recall_at_k = 0.780 is below its threshold 0.800"]
+    assert check({"recall_at_k": 0.8, "mrr": 0.8}, {}, baseline, model="m").passed  # at it
+
+
+def test_the_regression_check_alone_fails_a_drop_from_the_baseline() -> None:
+    """Above every threshold, but down from the baseline by more than the tolerance: only
+    the regression check can fail it; within the tolerance it passes."""
+    verdict = check({"recall_at_k": 0.87, "mrr": 0.8}, {}, BASELINE, model="m")
+    assert verdict.failures == ["recall_at_k = 0.870 is below the baseline 0.900 by more than 0.02"]
+    assert check({"recall_at_k": 0.885, "mrr": 0.79}, {}, BASELINE, model="m").passed
+
+
 def test_another_model_is_held_to_the_thresholds_only() -> None:
     cases = {"a": {"score": 0.5, "recall_at_k": 0.5, "mrr": 0.5}}
     verdict = check({"recall_at_k": 0.85, "mrr": 0.5}, cases, BASELINE, model="other")

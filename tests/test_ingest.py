@@ -161,7 +161,8 @@ def test_bad_files_are_reported_and_the_rest_ingested(
 def test_failed_replacement_leaves_the_old_document_whole(
     engine: Engine, embedder: Embedder, folder: Path
 ) -> None:
-    """A failure while writing a changed document rolls the whole replacement back."""
+    """The database refusing one file rolls back that file's replacement only: it is
+    reported, its old version stays whole, and the files after it are still written."""
     run(engine, embedder, folder)
     before = chunks_of(engine, "corpus/deploy.md")
     with engine.begin() as conn:  # the database refuses one chunk, as a dying connection would
@@ -180,9 +181,12 @@ def test_failed_replacement_leaves_the_old_document_whole(
     (folder / "deploy.md").write_text(
         MARKDOWN + "\n## Later section\n\nfirst fine chunk\n\n## Bad\n\nPOISON here\n"
     )
-    with pytest.raises(Exception, match="refused"):
-        run(engine, embedder, folder / "deploy.md")
+    (folder / "notes.txt").write_text("Notes rewritten after deploy.md, about the kill switch.")
+    report = run(engine, embedder, folder)
+    assert report.errors == [("corpus/deploy.md", "database error: refused")]
+    assert (report.ingested, report.skipped) == (1, 2)
     assert chunks_of(engine, "corpus/deploy.md") == before
+    assert "kill switch" in str(chunks_of(engine, "corpus/notes.txt"))
 
 
 def test_cli_prints_summary_and_fails_on_errors(

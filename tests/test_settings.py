@@ -1,15 +1,22 @@
-"""Settings validate at start: production refuses placeholder secrets."""
+"""Settings validate at start: production refuses placeholder and weak secrets, all at once."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from tests.conftest import make_settings
 
+ROOT = Path(__file__).resolve().parent.parent
+
 PROD = {
     "env": "prod",
-    "session_secret": "s3cr3t-" * 4,
+    "session_secret": "Jc4vN0q-7RkLx2W_pZ9bTg5yHd8mFs3e",
     "oidc_client_id": "client-1",
     "oidc_client_secret": "oidc-secret-value",
     "llm_base_url": "https://api.openai.com/v1",
@@ -89,3 +96,88 @@ def test_reservations_must_outlive_the_longest_answer() -> None:
 def test_public_llm_health_cannot_be_uncached() -> None:
     with pytest.raises(ValidationError, match="llm_health_cache_s"):
         make_settings(llm_health_cache_s=0)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "Short-But-Varied-1234",  # 21 characters
+        "ab" * 20,  # long, two different characters
+        "change-me" * 4,  # a placeholder repeated: 8 different characters
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    ],
+)
+def test_prod_refuses_a_weak_session_secret(secret: str) -> None:
+    with pytest.raises(ValidationError, match="SESSION_SECRET is too weak") as refused:
+        make_settings(**{**PROD, "session_secret": secret})
+    assert secret not in str(refused.value)
+
+
+def test_a_generated_session_secret_is_strong_enough() -> None:
+    # The shape of `secrets.token_urlsafe(32)`, the documented way to make one.
+    make_settings(**{**PROD, "session_secret": "q2Vh0-kXbR9sTnW4yLc_8ZpJfE1dMu7gA3oYiK6vB5s"})
+
+
+def test_prod_lists_every_problem_at_once_and_no_secret_values() -> None:
+    secrets = {
+        "session_secret": "Tail-Of-Session-XYZ",
+        "oidc_client_secret": "oidc-Whole-Secret-Value-7f3a9c",
+        "smtp_password": "smtp-Password-Value-4411",
+        "upstash_redis_rest_token": "upstash-Token-Value-9e21",
+    }
+    with pytest.raises(ValidationError) as refused:
+        make_settings(env="prod", dev_login=True, llm_base_url="https://api.example", **secrets)
+    shown = f"{refused.value}\n{refused.value!r}"
+    assert "input_value" not in shown  # pydantic would print the inputs, secrets included
+    for problem in [
+        "SESSION_SECRET is too weak",
+        "DEV_LOGIN must be false",
+        "OIDC_CLIENT_ID and OIDC_CLIENT_SECRET are required",
+        "RATE_LIMIT_STORE=memory",
+        "LLM_API_KEY is a placeholder",
+    ]:
+        assert problem in shown
+    for value in secrets.values():
+        assert value not in shown and value[-8:] not in shown
+
+
+BAD_PROD_ENV = {
+    "ENV": "prod",
+    "SESSION_SECRET": "Hunter2-Weak-Tail",
+    "OIDC_CLIENT_ID": "",
+    "OIDC_CLIENT_SECRET": "oidc-Real-Looking-Secret-5b7d",
+    "LLM_BASE_URL": "https://api.openai.com/v1",
+    "LLM_API_KEY": "sk-...",
+    "DEV_LOGIN": "true",
+    "METRICS_TOKEN": "...",
+    "SMTP_PASSWORD": "smtp-Real-Looking-Password-82",
+}
+
+
+def test_python_m_app_refuses_a_bad_prod_config_cleanly(tmp_path: Path) -> None:
+    """No traceback, every problem listed, not one secret value echoed, non-zero exit."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "app"],
+        cwd=tmp_path,  # no .env here
+        env={**env, **BAD_PROD_ENV},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Traceback" not in output
+    assert "ragship cannot start" in result.stderr
+    for problem in [
+        "SESSION_SECRET is too weak",
+        "DEV_LOGIN must be false",
+        "OIDC_CLIENT_ID and OIDC_CLIENT_SECRET are required",
+        "RATE_LIMIT_STORE=memory",
+        "LLM_API_KEY is a placeholder",
+        "METRICS_TOKEN is a placeholder",
+    ]:
+        assert problem in result.stderr
+    for name in ("SESSION_SECRET", "OIDC_CLIENT_SECRET", "SMTP_PASSWORD"):
+        value = BAD_PROD_ENV[name]
+        assert value not in output and value[-8:] not in output, f"{name} was echoed"

@@ -23,7 +23,10 @@ def same_origin(request: Request, settings: Settings) -> bool:
     claimed = request.headers.get("origin") or request.headers.get("referer")
     if not claimed or claimed == "null":
         return False
-    parts = urlsplit(claimed)
+    try:
+        parts = urlsplit(claimed)
+    except ValueError:  # e.g. "http://[": not a URL, so not ours
+        return False
     if settings.public_url:
         ours = urlsplit(settings.public_url)
         return (parts.scheme, parts.netloc) == (ours.scheme, ours.netloc)

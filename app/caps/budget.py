@@ -49,7 +49,7 @@ _SETTLE = text(
 @dataclass(frozen=True)
 class Reservation:
     id: uuid.UUID
-    user_id: uuid.UUID
+    user_id: uuid.UUID | None  # None: a service call (health probe), global caps only
     amount: Decimal
     day: str
     month: str
@@ -70,27 +70,45 @@ def _user_scope(user_id: uuid.UUID) -> str:
     return f"user:{user_id}"
 
 
+def _scopes(user_id: uuid.UUID | None, day: str, month: str) -> list[tuple[str, str]]:
+    """The counters a reservation holds, in lock order (user, global day, global month)."""
+    user = [(_user_scope(user_id), day)] if user_id is not None else []
+    return [*user, (GLOBAL, day), (GLOBAL, month)]
+
+
 async def reserve(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     *,
-    user_id: uuid.UUID,
+    user_id: uuid.UUID | None,
     amount: Decimal,
 ) -> Reservation:
-    """Reserve ``amount`` against every cap at once, or refuse naming the first cap hit."""
+    """Reserve ``amount`` (USD) against every cap at once, or raise `CapRefused` naming the
+    first cap hit. ``user_id=None`` (a service call such as the health probe) reserves
+    against the global daily cap and the monthly budget only."""
     day, month = periods()
     reservation = Reservation(uuid.uuid4(), user_id, amount, day, month)
     async with sessions() as session:
         await session.execute(
             _ENSURE,
-            {"user_scope": _user_scope(user_id), "global": GLOBAL, "day": day, "month": month},
+            {
+                "user_scope": _user_scope(user_id) if user_id else GLOBAL,
+                "global": GLOBAL,
+                "day": day,
+                "month": month,
+            },
         )
         await session.commit()
         # Always the same lock order (user, global day, global month): no deadlocks.
+        caps = [settings.user_daily_cap_usd] if user_id is not None else []
+        layers = [USER_DAILY] if user_id is not None else []
+        caps += [settings.global_daily_cap_usd, settings.monthly_budget_usd]
+        layers += [GLOBAL_DAILY, MONTHLY]
         checks = [
-            (_user_scope(user_id), day, settings.user_daily_cap_usd, USER_DAILY),
-            (GLOBAL, day, settings.global_daily_cap_usd, GLOBAL_DAILY),
-            (GLOBAL, month, settings.monthly_budget_usd, MONTHLY),
+            (scope, period, cap, layer)
+            for (scope, period), cap, layer in zip(
+                _scopes(user_id, day, month), caps, layers, strict=True
+            )
         ]
         for scope, period, cap, layer in checks:
             params = {"scope": scope, "period": period, "cap": cap, "amount": amount}
@@ -122,7 +140,7 @@ async def settle(session: AsyncSession, *, reservation_id: uuid.UUID, cost: Deci
     if row is None:
         return False
     user_id, day, month, amount = row
-    for scope, period in ((_user_scope(user_id), day), (GLOBAL, day), (GLOBAL, month)):
+    for scope, period in _scopes(user_id, day, month):
         await session.execute(
             _SETTLE, {"scope": scope, "period": period, "amount": amount, "cost": cost}
         )

@@ -3,7 +3,7 @@
 1. input bounds (no I/O)                      → 413
 2. per-user rate limit, concurrent streams    → 429 (store down: 503, or allow if configured)
    ... retrieval runs here: it costs no money, and the reservation needs the real prompt ...
-3. kill switch, model has a price, per-request maximum cost
+3. kill switch, per-request maximum cost (every model was priced at start)
 4. reservation against the per-user daily cap, the global daily cap and the monthly budget
 
 Every refusal is recorded in the call ledger with the layer that refused.
@@ -26,8 +26,7 @@ from app.caps import budget
 from app.caps.bounds import check_input_bounds
 from app.caps.killswitch import is_paused
 from app.caps.ratelimit import StreamLease
-from app.caps.refusal import KILL_SWITCH, REQUEST_COST, UNPRICED_MODEL, CapRefused
-from app.llm.pricing import max_cost_usd
+from app.caps.refusal import KILL_SWITCH, REQUEST_COST, CapRefused
 from app.services import Services
 from app.tokens import count_message_tokens
 
@@ -88,18 +87,13 @@ async def _reserve(
         paused = await is_paused(session)
     if paused:
         raise CapRefused(KILL_SWITCH, 503, "The assistant is paused by the operator.")
-    amount = max_cost_usd(
-        services.llm.model,
+    # Reserved at the dearest model that may answer (main or fallback): a fallback can
+    # never cost more than the reservation (docs/caps.md, "Fallback pricing").
+    amount = services.prices.max_cost(
+        services.llm.models,
         input_tokens=count_message_tokens(messages),
         max_output_tokens=max_tokens,
     )
-    if amount is None:
-        raise CapRefused(
-            UNPRICED_MODEL,
-            503,
-            f"The model {services.llm.model} has no known price, so it cannot be used. "
-            "The operator must add it to the price table.",
-        )
     if amount > settings.max_request_cost_usd:
         raise CapRefused(
             REQUEST_COST,

@@ -45,6 +45,7 @@ async def sweep_expired(
                     cost_usd=Decimal(amount),
                     reserved_usd=Decimal(amount),
                     reservation_id=reservation_id,
+                    price_source="reservation",
                 )
                 swept += 1
     if swept:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Literal
+
+Permit = Literal["pass", "trial"]
 
 
 class CircuitBreaker:
@@ -33,13 +36,19 @@ class CircuitBreaker:
         return max(self._open_until - self._clock(), 0.0)
 
     def allow(self) -> bool:
+        return self.admit() is not None
+
+    def admit(self) -> Permit | None:
+        """May a request go upstream? "pass" while closed; "trial" for the one request that
+        tests a half-open upstream, which must end in a verdict (`record_success`,
+        `record_failure`, `trip`) or `release_trial()`; None to fail fast."""
         state = self.state
         if state == "closed":
-            return True
+            return "pass"
         if state == "half_open" and not self._trial_running:
-            self._trial_running = True  # one request tests the upstream
-            return True
-        return False
+            self._trial_running = True
+            return "trial"
+        return None
 
     def record_success(self) -> None:
         self._failures = 0
@@ -48,7 +57,8 @@ class CircuitBreaker:
         self.reason = ""
 
     def release_trial(self) -> None:
-        """The trial request ended without a verdict (cancelled): let another one try."""
+        """The trial request ended without a verdict (its client left, its task was
+        cancelled, any other exception): let another request try."""
         self._trial_running = False
 
     def record_failure(self, reason: str) -> None:

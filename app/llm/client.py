@@ -15,7 +15,8 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -41,6 +42,10 @@ BREAKER_KINDS = frozenset(
     }
 )
 MAX_RETRY_AFTER_S = 30.0
+# The health probe's call: tiny, and max_completion_tokens rather than max_tokens=1, which
+# reasoning models reject; a 200 cut short by the limit still proves the upstream answers.
+PING_MESSAGES = [{"role": "user", "content": "Reply with the word OK."}]
+PING_MAX_TOKENS = 16
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,14 @@ def backoff_s(attempt: int, *, retry_after_s: float | None, base_s: float = 0.5)
 
 
 class LLMClient:
-    def __init__(self, *, base_url: str, api_key: str, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        settings: Settings,
+        breaker_clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.settings = settings
         self.model = settings.llm_model
         self.models = [self.model] + (
@@ -75,7 +87,9 @@ class LLMClient:
         )
         self.breakers = {
             m: CircuitBreaker(
-                failures=settings.breaker_failures, cooldown_s=settings.breaker_cooldown_s
+                failures=settings.breaker_failures,
+                cooldown_s=settings.breaker_cooldown_s,
+                clock=breaker_clock,
             )
             for m in self.models
         }
@@ -86,7 +100,7 @@ class LLMClient:
 
     async def stream_chat(
         self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float
-    ) -> AsyncIterator[TextDelta | Finished]:
+    ) -> AsyncGenerator[TextDelta | Finished, None]:
         s = self.settings
         started = time.monotonic()
         total_deadline = started + s.llm_total_timeout_s
@@ -96,7 +110,8 @@ class LLMClient:
         for model in self.models:
             breaker = self.breakers[model]
             for attempt in range(s.llm_max_retries + 1):
-                if not breaker.allow():
+                permit = breaker.admit()
+                if permit is None:
                     # A spent quota keeps saying so while the breaker holds requests back.
                     kind = (
                         "insufficient_quota"
@@ -106,19 +121,21 @@ class LLMClient:
                     last = last or UpstreamError(kind, retry_after_s=breaker.retry_in_s())
                     break
                 attempts += 1
+                verdict = False
                 try:
-                    async for event in self._attempt(
-                        model, messages, max_tokens, temperature, total_deadline
-                    ):
-                        yield (
-                            event
-                            if isinstance(event, TextDelta)
-                            else _with_attempts(event, attempts)
-                        )
-                    breaker.record_success()
+                    async with aclosing(
+                        self._attempt(model, messages, max_tokens, temperature, total_deadline)
+                    ) as events:
+                        async for event in events:
+                            if isinstance(event, Finished):  # the upstream answered in full
+                                breaker.record_success()
+                                verdict = True
+                                event = _with_attempts(event, attempts)
+                            yield event
                     return
                 except UpstreamError as err:
                     last = err
+                    verdict = True
                     if err.kind == "insufficient_quota":
                         log.error("ALERT provider quota exhausted for %s: pausing", model)
                         breaker.trip(QUOTA_COOLDOWN_S, err.kind)
@@ -133,6 +150,11 @@ class LLMClient:
                         "upstream %s on %s; retry %d in %.2fs", err.kind, model, attempt + 1, delay
                     )
                     await asyncio.sleep(delay)
+                finally:
+                    # Cancelled, closed by its consumer, or any other exception: no verdict
+                    # on the upstream, so the trial must not hold the breaker half-open.
+                    if permit == "trial" and not verdict:
+                        breaker.release_trial()
             if last is not None and last.kind == "insufficient_quota":
                 break
         assert last is not None
@@ -145,7 +167,7 @@ class LLMClient:
         max_tokens: int,
         temperature: float,
         total_deadline: float,
-    ) -> AsyncIterator[TextDelta | Finished]:
+    ) -> AsyncGenerator[TextDelta | Finished, None]:
         s = self.settings
         first_token_deadline = min(time.monotonic() + s.llm_first_token_timeout_s, total_deadline)
         started_streaming = False
@@ -199,8 +221,8 @@ class LLMClient:
             result = await asyncio.wait_for(
                 self._client.chat.completions.create(
                     model=self.model,
-                    messages=[{"role": "user", "content": "Reply with the word OK."}],
-                    max_completion_tokens=16,
+                    messages=cast(list[ChatCompletionMessageParam], PING_MESSAGES),
+                    max_completion_tokens=PING_MAX_TOKENS,
                 ),
                 timeout=self.settings.llm_first_token_timeout_s,
             )

@@ -13,6 +13,7 @@ import json
 import re
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -39,6 +40,9 @@ class Stats:
         self.disconnects = 0
         self.model_lists = 0
         self.last_messages: list[dict[str, Any]] = []
+        # When recent completion requests arrived (time.monotonic()), so a test can see the
+        # gap a client left between a failed attempt and its retry.
+        self.arrivals: deque[float] = deque(maxlen=100)
 
 
 def create_local_model(*, api_key: str | None = None, token_delay_s: float = 0.0) -> FastAPI:
@@ -76,6 +80,7 @@ def create_local_model(*, api_key: str | None = None, token_delay_s: float = 0.0
     @app.post("/v1/chat/completions", response_model=None)
     async def chat_completions(request: Request) -> JSONResponse | StreamingResponse:
         stats.requests += 1
+        stats.arrivals.append(time.monotonic())
         if api_key and request.headers.get("authorization") != f"Bearer {api_key}":
             return _error(
                 401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"

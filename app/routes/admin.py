@@ -17,8 +17,10 @@ from app.caps.killswitch import is_paused, set_paused
 from app.db import session_scope
 from app.deps import AdminDep, ProberDep, ServicesDep
 from app.feedback import draft_cases
+from app.http.params import RowId
 from app.models import Incident, Invite, User, utcnow
 from app.routes.pages import STATIC_DIR
+from app.textclean import CleanStr
 
 router = APIRouter(tags=["admin"])
 _USER_TOTALS = text(
@@ -30,7 +32,7 @@ _USER_TOTALS = text(
 class InviteRequest(BaseModel):
     max_uses: int = Field(1, ge=1, le=10_000)
     expires_in_days: float = Field(7, gt=0, le=365)
-    note: str = Field("", max_length=200)
+    note: CleanStr = Field("", max_length=200)
 
 
 def _invite_json(invite: Invite) -> dict[str, Any]:
@@ -73,7 +75,7 @@ async def list_invites(admin: AdminDep, services: ServicesDep) -> list[dict[str,
 
 
 @router.delete("/api/admin/invites/{invite_id}")
-async def revoke_invite(invite_id: int, admin: AdminDep, services: ServicesDep) -> dict[str, Any]:
+async def revoke_invite(invite_id: RowId, admin: AdminDep, services: ServicesDep) -> dict[str, Any]:
     async with session_scope(services.sessions) as session:
         invite = await session.get(Invite, invite_id)
         if invite is None:
@@ -150,7 +152,7 @@ async def put_kill_switch(
 
 
 class IncidentNote(BaseModel):
-    notes: str = Field(max_length=2000)
+    notes: CleanStr = Field(max_length=2000)
 
 
 @router.post("/api/admin/status/probe")
@@ -161,7 +163,7 @@ async def probe_now(admin: AdminDep, prober: ProberDep) -> list[dict[str, Any]]:
 
 @router.post("/api/admin/incidents/{incident_id}/notes")
 async def note_incident(
-    incident_id: int, body: IncidentNote, admin: AdminDep, services: ServicesDep
+    incident_id: RowId, body: IncidentNote, admin: AdminDep, services: ServicesDep
 ) -> dict[str, Any]:
     async with session_scope(services.sessions) as session:
         incident = await session.get(Incident, incident_id)

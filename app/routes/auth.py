@@ -28,6 +28,7 @@ from app.db import session_scope
 from app.deps import ServicesDep, UserDep
 from app.routes.html import message_page, page
 from app.services import Services
+from app.textclean import clean_text
 
 router = APIRouter(tags=["auth"])
 log = logging.getLogger("ragship.auth")
@@ -170,6 +171,7 @@ async def dev_login(
     if not dev_login_allowed(request, services):
         raise HTTPException(404, "Not Found")
     require_same_origin(request, services.settings)
+    email, name, next = clean_text(email).strip(), clean_text(name).strip(), clean_text(next)
     if "@" not in email:
         return message_page("Sign-in failed", "Enter an email address.", status_code=400)
     # Dev sign-in lets any email in: it exists only in dev mode, on this machine.
@@ -190,7 +192,7 @@ async def logout(user: UserDep, services: ServicesDep) -> JSONResponse:
 
 @router.get("/invite/{code}", include_in_schema=False)
 async def accept_invite(code: str, request: Request) -> RedirectResponse:
-    request.session["invite"] = code[:100]
+    request.session["invite"] = clean_text(code)[:100]
     return RedirectResponse("/auth/login", status_code=303)
 
 

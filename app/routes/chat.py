@@ -21,7 +21,10 @@ from app.conversations import ConversationNotFound, conversation_messages, list_
 from app.db import session_scope
 from app.deps import ServicesDep, UserDep
 from app.feedback import MessageNotFound, give_feedback
+from app.http.params import RowId
 from app.observability.tracing import trace_id_of
+from app.shutdown import StopSignal, finish_window_s
+from app.textclean import CleanStr
 
 router = APIRouter(prefix="/api", tags=["chat"])
 
@@ -30,9 +33,9 @@ STREAM_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering"
 
 
 class ChatRequest(BaseModel):
-    message: str = Field(min_length=1)
+    message: CleanStr = Field(min_length=1)
     conversation_id: uuid.UUID | None = None
-    max_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, le=1_000_000)
 
     @field_validator("message")
     @classmethod
@@ -80,15 +83,20 @@ async def chat(body: ChatRequest, services: ServicesDep, user: UserDep) -> Event
             await release_unused(services, admission)
         span.end()
         raise
+    grace_s = services.settings.shutdown_grace_s
+    shutdown = anyio.Event()  # set by sse-starlette when the server begins to shut down
+    stop = StopSignal(shutdown, after_s=finish_window_s(grace_s))
     return EventSourceResponse(
-        _sse(stream_answer(services, admission, span=span)),
+        _sse(stream_answer(services, admission, span=span, stop=stop)),
         # Backstop for a stream that never started (client gone first): settling is
         # idempotent, so after a normal stream this changes nothing.
         background=BackgroundTask(release_unused, services, admission),
         headers={**STREAM_HEADERS, **admission.lease.headers},
         ping=services.settings.stream_heartbeat_s,
-        # On shutdown, live answers may finish (a little less than the server's own grace).
-        shutdown_grace_period=max(services.settings.shutdown_grace_s - 1, 0),
+        # On shutdown, live answers may finish for a while, then end with a `shutdown`
+        # event (app/shutdown.py), all before sse-starlette's and the server's own grace.
+        shutdown_event=shutdown,
+        shutdown_grace_period=max(grace_s - 1, 0),
     )
 
 
@@ -130,12 +138,12 @@ async def conversation(
 
 class FeedbackRequest(BaseModel):
     rating: Literal["up", "down"]
-    comment: str = Field("", max_length=2000)
+    comment: CleanStr = Field("", max_length=2000)
 
 
 @router.post("/messages/{message_id}/feedback")
 async def feedback(
-    message_id: int, body: FeedbackRequest, services: ServicesDep, user: UserDep
+    message_id: RowId, body: FeedbackRequest, services: ServicesDep, user: UserDep
 ) -> dict[str, Any]:
     """Thumbs up or down (with an optional comment) on one of the user's answers."""
     rating = 1 if body.rating == "up" else -1

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from app.db import session_scope
 from app.deps import AdminDep, AlerterDep, ServicesDep
+from app.http.params import BIGINT_MAX, RowId
 from app.models import Alert
 from app.observability import dashboard
 
@@ -53,14 +54,14 @@ async def caps(admin: AdminDep, services: ServicesDep) -> dict[str, Any]:
 
 @router.get("/calls")
 async def calls(
-    admin: AdminDep, services: ServicesDep, before: int | None = Query(None, ge=1)
+    admin: AdminDep, services: ServicesDep, before: int | None = Query(None, ge=1, le=BIGINT_MAX)
 ) -> list[dict[str, Any]]:
     async with session_scope(services.sessions) as session:
         return await dashboard.recent_calls(session, before=before)
 
 
 @router.get("/calls/{call_id}")
-async def call(call_id: int, admin: AdminDep, services: ServicesDep) -> dict[str, Any]:
+async def call(call_id: RowId, admin: AdminDep, services: ServicesDep) -> dict[str, Any]:
     async with session_scope(services.sessions) as session:
         found = await dashboard.one_call(session, call_id=call_id)
     if found is None:

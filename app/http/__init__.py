@@ -1,0 +1,1 @@
+"""The HTTP layer around the routes: middleware that guards every request and response."""
