@@ -266,3 +266,14 @@ def test_dev_sign_in_does_not_exist_in_prod(browser: Browserish) -> None:
     response = browser.post("/auth/dev-login", data={"email": "x@example.com"})
     assert response.status_code == 404
     assert "Dev sign-in" not in browser.get("/auth/login").text
+
+
+def test_claims_with_control_characters_are_cleaned(
+    browser: Browserish, provider: Provider, db: Engine
+) -> None:
+    # A provider's claims are outside text: a NUL in the name must not break sign-in.
+    provider.next_login(email="nul-claims@trusted.example", name="Ada\x00 Love\x1blace")
+    assert browser.sign_in().status_code == 303
+    with db.connect() as conn:
+        sql = "SELECT name FROM users WHERE email = 'nul-claims@trusted.example'"
+        assert conn.execute(text(sql)).scalar() == "Ada Lovelace"

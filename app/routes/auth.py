@@ -145,14 +145,15 @@ async def callback(request: Request, services: ServicesDep) -> Response:
             status_code=400,
         )
     claims = token.get("userinfo") or {}
-    email = str(claims.get("email") or "")
+    # Claims are outside text too: the provider's name for a user may hold anything.
+    email = clean_text(str(claims.get("email") or "")).strip()
     if not email:
         return message_page(
             "Sign-in failed", "The provider did not share an email address.", status_code=400
         )
     identity = Identity(
         email=email,
-        name=str(claims.get("name") or ""),
+        name=clean_text(str(claims.get("name") or "")),
         email_verified=claims.get("email_verified") is True,
     )
     invite = request.session.pop("invite", None)
