@@ -7,10 +7,10 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev test lint fmt ingest migrate browser bench eval clean
+.PHONY: help install dev test lint fmt ingest migrate browser bench eval eval-attacks clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## Create .venv and install ragship with its dev tools
 
@@ -55,8 +55,12 @@ migrate: install ## Apply database migrations (DATABASE_URL, or the embedded ser
 ingest: install ## Ingest DOCS_DIR (default docs/) incrementally, pruning deleted files
 	$(PY) -m ingest $${DOCS_DIR:-docs} --prune
 
-eval: install ## Run the eval suite and gate on evals/baseline.json (see docs/evals.md)
+eval: install ## Run the eval suite and the attack corpus, gated on evals/baseline.json
 	$(PY) -m evals
+	$(PY) -m evals.attacks
+
+eval-attacks: install ## Measure the input guardrails on the attack corpus and gate (evals/attacks/)
+	$(PY) -m evals.attacks
 
 bench: install ## Run the benchmarks in bench/
 	$(PY) -m bench

@@ -21,6 +21,7 @@ from app.caps.refusal import CapRefused
 from app.caps.sweeper import run_sweeper
 from app.db import database_url, make_async_engine
 from app.deps import NotSignedIn
+from app.guardrails.attacks import AttackIndex
 from app.http.body_limit import BodyLimitMiddleware, body_limits
 from app.http.errors import HANDLERS as ERROR_HANDLERS
 from app.http.input_guard import InputGuardMiddleware
@@ -64,16 +65,23 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         )
         store = open_store(settings)
         tracer, tracer_provider = build_tracing(settings)
+        embedder_ = embedder or Embedder(
+            settings.embedding_model_path, batch_size=settings.embed_batch_size
+        )
         app.state.services = Services(
             settings=settings,
             sessions=async_sessionmaker(engine, expire_on_commit=False),
-            embedder=embedder
-            or Embedder(settings.embedding_model_path, batch_size=settings.embed_batch_size),
+            embedder=embedder_,
             llm=llm,
             prices=prices,
             oidc=build_oidc_client(settings),
             limiter=RateLimiter(store, settings),
             tracer=tracer,
+            attacks=(
+                None
+                if settings.guardrail_modes.get("attack_similarity", "on") == "off"
+                else await asyncio.to_thread(AttackIndex, embedder_)
+            ),
         )
         app.state.llm_health = LLMHealthCheck(app.state.services)
         app.state.prober = Prober(app.state.services, app.state.llm_health)

@@ -240,3 +240,18 @@ class Alert(Base):
     message: Mapped[str] = mapped_column(Text)
     fired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     delivered: Mapped[str] = mapped_column(Text, default="")
+
+
+class GuardrailTrigger(Base):
+    """One row per guardrail trigger (docs/guardrails.md)."""
+
+    __tablename__ = "guardrail_triggers"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
+    trace_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    layer: Mapped[str] = mapped_column(String(16))  # input, retrieval, output
+    rule: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(8))  # flag or block
+    excerpt: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -9,6 +9,7 @@ from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.caps.ratelimit import RateLimiter
+from app.guardrails.attacks import AttackIndex
 from app.llm.client import LLMClient
 from app.llm.pricing import PriceBook
 from app.rag.embedder import Embedder
@@ -25,3 +26,4 @@ class Services:
     oidc: StarletteOAuth2App | None
     limiter: RateLimiter
     tracer: Tracer
+    attacks: AttackIndex | None = None  # known attack prompts (guardrails)

@@ -18,6 +18,19 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 GOOGLE_DISCOVERY_URL = "https://accounts.google.com/.well-known/openid-configuration"
 EmailList = Annotated[list[str], NoDecode]
+GuardrailModes = Annotated[dict[str, Literal["on", "flag", "off"]], NoDecode]
+GUARDRAIL_RULES = (  # app/guardrails/verdict.py lists them by layer
+    "injection",
+    "attack_similarity",
+    "secrets_request",
+    "moderation",
+    "instruction_in_source",
+    "prompt_leak",
+    "secret",
+    "citation",
+    "markup",
+    "planted_instruction",
+)
 # Lower-case; includes the examples in .env.example, which get copied as they are.
 PLACEHOLDER_SECRETS = frozenset(
     {
@@ -196,6 +209,27 @@ class Settings(BaseSettings):
     alert_refusal_rate: float = Field(0.5, gt=0, le=1, description="Refusal rate, 5 minutes.")
     alert_latency_factor: float = Field(3.0, gt=0, description="p95 over 5 min vs 24 h p95.")
     alert_min_calls: int = Field(10, ge=1, description="Calls needed before rates count.")
+    alert_guardrail_triggers: int = Field(
+        20, ge=1, description="Guardrail triggers in 5 minutes that raise an alert."
+    )
+
+    # --- guardrails (see docs/guardrails.md) ----------------------------------------
+    guardrail_modes: GuardrailModes = Field(
+        default_factory=dict, description="rule=on|flag|off, comma-separated (default: on)."
+    )
+    guardrail_attack_similarity: float = Field(
+        0.75, gt=0, le=1.01, description="Cosine similarity to a known attack that blocks."
+    )
+    guardrail_moderation: bool = Field(False, description="Screen questions with /v1/moderations.")
+    guardrail_moderation_model: str = Field(
+        "omni-moderation-latest", description="Moderation model at the LLM upstream."
+    )
+    guardrail_pii_redaction: bool = Field(
+        False, description="Mask emails, phone and card numbers before text goes upstream."
+    )
+    guardrail_hold_chars: int = Field(
+        64, ge=0, le=1000, description="Characters held back so output checks run first."
+    )
 
     # --- chat ----------------------------------------------------------------------
     history_messages: int = Field(6, ge=0, le=50, description="Prior messages sent along.")
@@ -266,6 +300,20 @@ class Settings(BaseSettings):
         if self.metrics_token is not None and _is_placeholder(self.metrics_token):
             problems.append("METRICS_TOKEN is a placeholder: set a random value or unset it")
         return problems
+
+    @field_validator("guardrail_modes", mode="before")
+    @classmethod
+    def _modes(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs = [p.partition("=") for p in value.split(",") if p.strip()]
+            value = {k.strip().lower(): v.strip().lower() for k, _, v in pairs}
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - set(GUARDRAIL_RULES))
+            if unknown:
+                raise ValueError(
+                    f"unknown guardrail rule {', '.join(unknown)}: use {', '.join(GUARDRAIL_RULES)}"
+                )
+        return value
 
     @model_validator(mode="after")
     def _check_prices(self) -> Settings:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -44,7 +44,9 @@ class StopSignal:
         await anyio.sleep(self.after_s)
 
 
-async def until_stopped(source: AsyncIterator[T], stop: StopSignal | None) -> AsyncIterator[T]:
+async def until_stopped(
+    source: AsyncIterator[T], stop: StopSignal | None
+) -> AsyncGenerator[T, None]:
     """Yield from `source` until `stop` fires; then cancel and close `source` and raise
     `ShuttingDown`. With no `stop`, a plain pass-through."""
     if stop is None:

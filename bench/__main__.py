@@ -13,7 +13,16 @@ import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCHMARKS = ("ingest", "retrieval", "chat", "caps", "observability", "dashboard", "cold_start")
+BENCHMARKS = (
+    "ingest",
+    "retrieval",
+    "chat",
+    "caps",
+    "guardrails",
+    "observability",
+    "dashboard",
+    "cold_start",
+)
 
 
 def _command(argv: list[str]) -> str:

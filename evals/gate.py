@@ -140,6 +140,11 @@ def _detail(case_id: str, now: dict[str, float], before: dict[str, float]) -> st
     return f"  {case_id}: score {before['score']:.2f} -> {now['score']:.2f} ({', '.join(changed)})"
 
 
+_OWN_KEYS = frozenset(
+    {"model", "prompt_version", "thresholds", "tolerance", "case_tolerance", "overall", "cases"}
+)
+
+
 def new_baseline(
     summary: dict[str, float],
     cases: CaseMetrics,
@@ -148,8 +153,11 @@ def new_baseline(
     model: str | None,
     prompt_version: str | None,
 ) -> dict[str, Any]:
-    """The accepted scores of this run, keeping the thresholds and tolerance."""
+    """The accepted scores of this run, keeping the thresholds, the tolerance, and what
+    other gates keep in the same file (the attack corpus's "attacks")."""
+    others = {k: v for k, v in previous.items() if k not in _OWN_KEYS}
     return {
+        **others,
         "model": model,
         "prompt_version": prompt_version,
         "thresholds": previous.get("thresholds", {}),

@@ -84,6 +84,8 @@ async function refreshDashboard() {
   const outcomes = await call(`/api/admin/dashboard/outcomes${q}`);
   cells("#outcomes", outcomes.map((r) => [r.t, r.calls, `${(r.error_rate * 100).toFixed(1)}%`,
     `${(r.refusal_rate * 100).toFixed(1)}%`, Object.entries(r.by_outcome).map(([k, v]) => `${k}: ${v}`).join(", ")]));
+  const guardrails = await call(`/api/admin/dashboard/guardrails${q}`);
+  cells("#guardrails", guardrails.map((g) => [g.rule, g.layer, g.blocks, g.flags, g.per_1000_requests ?? "–"]));
   const alerts = await call("/api/admin/dashboard/alerts");
   cells("#alerts", alerts.map((a) => [a.fired_at, a.rule, a.message, a.delivered || "nowhere"]));
   const calls = await call("/api/admin/dashboard/calls");

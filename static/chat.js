@@ -151,6 +151,14 @@ async function ask(question) {
         addFeedback(node, data.message_id);
       }
       else if (name === "error") { showError(node, data.message); addFeedback(node, data.message_id); }
+      else if (name === "retract") {
+        // A guardrail stopped the answer: what was shown is replaced, never kept.
+        body.textContent = "";
+        node.querySelector(".sources")?.remove();
+        node.classList.add("retracted");
+        showError(node, data.message);
+        showBudget(data.remaining_today_usd);
+      }
     });
   } catch (err) {
     if (err.name === "AbortError") showError(node, "Stopped.");

@@ -283,3 +283,24 @@ def prod_app(
     server = BackgroundServer(create_app(settings, embedder=embedder)).start()
     yield server
     server.stop()
+
+
+# --- a corpus with an instruction planted in a document (evals/fixtures/upgrades.md)
+
+
+@pytest.fixture(scope="module")
+def planted_app(  # the docs plus a document that addresses AI assistants
+    new_database, embedder: Embedder, local_model: LocalModel
+) -> Iterator[tuple[BackgroundServer, Engine]]:  # type: ignore[no-untyped-def]
+    """An app over the docs plus a document that addresses AI assistants."""
+    url = new_database()
+    engine = make_sync_engine(url)
+    fixture = ROOT / "evals" / "fixtures" / "upgrades.md"
+    ingest_paths(
+        [DOCS, fixture], engine=engine, embedder=embedder, chunk_tokens=300, chunk_overlap=40
+    )
+    settings = make_settings(database_url=url, llm_base_url=local_model.base_url)
+    server = BackgroundServer(create_app(settings, embedder=embedder)).start()
+    yield server, engine
+    server.stop()
+    engine.dispose()

@@ -10,11 +10,13 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlalchemy import Engine
 
+from app.guardrails.verdict import RETRACTED_MESSAGE
+from app.localmodel.adversary import FAKE_KEY
 from app.localmodel.runner import BackgroundServer
 from app.main import create_app
 from app.rag.embedder import Embedder
 from app.settings import Settings
-from tests.conftest import eventually, scalar
+from tests.conftest import LocalModel, eventually, scalar
 from tests.oidc_provider import Provider
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -198,3 +200,49 @@ def test_admin_dashboard_shows_the_chats_with_cost_and_latency(
     finally:
         context.close()
         server.stop()
+
+
+# Every text the page ever showed, even for a moment: a guardrail must stop a secret before
+# it reaches the DOM, not remove it afterwards.
+RECORD_DOM = """
+window.__seen = [];
+new MutationObserver(() => window.__seen.push(document.body ? document.body.innerText : ""))
+  .observe(document, { subtree: true, childList: true, characterData: true });
+"""
+
+
+def _retracted_in_browser(browser: Browser, url: str, email: str, question: str) -> Page:
+    context = browser.new_context(base_url=url)
+    page = context.new_page()
+    page.add_init_script(RECORD_DOM)
+    dev_sign_in(page, email)
+    page.goto("/")
+    ask(page, question)
+    answer = page.locator(".msg.assistant.complete").last
+    expect(answer.locator(".error")).to_have_text(RETRACTED_MESSAGE, timeout=20_000)
+    return page
+
+
+def test_a_fake_key_never_reaches_the_dom_and_the_retraction_does(
+    browser: Browser, app_server: BackgroundServer, local_model: LocalModel
+) -> None:
+    local_model.fault("adversarial", behaviour="fake_key")
+    page = _retracted_in_browser(
+        browser, app_server.url, "dom-key@example.com", "How do I ingest PDF files?"
+    )
+    seen = page.evaluate("window.__seen.join('\\n')")
+    assert seen and FAKE_KEY not in seen and "sk-proj" not in seen
+    page.context.close()
+
+
+def test_an_obeyed_planted_instruction_never_reaches_the_dom(
+    browser: Browser, planted_app: tuple[BackgroundServer, Engine], local_model: LocalModel
+) -> None:
+    app, _ = planted_app
+    local_model.fault("adversarial", behaviour="planted")
+    page = _retracted_in_browser(
+        browser, app.url, "dom-planted@example.com", "How do I upgrade to a new release?"
+    )
+    seen = page.evaluate("window.__seen.join('\\n')")
+    assert seen and "upgrade-helper.example" not in seen
+    page.context.close()

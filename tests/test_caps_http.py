@@ -52,6 +52,7 @@ def test_50_concurrent_requests_with_a_limit_of_10_admit_exactly_10(
         rate_limit_store=redis_url,
         rate_limit_requests=10,
         rate_limit_window_s=3600,  # the window cannot slide during the burst, however slow
+        rate_limit_store_timeout_s=10,  # a busy loop must not pass for a dead store here
         max_concurrent_streams=100,
     )
     before = local_model.stats()["requests"]

@@ -112,7 +112,8 @@ def test_cut_stream_keeps_partial_text_and_charges_for_it(
     local_model.fault("cut", after_tokens=4)
     events = chat(client, "How do I ingest PDF files?")
     tokens = [d["text"] for n, d in events if n == "token"]
-    assert len(tokens) == 4
+    # The four words arrive (the output guardrails hold text back, so maybe in one event).
+    assert len("".join(tokens).split()) == 4
     assert events[-1][0] == "error" and events[-1][1]["kind"] == "broken_stream"
     error = events[-1][1]
     assert error["usage"]["output_tokens"] > 0 and Decimal(error["cost_usd"]) > 0

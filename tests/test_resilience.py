@@ -146,7 +146,8 @@ def test_malformed_chunk_keeps_the_partial_answer(start_app, local_model: LocalM
     app = start_app()
     local_model.fault("malformed", after_tokens=3)
     events, _ = ask(app, "malformed@example.com")
-    assert [n for n, _ in events].count("token") == 3
+    # The three words before the bad chunk arrive (held back by the guardrails, maybe as one).
+    assert len(text_of(events).split()) == 3
     assert events[-1][0] == "error" and events[-1][1]["kind"] == "broken_stream"
     assert Decimal(events[-1][1]["cost_usd"]) > 0
 

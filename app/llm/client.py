@@ -233,6 +233,11 @@ class LLMClient:
         usage = result.usage
         return (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
 
+    @property
+    def openai(self) -> AsyncOpenAI:
+        """The upstream's OpenAI client (moderation calls share its connection pool)."""
+        return self._client
+
     async def close(self) -> None:
         await self._client.close()
 

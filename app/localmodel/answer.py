@@ -12,6 +12,7 @@ import re
 
 DONT_KNOW = "I don't know based on the documents I have."
 _SOURCE_HEADER = re.compile(r"^\[(\d+)\] .*$", re.MULTILINE)
+_MARKER = re.compile(r"^<<<(?:END )?SOURCE \d+ [0-9a-f]+>>>$\n?", re.MULTILINE)
 _WORD = re.compile(r"[a-z0-9][a-z0-9_\-]*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _TABLE_RULE = re.compile(r"^\|?[\s:|-]+\|?$")
@@ -46,6 +47,7 @@ def parse_prompt(content: str) -> tuple[dict[int, tuple[str, str]], str]:
     body, _, question = content.rpartition("Question:")
     if not _:
         return {}, content.strip()
+    body = _MARKER.sub("", body)  # the source markers (app/rag/prompt.py) are not text
     sources: dict[int, tuple[str, str]] = {}
     headers = list(_SOURCE_HEADER.finditer(body))
     for i, header in enumerate(headers):

@@ -18,6 +18,7 @@ FaultKind = Literal[
     "malformed",  # send a chunk that is not JSON after `after_tokens` tokens
     "content_filter",  # finish_reason=content_filter with no text
     "slow",  # wait `delay_s` between tokens
+    "adversarial",  # misbehave on purpose: see `behaviour` and app/localmodel/adversary.py
 ]
 
 
@@ -28,6 +29,7 @@ class Fault(BaseModel):
     delay_s: float = Field(5.0, ge=0, le=600)
     after_tokens: int = Field(3, ge=0)
     model: str | None = Field(None, description="Only requests for this model (default: any).")
+    behaviour: str = Field("planted", description="For adversarial: what to do wrong.")
 
 
 class FaultQueue:

@@ -20,8 +20,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from app.localmodel.adversary import misbehave
 from app.localmodel.answer import answer
 from app.localmodel.faults import Fault, FaultQueue
+from app.localmodel.moderation import moderate
 from app.settings import LOCAL_MODEL_IDS
 from app.tokens import count_message_tokens, count_tokens
 
@@ -77,6 +79,20 @@ def create_local_model(*, api_key: str | None = None, token_delay_s: float = 0.0
     async def get_stats() -> dict[str, Any]:
         return vars(stats)
 
+    @app.post("/v1/moderations")
+    async def moderations(request: Request) -> JSONResponse:
+        """A stand-in for OpenAI's moderation endpoint: flags text with MODERATED words."""
+        body = await request.json()
+        texts = body.get("input")
+        texts = [texts] if isinstance(texts, str) else list(texts or [])
+        return JSONResponse(
+            {
+                "id": f"modr-{uuid.uuid4().hex[:12]}",
+                "model": body.get("model", "omni-moderation-latest"),
+                "results": [moderate(str(t)) for t in texts],
+            }
+        )
+
     @app.post("/v1/chat/completions", response_model=None)
     async def chat_completions(request: Request) -> JSONResponse | StreamingResponse:
         stats.requests += 1
@@ -110,7 +126,10 @@ def create_local_model(*, api_key: str | None = None, token_delay_s: float = 0.0
         refusal = _status_fault(fault)
         if refusal is not None:
             return refusal
-        text = "" if fault and fault.kind == "content_filter" else answer(messages)
+        if fault and fault.kind == "adversarial":
+            text = misbehave(fault.behaviour, messages)
+        else:
+            text = "" if fault and fault.kind == "content_filter" else answer(messages)
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
         pieces = _PIECES.findall(text)
         if isinstance(max_tokens, int) and max_tokens > 0:

@@ -39,6 +39,7 @@ _HOURLY_SPEND = text(
     "WHERE hour >= :since AND hour < date_trunc('hour', now())"
 )
 _SPENT = text("SELECT spent_usd FROM spend_counters WHERE scope = :s AND period = :p")
+_TRIGGERS = text("SELECT count(*) FROM guardrail_triggers WHERE created_at >= :since")
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,17 @@ async def evaluate(session: AsyncSession, settings: Settings) -> list[Firing]:
                 "Hourly spend over limit",
                 f"${spent_hour:.4f} spent in the last hour "
                 f"(alert at ${settings.alert_spend_hour_usd}).",
+            )
+        )
+    triggers = await session.scalar(_TRIGGERS, {"since": now - timedelta(minutes=5)}) or 0
+    if triggers >= settings.alert_guardrail_triggers:
+        firing.append(
+            Firing(
+                "guardrail_spike",
+                "Guardrail triggers spiking",
+                f"{triggers} guardrail triggers in the last 5 minutes (alert at "
+                f"{settings.alert_guardrail_triggers}): an attack, or a misconfigured filter. "
+                "See the guardrails section of the admin dashboard.",
             )
         )
     day, _ = periods()

@@ -164,6 +164,34 @@ async def cap_state(session: AsyncSession, settings: Settings) -> dict[str, Any]
     }
 
 
+_GUARDRAILS = text(
+    "SELECT rule, layer, count(*) FILTER (WHERE action = 'block') AS blocks, "
+    "count(*) FILTER (WHERE action = 'flag') AS flags FROM guardrail_triggers "
+    "WHERE created_at >= now() - make_interval(days => :days) "
+    "GROUP BY rule, layer ORDER BY count(*) DESC"
+)
+_CHATS = text(
+    "SELECT coalesce(sum(calls), 0) FROM call_rollups_hourly "
+    "WHERE feature = 'chat' AND hour >= now() - make_interval(days => :days)"
+)
+
+
+async def guardrails(session: AsyncSession, *, days: int) -> list[dict[str, Any]]:
+    """Triggers per rule over `days`: blocks, flags, and triggers per 1,000 chat requests
+    (refused ones included), the rate the guardrail alert watches."""
+    chats = int(await session.scalar(_CHATS, {"days": days}) or 0)
+    rows = (await session.execute(_GUARDRAILS, {"days": days})).mappings()
+    return [
+        {
+            **dict(r),
+            "per_1000_requests": round(1000 * (r["blocks"] + r["flags"]) / chats, 2)
+            if chats
+            else None,
+        }
+        for r in rows
+    ]
+
+
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in row.items():

@@ -29,6 +29,11 @@ _HISTS = text(
 )
 
 
+_GUARDRAILS = text(
+    "SELECT layer, rule, action, count(*) AS n FROM guardrail_triggers GROUP BY layer, rule, action"
+)
+
+
 class _Families(Collector):
     def __init__(self, families: list[Metric]) -> None:
         self.families = families
@@ -70,7 +75,12 @@ async def render_metrics(session: AsyncSession) -> bytes:
         errors.add_metric([kind], n)
     for layer, n in refusal_sums.items():
         refusals.add_metric([layer], n)
-    families: list[Metric] = [requests, tokens, cost, errors, refusals]
+    guardrails = CounterMetricFamily(
+        "ragship_guardrail_triggers", "Guardrail triggers", labels=["layer", "rule", "action"]
+    )
+    for r in await session.execute(_GUARDRAILS):
+        guardrails.add_metric([r.layer, r.rule, r.action], int(r.n))
+    families: list[Metric] = [requests, tokens, cost, errors, refusals, guardrails]
     families += await _histograms(session)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Families(families))

@@ -46,6 +46,15 @@ async def outcomes(
         return await dashboard.outcomes(session, days=days)
 
 
+@router.get("/guardrails")
+async def guardrails(
+    admin: AdminDep, services: ServicesDep, days: int = Days
+) -> list[dict[str, Any]]:
+    """Guardrail triggers per rule (docs/guardrails.md)."""
+    async with session_scope(services.sessions) as session:
+        return await dashboard.guardrails(session, days=days)
+
+
 @router.get("/caps")
 async def caps(admin: AdminDep, services: ServicesDep) -> dict[str, Any]:
     async with session_scope(services.sessions) as session:

@@ -1,0 +1,160 @@
+"""Settle a call: one transaction writes the answer, charges the reservation for what was
+used, records the call in the ledger and the guardrail triggers, whatever way it ended."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from app.calls import record_call
+from app.caps import budget
+from app.caps.chain import Admission
+from app.conversations import append_message
+from app.db import session_scope
+from app.guardrails.record import record_triggers
+from app.guardrails.verdict import RETRACTED_MESSAGE, Verdict
+from app.llm.client import Finished
+from app.observability.redact import for_call_log
+from app.rag.prompt import PROMPT_VERSION
+from app.rag.retrieve import Passage
+from app.services import Services
+from app.tokens import count_message_tokens, count_tokens
+
+if TYPE_CHECKING:
+    from app.chat import PreparedChat
+
+log = logging.getLogger("ragship.chat")
+
+
+def source_payload(passages: list[Passage]) -> list[dict[str, Any]]:
+    """The `sources` event: one entry per passage, numbered from 1 as in the prompt."""
+    return [
+        {
+            "n": n,
+            "title": p.title,
+            "section": p.heading_path,
+            "source": p.source,
+            "url": p.url,
+            "score": round(p.score, 5),
+        }
+        for n, p in enumerate(passages, start=1)
+    ]
+
+
+@dataclass
+class Outcome:
+    """How a streamed answer ended, filled in as it streams."""
+
+    parts: list[str] = field(default_factory=list)
+    finished: Finished | None = None
+    status: str = "cancelled"
+    started: float = field(default_factory=time.perf_counter)
+    ttft_ms: float | None = None
+    model: str | None = None  # the model that streamed, when it is known
+    retracted: Verdict | None = None  # the output guardrail that stopped the answer
+    flags: list[Verdict] = field(default_factory=list)  # output rules in flag mode that hit
+
+
+def _usage(prepared: PreparedChat, outcome: Outcome) -> tuple[int, int, int]:
+    """(input, cached input, output) tokens to charge: as the upstream reported them, else
+    counted locally.
+
+    An upstream failure that streamed nothing and reported no usage (a 5xx, a refused
+    connection, a timeout before the first token) is charged nothing: providers do not
+    bill failed requests. A client that leaves, or a stream cut after some text, is charged
+    for the prompt and what was streamed: the provider did the work.
+    """
+    finished = outcome.finished
+    text = "".join(outcome.parts)
+    reported = finished is not None and finished.input_tokens is not None
+    if outcome.status.startswith("error:") and not text and not reported:
+        return 0, 0, 0
+    counted_output = count_tokens(text)
+    if finished is None or finished.input_tokens is None:
+        return count_message_tokens(prepared.messages), 0, counted_output
+    output = finished.output_tokens if finished.output_tokens is not None else counted_output
+    return finished.input_tokens, finished.cached_input_tokens, output
+
+
+async def settle_call(
+    services: Services, admission: Admission[PreparedChat], outcome: Outcome
+) -> dict[str, Any]:
+    """Settle and record the call; returns the record the `done` (or final) event carries.
+    Raises SQLAlchemyError when the database refuses (the caller reports it)."""
+    prepared = admission.prepared
+    reservation = admission.reservation
+    input_tokens, cached, output_tokens = _usage(prepared, outcome)
+    model = (outcome.finished.model if outcome.finished else outcome.model) or services.llm.model
+    price = services.prices[model]
+    cost = price.cost(
+        input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached
+    )
+    if cost > reservation.amount:  # only a tokenizer far off the reserved margin gets here
+        log.error(
+            "ALERT call %s cost $%s, more than its reservation of $%s",
+            prepared.trace_id,
+            cost,
+            reservation.amount,
+        )
+    # A retracted answer is never stored or logged: the user saw the retraction message.
+    shown = RETRACTED_MESSAGE if outcome.retracted else "".join(outcome.parts)
+    async with session_scope(services.sessions) as session:
+        message_id = await append_message(
+            session,
+            conversation_id=prepared.conversation_id,
+            role="assistant",
+            content=shown,
+            status=outcome.status,
+            sources=source_payload(prepared.passages),
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost,
+            trace_id=prepared.trace_id,
+        )
+        # False when the expiry sweep already charged the whole reservation for this call.
+        settled = await budget.settle(session, reservation_id=reservation.id, cost=cost)
+        await record_call(
+            session,
+            user_id=prepared.user_id,
+            conversation_id=prepared.conversation_id,
+            model=model,
+            prompt_version=PROMPT_VERSION,
+            status=outcome.status if settled else f"{outcome.status}:late",
+            input_tokens=input_tokens,
+            cached_input_tokens=cached,
+            output_tokens=output_tokens,
+            cost_usd=cost if settled else Decimal(0),
+            reserved_usd=reservation.amount,
+            ttft_ms=outcome.ttft_ms,
+            latency_ms=(time.perf_counter() - outcome.started) * 1000,
+            reservation_id=reservation.id if settled else None,
+            trace_id=prepared.trace_id,
+            attempts=outcome.finished.attempts if outcome.finished else 1,
+            provider=services.llm.provider,
+            price_source=price.source,
+            question=for_call_log(prepared.question, policy=services.settings.content_logging),
+            answer=for_call_log(shown, policy=services.settings.content_logging),
+        )
+        verdicts = [*prepared.triggers, *(("output", v) for v in outcome.flags)]
+        if outcome.retracted is not None:
+            verdicts.append(("output", outcome.retracted))
+        record_triggers(
+            session,
+            verdicts,
+            user_id=prepared.user_id,
+            trace_id=prepared.trace_id,
+            policy=services.settings.content_logging,
+        )
+        spent, reserved = await budget.spend_today(session, user_id=prepared.user_id)
+    remaining = max(services.settings.user_daily_cap_usd - spent - reserved, Decimal(0))
+    return {
+        "message_id": message_id,
+        "model": model,
+        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+        "cost_usd": str(cost),
+        "remaining_today_usd": str(remaining.quantize(Decimal("0.01"))),
+    }
