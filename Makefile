@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev test lint fmt ingest migrate browser bench eval clean
+.PHONY: help install dev test lint fmt ingest migrate browser bench eval mutation clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,19 @@ eval: install ## Run the eval suite and gate on evals/baseline.json (see docs/ev
 
 bench: install ## Run the benchmarks in bench/
 	$(PY) -m bench
+
+# Mutants (mutmut globs) of the modules whose tests are in pyproject's [tool.mutmut] selection.
+MODULES ?= app.llm.breaker* app.llm.client.*stream_chat* app.llm.client.x_backoff_s* \
+	app.observability.redact* evals.gate* app.caps.bounds* app.caps.refusal* app.caps.store* \
+	app.auth.csrf*
+MUTATION_JOBS ?= 2
+
+mutation: install ## Mutation-test the money and safety paths, list survivors (MODULES=... for some)
+	rm -rf mutants
+	mkdir -p /tmp/ragship-mutation
+	PYTEST_DEBUG_TEMPROOT=/tmp/ragship-mutation $(VENV)/bin/mutmut run \
+	  --max-children $(MUTATION_JOBS) $(foreach m,$(MODULES),'$(m)')
+	$(PY) -m tools.mutation_report
 
 clean: ## Remove the virtual environment and caches (keeps .data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

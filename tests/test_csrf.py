@@ -36,6 +36,8 @@ def request(headers: dict[str, str]) -> Request:
             False,
         ),
         ({"host": "127.0.0.1:8000", "origin": "null"}, False),
+        # A sandboxed page sends "null": never ours, even beside an empty Host header.
+        ({"host": "", "origin": "null"}, False),
         ({"host": "127.0.0.1:8000", "origin": "http://["}, False),
         ({"host": "127.0.0.1:8000"}, False),
     ],
