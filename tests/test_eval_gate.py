@@ -224,3 +224,43 @@ def test_a_metric_down_by_exactly_the_rounding_margin_names_no_case() -> None:
     cases = {"a": {"score": 1.0, "recall_at_k": 1.0, "mrr": 1.0 - 1e-9}}
     verdict = check({"recall_at_k": 0.9, "mrr": 0.5}, cases, BASELINE, model="m")
     assert verdict.failures == ["mrr = 0.500 is below the baseline 0.800 by more than 0.02"]
+
+
+def test_every_name_in_a_note_or_failure_is_listed_and_each_worse_case_detailed() -> None:
+    baseline = {**BASELINE, "cases": {c: {"score": 0.5, "mrr": 0.5} for c in "abcd"}}
+    cases = {
+        "a": {"score": 0.9, "mrr": 0.5},
+        "b": {"score": 0.9, "mrr": 0.5},
+        "c": {"score": 0.1, "mrr": 0.1},
+        "d": {"score": 0.1, "mrr": 0.1},
+        "x": {"score": 1.0},
+        "y": {"score": 1.0},
+    }
+    verdict = check({}, cases, baseline, model="m")
+    assert verdict.notes == ["cases that got better: a, b", "cases not in the baseline yet: x, y"]
+    assert verdict.failures == [
+        "cases that got worse: c, d\n"
+        "  c: score 0.50 -> 0.10 (mrr 0.50 -> 0.10)\n"
+        "  d: score 0.50 -> 0.10 (mrr 0.50 -> 0.10)"
+    ]
+
+
+def test_a_metric_the_run_did_not_measure_does_not_stop_the_others_being_gated() -> None:
+    verdict = check({"mrr": 0.5}, {}, BASELINE, model="m")  # no recall_at_k this run
+    assert verdict.failures == ["mrr = 0.500 is below the baseline 0.800 by more than 0.02"]
+
+
+def test_exactly_at_a_limit_passes_every_check() -> None:
+    """"Below the threshold" and "by more than the tolerance" are strict: a run exactly at
+    the threshold, or down exactly the tolerance, passes."""
+    baseline = {
+        **BASELINE,
+        "thresholds": {"recall_at_k": 0.8 + 1e-9},
+        "overall": {"recall_at_k": 0.8, "mrr": 0.8},
+    }
+    assert check({"recall_at_k": 0.8, "mrr": 0.8}, {}, baseline, model="m").passed
+    at_tolerance = 0.8 - 0.02
+    assert check({"recall_at_k": 0.9, "mrr": at_tolerance}, {}, BASELINE, model="m").passed
+    moved = {"a": {"score": 1.0 - 0.05}, "b": {"score": 0.75 + 0.05}}
+    verdict = check({"recall_at_k": 0.9, "mrr": 0.8}, moved, BASELINE, model="m")
+    assert verdict.passed and verdict.notes == []
