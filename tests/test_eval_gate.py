@@ -251,7 +251,7 @@ def test_a_metric_the_run_did_not_measure_does_not_stop_the_others_being_gated()
 
 
 def test_exactly_at_a_limit_passes_every_check() -> None:
-    """"Below the threshold" and "by more than the tolerance" are strict: a run exactly at
+    """ "Below the threshold" and "by more than the tolerance" are strict: a run exactly at
     the threshold, or down exactly the tolerance, passes."""
     baseline = {
         **BASELINE,
