@@ -22,6 +22,12 @@ class Clock:
         return self.now
 
 
+def test_a_new_breaker_is_closed_with_no_reason_and_no_wait() -> None:
+    breaker = CircuitBreaker(failures=3, cooldown_s=10, clock=Clock())
+    assert (breaker.state, breaker.reason, breaker.retry_in_s()) == ("closed", "", 0.0)
+    assert breaker.admit() == "pass"
+
+
 def test_opens_after_threshold_then_half_opens_for_one_trial() -> None:
     clock = Clock()
     breaker = CircuitBreaker(failures=3, cooldown_s=10, clock=clock)
