@@ -22,6 +22,12 @@ class Clock:
         return self.now
 
 
+def test_a_new_breaker_is_closed_with_no_reason_and_no_wait() -> None:
+    breaker = CircuitBreaker(failures=3, cooldown_s=10, clock=Clock())
+    assert (breaker.state, breaker.reason, breaker.retry_in_s()) == ("closed", "", 0.0)
+    assert breaker.admit() == "pass"
+
+
 def test_opens_after_threshold_then_half_opens_for_one_trial() -> None:
     clock = Clock()
     breaker = CircuitBreaker(failures=3, cooldown_s=10, clock=clock)
@@ -55,6 +61,20 @@ def test_a_cancelled_trial_does_not_wedge_the_breaker() -> None:
     assert breaker.allow()  # the trial request starts ...
     breaker.release_trial()  # ... and its client leaves before any verdict
     assert breaker.allow()
+
+
+def test_a_recovered_breaker_forgets_the_outage_and_can_trip_and_recover_again() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(failures=1, cooldown_s=5, clock=clock)
+    breaker.trip(300, "insufficient_quota")
+    clock.now = 301
+    assert breaker.admit() == "trial"
+    breaker.record_success()
+    assert (breaker.state, breaker.reason, breaker.retry_in_s()) == ("closed", "", 0.0)
+    breaker.record_failure("server_error")  # a second outage, later on
+    assert (breaker.state, breaker.reason) == ("open", "server_error")
+    clock.now = 307
+    assert breaker.admit() == "trial" and breaker.admit() is None
 
 
 def test_exactly_one_trial_permit_and_every_verdict_ends_it() -> None:

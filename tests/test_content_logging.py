@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app.db import make_async_engine
 from app.localmodel.runner import BackgroundServer
-from app.observability.redact import redact
+from app.observability.redact import for_call_log, redact
 from app.observability.retention import enforce_retention
 from tests.conftest import scalar, sign_in
 from tests.sse import chat
@@ -34,6 +34,13 @@ from tests.sse import chat
 )
 def test_redaction(raw: str, masked: str) -> None:
     assert redact(raw) == masked
+
+
+def test_the_call_log_keeps_the_text_whole_masked_or_nothing() -> None:
+    text = "mail ada@example.com"
+    assert for_call_log(text, policy="full") == text
+    assert for_call_log(text, policy="redacted") == "mail [email]"
+    assert for_call_log(text, policy="none") is None
 
 
 QUESTION = "Which emails does ALLOWED_EMAILS let sign in? Reply to grace@example.com"

@@ -19,7 +19,6 @@ from app.localmodel.runner import BackgroundServer
 from evals.__main__ import main
 from evals.cases import CORPUS, KINDS, Case, CaseError, check_sections, load_cases, missing_sections
 from evals.compare import bootstrap_interval, compare, sign_test_p
-from evals.gate import check
 from evals.judge import parse_verdict
 
 
@@ -200,61 +199,7 @@ def test_judge_verdicts_are_parsed_strictly() -> None:
     assert parse_verdict('{"grounded": 3, "relevant": 1}') is None
 
 
-# --- the gate and comparisons ---------------------------------------------------------------
-
-BASELINE: dict[str, Any] = {
-    "model": "m",
-    "thresholds": {"recall_at_k": 0.8},
-    "tolerance": 0.02,
-    "case_tolerance": 0.05,
-    "overall": {"recall_at_k": 0.9, "mrr": 0.8},
-    "cases": {
-        "a": {"score": 1.0, "recall_at_k": 1.0, "mrr": 1.0},
-        "b": {"score": 0.75, "recall_at_k": 1.0, "mrr": 0.5},
-    },
-}
-
-
-def test_the_gate_names_the_cases_behind_each_failure() -> None:
-    cases = {
-        "a": {"score": 0.5, "recall_at_k": 0.5, "mrr": 0.5},
-        "b": {"score": 0.75, "recall_at_k": 1.0, "mrr": 0.5},
-    }
-    verdict = check({"recall_at_k": 0.75, "mrr": 0.5}, cases, BASELINE, model="m")
-    assert not verdict.passed
-    assert verdict.failures[:2] == [
-        "recall_at_k = 0.750 is below its threshold 0.800 and below the baseline 0.900 by more"
-        " than 0.02; cases: a",
-        "mrr = 0.500 is below the baseline 0.800 by more than 0.02; cases: a",
-    ]
-    assert verdict.worse == ["a"]
-    assert (
-        "a: score 1.00 -> 0.50 (recall_at_k 1.00 -> 0.50, mrr 1.00 -> 0.50)"
-        in (verdict.failures[-1])
-    )
-
-
-def test_the_threshold_check_alone_fails_a_metric_below_its_threshold() -> None:
-    """Below the threshold but within the tolerance of the baseline: only the threshold
-    check can fail it."""
-    baseline = {**BASELINE, "overall": {"recall_at_k": 0.79, "mrr": 0.8}}
-    verdict = check({"recall_at_k": 0.78, "mrr": 0.8}, {}, baseline, model="m")
-    assert verdict.failures == ["recall_at_k = 0.780 is below its threshold 0.800"]
-    assert check({"recall_at_k": 0.8, "mrr": 0.8}, {}, baseline, model="m").passed  # at it
-
-
-def test_the_regression_check_alone_fails_a_drop_from_the_baseline() -> None:
-    """Above every threshold, but down from the baseline by more than the tolerance: only
-    the regression check can fail it; within the tolerance it passes."""
-    verdict = check({"recall_at_k": 0.87, "mrr": 0.8}, {}, BASELINE, model="m")
-    assert verdict.failures == ["recall_at_k = 0.870 is below the baseline 0.900 by more than 0.02"]
-    assert check({"recall_at_k": 0.885, "mrr": 0.79}, {}, BASELINE, model="m").passed
-
-
-def test_another_model_is_held_to_the_thresholds_only() -> None:
-    cases = {"a": {"score": 0.5, "recall_at_k": 0.5, "mrr": 0.5}}
-    verdict = check({"recall_at_k": 0.85, "mrr": 0.5}, cases, BASELINE, model="other")
-    assert verdict.passed and "held to the thresholds only" in verdict.notes[0]
+# --- comparisons ------------------------------------------------------------------------------
 
 
 def test_sign_test_and_bootstrap() -> None:

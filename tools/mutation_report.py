@@ -1,0 +1,50 @@
+"""The kill rate per module of the last `make mutation` run, and every mutant left alive.
+
+Reads the results mutmut keeps next to each mutated file (``mutants/**/*.py.meta``).
+A mutant no selected test reaches ("no tests") counts against the rate, like a survivor:
+it is a change that nothing would notice. Mutants not run this time (another MODULES
+selection) are left out of the rate and counted apart.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+from mutmut.stats import status_by_exit_code
+
+MUTANTS = Path("mutants")
+ALIVE = ("survived", "no tests", "timeout", "suspicious", "segfault")
+
+
+def module_results(meta: Path) -> dict[str, str]:
+    """{mutant name: status} for one mutated file."""
+    data = json.loads(meta.read_text(encoding="utf-8"))
+    return {name: status_by_exit_code[code] for name, code in data["exit_code_by_key"].items()}
+
+
+def report(root: Path = MUTANTS) -> list[str]:
+    lines = [f"{'module':<32} {'killed':>6} {'alive':>6} {'rate':>7} {'not run':>8}"]
+    alive: list[str] = []
+    for meta in sorted(root.rglob("*.py.meta")):
+        results = module_results(meta)
+        counts = Counter(results.values())
+        run = sum(n for status, n in counts.items() if status != "not checked")
+        if not run:
+            continue
+        killed = counts["killed"] + counts["caught by type check"]
+        module = str(meta.relative_to(root)).removesuffix(".meta")
+        lines.append(
+            f"{module:<32} {killed:>6} {run - killed:>6} {killed / run:>7.1%} "
+            f"{counts['not checked']:>8}"
+        )
+        alive += [f"  {status:<10} {name}" for name, status in results.items() if status in ALIVE]
+    return lines + (["", "alive (`mutmut show NAME` prints the change):", *alive] if alive else [])
+
+
+if __name__ == "__main__":
+    if not MUTANTS.is_dir():
+        sys.exit("no mutants/ folder: run `make mutation` first")
+    print("\n".join(report()))
