@@ -53,14 +53,24 @@ def slugify(heading: str) -> str:
 
 
 def chunk_sections(sections: list[Section], *, max_tokens: int, overlap: int) -> list[ChunkDraft]:
-    """The chunks of each section in order, their text stripped, empty ones dropped."""
+    """The chunks of each section in order, their text stripped, empty ones dropped.
+
+    Anchors are unique within the document: the first chunk under a heading gets the
+    heading's slug, later ones (the same section's next chunks, or a later section with the
+    same heading, such as a second "Example") get ``slug-2``, ``slug-3``, ..."""
     chunks: list[ChunkDraft] = []
+    used: set[str] = set()
     for section in sections:
         heading_path = " › ".join(section.headings)
-        anchor = slugify(section.headings[-1]) if section.headings else "top"
+        base = slugify(section.headings[-1]) if section.headings else "top"
         for window in split_text(section.text, max_tokens=max_tokens, overlap=overlap):
             text = window.text.strip()
             if text:
+                anchor, n = base, 1
+                while anchor in used:
+                    n += 1
+                    anchor = f"{base}-{n}"
+                used.add(anchor)
                 chunks.append(ChunkDraft(heading_path, anchor, text, window.tokens))
     return chunks
 
