@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev test lint fmt ingest migrate browser bench eval clean
+.PHONY: help install dev test lint fmt ingest migrate browser bench eval eval-corpus clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ ingest: install ## Ingest DOCS_DIR (default docs/) incrementally, pruning delete
 
 eval: install ## Run the eval suite and gate on evals/baseline.json (see docs/evals.md)
 	$(PY) -m evals
+
+eval-corpus: install ## Retrieval on Python's HTML manual (fetched into .data/corpus/; minutes)
+	$(PY) -m evals.corpus
 
 bench: install ## Run the benchmarks in bench/
 	$(PY) -m bench

@@ -122,7 +122,9 @@ async def _ask(url: str, embedder: Any, questions: list[Question], args: Any) ->
                 kept = await hybrid_search(
                     session, top_k=args.top_k, min_similarity=args.min_similarity, **common
                 )
-                raw = await hybrid_search(session, top_k=args.top_k, min_similarity=-1.0, **common)
+                raw = await hybrid_search(  # every candidate, for the best similarity
+                    session, top_k=2 * args.candidates, min_similarity=-1.0, **common
+                )
                 results.append(Result.of(q, kept, raw, time.perf_counter() - started))
     finally:
         await engine.dispose()

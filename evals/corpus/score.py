@@ -20,7 +20,7 @@ class Result:
     rank: int  # 1-based rank of the first passage from an answering page; 0 when none
     key_found: bool  # the key string is in a retrieved passage
     retrieved: int  # passages above the cut-off
-    max_similarity: float  # best cosine similarity among the top passages without cut-off
+    max_similarity: float  # best cosine similarity of any candidate, cut-off or not
     sources: list[str]
     seconds: float
 
