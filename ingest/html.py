@@ -20,6 +20,7 @@ Admonitions (Note, Tip, Warning…) never become headings: their title starts th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +65,7 @@ _INLINE = frozenset(
      "strong", "sub", "sup", "time", "tt", "u", "var", "wbr"}
 )  # fmt: skip
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+_HTML_SPACE = re.compile(r"[ \t\r\n]+")
 _MAX_TERM_HEADING = 120  # characters of an API term kept in a heading path
 
 
@@ -80,7 +82,9 @@ def html_sections(source: str) -> tuple[str, list[HtmlSection]]:
     from bs4 import BeautifulSoup, Tag
 
     soup = BeautifulSoup(source, "html.parser")
-    title = " ".join(soup.title.get_text(" ").split()) if soup.title else ""
+    title = _squash(soup.title.get_text(" ")) if soup.title else ""
+    for tag in soup(["head", "title"]):
+        tag.decompose()
     for tag in [t for t in soup.descendants if isinstance(t, Tag) and _is_chrome(t)]:
         if not tag.decomposed:
             tag.decompose()
@@ -114,8 +118,14 @@ def _classes(tag: Tag) -> set[str]:
     return {value} if isinstance(value, str) else set(value)
 
 
+def _squash(text: str) -> str:
+    """HTML's whitespace (space, tab, CR, LF) collapsed to single spaces; other control
+    characters stay for the readers' cleaning, which turns a vertical tab into a break."""
+    return _HTML_SPACE.sub(" ", text).strip()
+
+
 def _text(tag: Tag) -> str:
-    return " ".join(tag.get_text().split())
+    return _squash(tag.get_text())
 
 
 def _term_heading(term: str) -> str:
@@ -149,14 +159,14 @@ class _Walker:
         run: list[str] = []
         for child in tag.children:
             if isinstance(child, Tag) and (child.name not in _INLINE or _has_blocks(child)):
-                self._add(" ".join(" ".join(run).split()))
+                self._add(_squash("".join(run)))
                 run = []
                 self._element(child)
             elif isinstance(child, Tag):
                 run.append(child.get_text())
             elif isinstance(child, NavigableString) and not isinstance(child, PreformattedString):
                 run.append(str(child))
-        self._add(" ".join(" ".join(run).split()))
+        self._add(_squash("".join(run)))
 
     def _element(self, tag: Tag) -> None:
         name = tag.name
