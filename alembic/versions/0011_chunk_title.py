@@ -1,7 +1,8 @@
 """Chunks know their document's title: it is keyword-indexed with the heading path.
 
-The full-text vector weighs the title and heading path as 'A' and the text as 'D', so a
-question naming a page or section ranks its chunks first on the keyword side.
+The full-text vector labels the title and heading path 'A' and the text 'D', so the
+keyword side can weigh a match in the title or heading path apart from one in the text
+(app/rag/retrieve.py sets the weights).
 
 Revision ID: 0011
 Revises: 0010

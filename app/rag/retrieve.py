@@ -3,7 +3,9 @@
 The keyword side matches chunks holding *any* of the question's lexemes (the question's
 `plainto_tsquery` with its ANDs turned into ORs), so a question phrased as a sentence
 still gets keyword candidates; chunks are ranked by `ts_rank`, where a lexeme in the
-title or heading path (weight A) counts far more than one in the text.
+title or heading path (weight A) counts twice one in the text (weight D). Not more: every
+chunk of a page shares its title, so a heavier title ranks all of a page's sections above
+the one section whose text answers (measured in docs/retrieval.md).
 
 Every value is a bound parameter. A passage must also clear a minimum cosine similarity,
 so an out-of-scope question retrieves nothing rather than the least-bad chunk.
@@ -20,14 +22,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.models import EMBEDDING_DIM
 
 # Chunks holding any of the question's lexemes, best first: the keyword side of the search.
+# ts_rank's weights are {D, C, B, A}: text D 0.1, title and heading path A 0.2.
 _KEYWORD = """
-    SELECT id, ROW_NUMBER() OVER (ORDER BY ts_rank(tsv, query, 1) DESC, id) AS rank
-    FROM chunks,
-         (SELECT replace(plainto_tsquery('english', :query)::text, ' & ', ' | ')::tsquery
-          AS query) AS terms
-    WHERE tsv @@ query
-    ORDER BY ts_rank(tsv, query, 1) DESC, id
-    LIMIT :candidates
+    SELECT id, ROW_NUMBER() OVER (ORDER BY score DESC, id) AS rank
+    FROM (
+        SELECT id, ts_rank('{0.1, 0.2, 0.4, 0.2}', tsv, query, 1) AS score
+        FROM chunks,
+             (SELECT replace(plainto_tsquery('english', :query)::text, ' & ', ' | ')::tsquery
+              AS query) AS terms
+        WHERE tsv @@ query
+        ORDER BY score DESC, id
+        LIMIT :candidates
+    ) AS matched
 """
 _KEYWORD_SQL = text(f"SELECT id FROM ({_KEYWORD}) AS keyword ORDER BY rank")  # noqa: S608
 
