@@ -131,7 +131,7 @@ def test_broken_retrieval_fails_the_gate_and_names_the_cases(
     )
     assert "FAIL: cases that got worse: " in out
     # Cases whose answer needs a second section, and their metrics that moved.
-    assert "healthz: score" in out and "recall_at_k 1.00 -> 0.50" in out
+    assert "readyz: score" in out and "recall_at_k 1.00 -> 0.50" in out
 
 
 def test_dropping_every_passage_fails_the_named_cases(
