@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev test lint fmt ingest migrate browser bench eval eval-attacks mutation clean
+.PHONY: help install dev test lint fmt ingest migrate browser bench eval eval-attacks eval-corpus mutation clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ eval: install ## Run the eval suite and the attack corpus, gated on evals/baseli
 
 eval-attacks: install ## Measure the input guardrails on the attack corpus and gate (evals/attacks/)
 	$(PY) -m evals.attacks
+
+eval-corpus: install ## Retrieval on Python's HTML manual (fetched into .data/corpus/; minutes)
+	$(PY) -m evals.corpus
 
 bench: install ## Run the benchmarks in bench/
 	$(PY) -m bench

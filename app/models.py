@@ -50,6 +50,7 @@ class Chunk(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
     ordinal: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(Text, server_default="")  # the document's, for search
     heading_path: Mapped[str] = mapped_column(Text)
     anchor: Mapped[str] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
@@ -57,7 +58,11 @@ class Chunk(Base):
     embedding: Mapped[list[float]] = mapped_column(Vector(EMBEDDING_DIM))
     tsv: Mapped[str] = mapped_column(
         TSVECTOR,
-        Computed("to_tsvector('english', heading_path || ' ' || text)", persisted=True),
+        Computed(
+            "setweight(to_tsvector('english', title || ' ' || heading_path), 'A') "
+            "|| setweight(to_tsvector('english', text), 'D')",
+            persisted=True,
+        ),
     )
 
     __table_args__ = (Index("ix_chunks_document_id", "document_id"),)

@@ -18,6 +18,7 @@ from app.rag.embedder import Embedder
 from bench.fixtures import DOCS, ingest_into, shared_embedder, temp_database, write_synthetic_corpus
 from bench.table import DASH, Table, ratio
 from ingest.pipeline import IngestReport
+from ingest.prepare import embedding_text
 
 NAME = "ingest"
 SYNTHETIC_FILES = 40
@@ -47,14 +48,19 @@ def run() -> list[Table]:
 
 
 def _embedded_texts(engine: Engine) -> list[list[str]]:
-    """Per document, what the pipeline embedded for each chunk: heading path, newline, text."""
+    """Per document, what the pipeline embedded for each chunk (`embedding_text`)."""
     documents: dict[int, list[str]] = {}
     with engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT document_id, heading_path, text FROM chunks ORDER BY document_id, ordinal")
+            text(
+                "SELECT document_id, title, heading_path, text FROM chunks "
+                "ORDER BY document_id, ordinal"
+            )
         )
         for r in rows:
-            documents.setdefault(r.document_id, []).append(f"{r.heading_path}\n{r.text}")
+            documents.setdefault(r.document_id, []).append(
+                embedding_text(r.title, r.heading_path, r.text)
+            )
     return list(documents.values())
 
 
@@ -110,10 +116,14 @@ def _table(
         DASH,
         ratio(incremental.seconds, one_call),
     )
-    overhead = cold.seconds - per_doc
+    overhead = cold.seconds - one_call
+    throughput = one_call / cold.seconds if cold.seconds else 0.0
     table.notes += [
-        f"pipeline overhead over embedding the same per-file batches: {overhead:+.2f}s "
-        f"({overhead / cold.seconds:+.0%} of the cold run): reading, chunking, hashing, inserts",
+        f"ingest chunks/s over raw encode chunks/s on the same chunks: {throughput:.2f} "
+        f"(target >= 0.85: {'OK' if throughput >= 0.85 else 'BELOW'})",
+        f"pipeline overhead over one encode call on the same chunks: {overhead:+.2f}s "
+        f"({overhead / cold.seconds:+.0%} of the cold run): reading, chunking, hashing, inserts "
+        "not hidden behind encoding",
         f"incremental re-run: {incremental.skipped} of {incremental.files} files unchanged, "
         f"{incremental.chunks} chunks embedded "
         f"({'OK' if incremental.chunks == 0 else 'UNEXPECTED: should be 0'})",

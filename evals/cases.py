@@ -8,7 +8,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Literal, get_args
 
-from ingest.chunker import slugify
+from ingest.chunker import section_anchor
 from ingest.pipeline import IngestReport, discover
 from ingest.readers import read_document
 
@@ -91,8 +91,7 @@ def corpus_sections(paths: list[Path]) -> set[str]:
         doc = read_document(file, file.read_bytes())
         source = file.resolve().relative_to(ROOT).as_posix()
         for section in doc.sections:
-            anchor = slugify(section.headings[-1]) if section.headings else "top"
-            found.add(f"{source}#{anchor}")
+            found.add(f"{source}#{section_anchor(section.headings)}")
     return found
 
 

@@ -27,11 +27,12 @@ from app.rag.embedder import Embedder
 from app.settings import Settings
 from evals.cases import CORPUS, ROOT, Case
 from evals.metrics import Outcome
+from ingest.chunker import heading_list, section_anchor
 from ingest.pipeline import ingest_paths, source_key
 
-_SECTION_TEXT = text(
-    "SELECT c.text FROM chunks c JOIN documents d ON d.id = c.document_id "
-    "WHERE d.source = :source AND c.anchor = :anchor ORDER BY c.ordinal"
+_DOCUMENT_CHUNKS = text(
+    "SELECT c.heading_path, c.text FROM chunks c JOIN documents d ON d.id = c.document_id "
+    "WHERE d.source = :source ORDER BY c.ordinal"
 )
 # Settings that change scores are pinned to the code's defaults, so a developer's shell
 # environment cannot move the results; the CLI overrides the ones worth trying.
@@ -208,7 +209,9 @@ async def ask(
 
 
 def section_of(source: dict[str, str]) -> str:
-    """A cited source as "path#anchor", the path relative to the repository.
+    """A cited source as the section it belongs to, "path#anchor", the path relative to the
+    repository: a section's later chunks (anchored ``anchor-2``, ...) name the section, so
+    citing any chunk of an expected section is a hit.
 
     Ingest names files relative to the working directory it ran in, or absolute outside it.
     """
@@ -218,7 +221,11 @@ def section_of(source: dict[str, str]) -> str:
         name = absolute.relative_to(ROOT).as_posix()
     except ValueError:
         name = path.as_posix()
-    return f"{name}#{source['url'].partition('#')[2]}"
+    return f"{name}#{_section_anchor(source['section'])}"
+
+
+def _section_anchor(heading_path: str) -> str:
+    return section_anchor(heading_list(heading_path))
 
 
 def _ms(started: float) -> float:
@@ -226,16 +233,16 @@ def _ms(started: float) -> float:
 
 
 def passage_texts(db_url: str, sections: list[str]) -> list[str]:
-    """The text of each retrieved section ("path#anchor"), for the judge."""
+    """The text of each retrieved section ("path#anchor"), every chunk of it, for the judge."""
     engine = make_sync_engine(db_url)
     try:
         with engine.connect() as conn:
             texts = []
             for section in sections:
                 path, _, anchor = section.partition("#")
-                source = source_key(ROOT / path)
-                rows = conn.execute(_SECTION_TEXT, {"source": source, "anchor": anchor}).scalars()
-                texts.append("\n".join(rows))
+                rows = conn.execute(_DOCUMENT_CHUNKS, {"source": source_key(ROOT / path)})
+                chunks = [r.text for r in rows if _section_anchor(r.heading_path) == anchor]
+                texts.append("\n".join(chunks))
             return texts
     finally:
         engine.dispose()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.tokens import encoding
@@ -25,6 +26,8 @@ from ingest.readers import Section
 _SLUG_DROP = re.compile(r"[^a-z0-9\s-]")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _SEPARATOR = "\n\n"
+# Joins a section's headings into the heading path a chunk stores ("Guide › Install").
+HEADING_SEPARATOR = " › "
 _CONTINUATION_BYTES = bytes(range(0x80, 0xC0))
 _ZWJ = "\u200d"
 
@@ -52,15 +55,39 @@ def slugify(heading: str) -> str:
     return re.sub(r"\s+", "-", _SLUG_DROP.sub("", heading.lower()).strip()) or "top"
 
 
+def section_anchor(headings: Sequence[str]) -> str:
+    """The anchor a section is cited by: its last heading's slug, "top" before any heading.
+
+    Its first chunk carries it; the section's later chunks carry ``anchor-2``, ... (see
+    `chunk_sections`), so a citation of any chunk is resolved to its section through the
+    heading path, never by parsing the suffix (a heading "Step 2" slugs to ``step-2``)."""
+    return slugify(headings[-1]) if headings else "top"
+
+
+def heading_list(heading_path: str) -> list[str]:
+    """The headings of a stored heading path (the inverse of joining them for a chunk)."""
+    return heading_path.split(HEADING_SEPARATOR) if heading_path else []
+
+
 def chunk_sections(sections: list[Section], *, max_tokens: int, overlap: int) -> list[ChunkDraft]:
-    """The chunks of each section in order, their text stripped, empty ones dropped."""
+    """The chunks of each section in order, their text stripped, empty ones dropped.
+
+    Anchors are unique within the document: the first chunk under a heading gets the
+    heading's slug, later ones (the same section's next chunks, or a later section with the
+    same heading, such as a second "Example") get ``slug-2``, ``slug-3``, ..."""
     chunks: list[ChunkDraft] = []
+    used: set[str] = set()
     for section in sections:
-        heading_path = " › ".join(section.headings)
-        anchor = slugify(section.headings[-1]) if section.headings else "top"
+        heading_path = HEADING_SEPARATOR.join(section.headings)
+        base = section_anchor(section.headings)
         for window in split_text(section.text, max_tokens=max_tokens, overlap=overlap):
             text = window.text.strip()
             if text:
+                anchor, n = base, 1
+                while anchor in used:
+                    n += 1
+                    anchor = f"{base}-{n}"
+                used.add(anchor)
                 chunks.append(ChunkDraft(heading_path, anchor, text, window.tokens))
     return chunks
 

@@ -4,14 +4,19 @@ Incremental: a file whose content hash (and embedding model) is unchanged is ski
 without embedding anything. Each file is its own transaction, and whatever goes wrong
 with one file (unreadable, not UTF-8, a damaged PDF, refused by the database) is recorded
 in the report with a one-line reason while the other files go on.
+
+Throughput: reading and chunking run on a worker thread while the encoder (which leaves
+the GIL while it computes) embeds the chunks of earlier files, and chunks of several
+files are embedded in one call of about `EMBED_GROUP` texts. Paragraphs repeated on most
+of the first `CHROME_SAMPLE` changed files are page chrome and are dropped everywhere.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,11 +27,14 @@ from tqdm import tqdm
 
 from app.models import Chunk, Document, utcnow
 from app.rag.embedder import Embedder
-from app.textclean import is_clean
-from ingest.chunker import chunk_sections
-from ingest.readers import SUPPORTED_SUFFIXES, ReadError, read_document
+from ingest.boilerplate import repeated_blocks
+from ingest.prepare import Prepared, chunk_document, read_changed
+from ingest.readers import SUPPORTED_SUFFIXES, ParsedDocument, ReadError
 
 log = logging.getLogger("ragship.ingest")
+
+EMBED_GROUP = 256  # chunks embedded per encoder call
+CHROME_SAMPLE = 40  # changed files read first to find the corpus's repeated chrome
 
 
 @dataclass
@@ -50,24 +58,40 @@ class IngestReport:
         )
 
 
-def source_key(path: Path) -> str:
-    """How a file is named in the database: relative to the working directory when inside it."""
+def source_key(path: Path, root: Path | None = None) -> str:
+    """How a file is named in the database, never by an absolute server path: relative to
+    the working directory when inside it, else relative to the folder that was ingested
+    (`root`, named by its last part: "manual/intro.html"), else by the file's name."""
     resolved = path.resolve()
     try:
         return resolved.relative_to(Path.cwd()).as_posix()
     except ValueError:
-        return resolved.as_posix()
+        pass
+    if root is not None:
+        top = root.resolve()
+        try:
+            return (Path(top.name) / resolved.relative_to(top)).as_posix()
+        except ValueError:
+            pass
+    return resolved.name
 
 
 def discover(paths: Iterable[Path], report: IngestReport) -> list[Path]:
-    found: list[Path] = []
+    return [path for path, _ in discover_sources(paths, report)]
+
+
+def discover_sources(paths: Iterable[Path], report: IngestReport) -> list[tuple[Path, str]]:
+    """Every supported file under `paths` with its source key; a missing path is reported."""
+    found: list[tuple[Path, str]] = []
     for path in paths:
         if path.is_dir():
-            found += sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
-            )
+            found += [
+                (p, source_key(p, path))
+                for p in sorted(path.rglob("*"))
+                if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+            ]
         elif path.is_file():
-            found.append(path)
+            found.append((path, source_key(path)))
         else:
             report.errors.append((source_key(path), "no such file or directory"))
     return found
@@ -88,30 +112,73 @@ def ingest_paths(
     Raises only for what is not one file's fault: an error while pruning."""
     started = time.perf_counter()
     report = IngestReport()
-    files = discover(paths, report)
+    files = discover_sources(paths, report)
     report.files = len(files)
-    for path in tqdm(files, desc="ingest", unit="file", disable=not progress):
-        try:
-            embedded = _ingest_file(
-                path,
-                engine=engine,
-                embedder=embedder,
-                max_tokens=chunk_tokens,
-                overlap=chunk_overlap,
+    with Session(engine) as session:
+        known = {
+            source: digest
+            for source, digest in session.execute(
+                select(Document.source, Document.content_hash).where(
+                    Document.embedding_model == embedder.name
+                )
             )
-        except Exception as err:  # one file's failure must not stop the others
-            log.debug("ingest of %s failed", path, exc_info=err)
-            report.errors.append((source_key(path), _failure_reason(err)))
-            continue
-        if embedded is None:
+        }
+    group: list[Prepared] = []
+    outcomes = _prepared(files, known, max_tokens=chunk_tokens, overlap=chunk_overlap)
+    for source, outcome in tqdm(outcomes, total=len(files), desc="ingest", unit="file",
+                                disable=not progress):  # fmt: skip
+        if isinstance(outcome, Exception):
+            log.debug("ingest of %s failed", source, exc_info=outcome)
+            report.errors.append((source, _failure_reason(outcome)))
+        elif outcome is None:
             report.skipped += 1
         else:
-            report.ingested += 1
-            report.chunks += embedded
+            group.append(outcome)
+            if sum(len(p.drafts) for p in group) >= EMBED_GROUP:
+                _embed_and_write(group, engine=engine, embedder=embedder, report=report)
+                group = []
+    _embed_and_write(group, engine=engine, embedder=embedder, report=report)
     if prune:
-        report.pruned = _prune(paths, engine=engine)
+        report.pruned = _prune(paths, {source for _, source in files}, engine=engine)
     report.seconds = time.perf_counter() - started
     return report
+
+
+_Outcome = Prepared | None | Exception
+
+
+def _prepared(
+    files: list[tuple[Path, str]], known: dict[str, str], *, max_tokens: int, overlap: int
+) -> Iterator[tuple[str, _Outcome]]:
+    """Each file's outcome, in order: prepared, None (unchanged), or the error it raised.
+
+    The first `CHROME_SAMPLE` files are read first to find the repeated chrome; the rest
+    are read and chunked on a worker thread, ahead of the caller."""
+    sample: dict[str, tuple[str, ParsedDocument] | None | Exception] = {}
+    for path, source in files[:CHROME_SAMPLE]:
+        try:
+            sample[source] = read_changed(path, source, known)
+        except Exception as err:  # one file's failure must not stop the others
+            sample[source] = err
+    chrome = repeated_blocks([r[1] for r in sample.values() if isinstance(r, tuple)])
+
+    def work(item: tuple[Path, str]) -> tuple[str, _Outcome]:
+        path, source = item
+        try:
+            got = sample.pop(source) if source in sample else read_changed(path, source, known)
+            if isinstance(got, Exception):
+                raise got
+            if got is None:
+                return source, None
+            digest, parsed = got
+            return source, chunk_document(
+                source, digest, parsed, chrome=chrome, max_tokens=max_tokens, overlap=overlap
+            )
+        except Exception as err:  # one file's failure must not stop the others
+            return source, err
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-read") as pool:
+        yield from pool.map(work, files)
 
 
 def _failure_reason(err: Exception) -> str:
@@ -128,39 +195,43 @@ def _failure_reason(err: Exception) -> str:
     return f"{what}: {lines[0]}"[:200] if lines else what
 
 
-def _ingest_file(
-    path: Path, *, engine: Engine, embedder: Embedder, max_tokens: int, overlap: int
-) -> int | None:
-    """Returns the number of chunks embedded, or None when the file was unchanged.
+def _embed_and_write(
+    group: list[Prepared], *, engine: Engine, embedder: Embedder, report: IngestReport
+) -> None:
+    """Embed the chunks of `group` in one call, then replace each document in its own
+    transaction; a file the database refuses is reported and keeps its old version."""
+    if not group:
+        return
+    try:
+        vectors = embedder.embed([t for p in group for t in p.texts()])
+    except Exception as err:  # the encoder failing fails these files, not the run
+        report.errors += [(p.source, _failure_reason(err)) for p in group]
+        return
+    start = 0
+    for prepared in group:
+        end = start + len(prepared.drafts)
+        try:
+            _write(prepared, vectors[start:end], engine=engine, model=embedder.name)
+        except Exception as err:  # one file's failure must not stop the others
+            log.debug("writing %s failed", prepared.source, exc_info=err)
+            report.errors.append((prepared.source, _failure_reason(err)))
+        else:
+            report.ingested += 1
+            report.chunks += len(prepared.drafts)
+        start = end
 
-    Raises `ReadError` for a file that cannot be read as a document, or whatever reading
-    the file or writing to the database raised; the old document then stays as it was."""
-    source = source_key(path)
-    if not is_clean(source):
-        raise ReadError("the file name has control characters or bytes that are not UTF-8")
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    with Session(engine) as session:
-        existing = session.execute(
-            select(Document.content_hash, Document.embedding_model).where(Document.source == source)
-        ).first()
-    if existing is not None and tuple(existing) == (digest, embedder.name):
-        return None
-    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise ReadError(f"unsupported file type {path.suffix!r}")
-    parsed = read_document(path, data)
-    drafts = chunk_sections(parsed.sections, max_tokens=max_tokens, overlap=overlap)
-    vectors = embedder.embed([f"{d.heading_path}\n{d.text}" for d in drafts])
+
+def _write(prepared: Prepared, vectors: list[list[float]], *, engine: Engine, model: str) -> None:
     with Session(engine) as session, session.begin():
-        session.execute(delete(Document).where(Document.source == source))
+        session.execute(delete(Document).where(Document.source == prepared.source))
         document_id = session.execute(
             insert(Document)
             .values(
-                source=source,
-                title=parsed.title,
-                content_hash=digest,
-                embedding_model=embedder.name,
-                chunk_count=len(drafts),
+                source=prepared.source,
+                title=prepared.title,
+                content_hash=prepared.digest,
+                embedding_model=model,
+                chunk_count=len(prepared.drafts),
                 ingested_at=utcnow(),
             )
             .returning(Document.id)
@@ -171,20 +242,20 @@ def _ingest_file(
                 {
                     "document_id": document_id,
                     "ordinal": n,
+                    "title": prepared.title,
                     "heading_path": d.heading_path,
                     "anchor": d.anchor,
                     "text": d.text,
                     "token_count": d.token_count,
                     "embedding": vector,
                 }
-                for n, (d, vector) in enumerate(zip(drafts, vectors, strict=True))
+                for n, (d, vector) in enumerate(zip(prepared.drafts, vectors, strict=True))
             ],
         )
-    return len(drafts)
 
 
-def _prune(roots: list[Path], *, engine: Engine) -> int:
-    """Delete documents under the given roots whose files no longer exist."""
+def _prune(roots: list[Path], present: set[str], *, engine: Engine) -> int:
+    """Delete documents under the given roots whose files are no longer there."""
     prefixes = [source_key(root) for root in roots]
     with Session(engine) as session, session.begin():
         sources = session.execute(select(Document.source)).scalars().all()
@@ -192,7 +263,7 @@ def _prune(roots: list[Path], *, engine: Engine) -> int:
             s
             for s in sources
             if any(s == p or s.startswith(p.rstrip("/") + "/") for p in prefixes)
-            and not Path(s).exists()
+            and s not in present
         ]
         if gone:
             session.execute(delete(Document).where(Document.source.in_(gone)))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.textclean import clean_text
+from ingest.html import html_sections
 from ingest.pdftext import join_wrapped_lines
 
 SUPPORTED_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".text", ".html", ".htm", ".pdf"})
@@ -115,29 +116,11 @@ def _first_headings(sections: list[Section]) -> list[tuple[int, str]]:
 
 
 def _read_html(text: str, fallback_title: str) -> ParsedDocument:
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(text, "html.parser")
-    for tag in soup(["script", "style", "noscript", "template"]):
-        tag.decompose()
-    title = soup.title.get_text(strip=True) if soup.title else ""
-    body = soup.body or soup
-    sections: list[Section] = []
-    stack: list[tuple[int, str]] = []
-    parts: list[str] = []
-    for element in body.find_all(["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "td"]):
-        if element.name[0] == "h" and element.name[1:].isdigit():
-            sections.append(Section(tuple(h for _, h in stack), "\n".join(parts)))
-            parts = []
-            level = int(element.name[1])
-            while stack and stack[-1][0] >= level:
-                stack.pop()
-            stack.append((level, element.get_text(" ", strip=True)))
-            title = title or stack[0][1]
-        elif not element.find_parent(["li", "pre", "td"]) or element.name == "pre":
-            parts.append(element.get_text(" ", strip=True))
-    sections.append(Section(tuple(h for _, h in stack), "\n".join(parts)))
-    return ParsedDocument(title or fallback_title, sections)
+    title, sections = html_sections(text)
+    return ParsedDocument(
+        title or fallback_title,
+        [Section(s.headings, "\n\n".join(s.blocks)) for s in sections],
+    )
 
 
 def _read_pdf(data: bytes, fallback_title: str) -> ParsedDocument:

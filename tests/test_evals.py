@@ -20,6 +20,9 @@ from evals.__main__ import main
 from evals.cases import CORPUS, KINDS, Case, CaseError, check_sections, load_cases, missing_sections
 from evals.compare import bootstrap_interval, compare, sign_test_p
 from evals.judge import parse_verdict
+from evals.runner import section_of
+from ingest.chunker import chunk_sections
+from ingest.readers import Section
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +84,22 @@ def test_malformed_cases_are_rejected(tmp_path: Path, body: str, error: str) -> 
         load_cases(path)
 
 
+def test_any_chunk_of_a_section_is_cited_as_that_section() -> None:
+    """A long section's later chunks are anchored ``slug-2``, ...; the eval scores them as the
+    section the cases name, while a heading that itself ends in a number keeps its slug."""
+    sections = [
+        Section(headings=("Guide", "Backups"), text="\n\n".join(["word " * 80] * 6)),
+        Section(headings=("Guide", "Backups 2"), text="second heading"),
+    ]
+    chunks = chunk_sections(sections, max_tokens=100, overlap=0)
+    assert [c.anchor for c in chunks][:3] == ["backups", "backups-2", "backups-3"]
+    cited = {
+        section_of({"source": "docs/ops.md", "section": c.heading_path, "url": f"/s/1#{c.anchor}"})
+        for c in chunks
+    }
+    assert cited == {"docs/ops.md#backups", "docs/ops.md#backups-2"}
+
+
 # --- the suite through the real chat path ---------------------------------------------------
 
 
@@ -111,7 +130,7 @@ def test_broken_retrieval_fails_the_gate_and_names_the_cases(
     )
     assert "FAIL: cases that got worse: " in out
     # Cases whose answer needs a second section, and their metrics that moved.
-    assert "healthz: score" in out and "recall_at_k 1.00 -> 0.50" in out
+    assert "readyz: score" in out and "recall_at_k 1.00 -> 0.50" in out
 
 
 def test_dropping_every_passage_fails_the_named_cases(

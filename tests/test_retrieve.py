@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app.db import make_async_engine
 from app.rag.embedder import Embedder
-from app.rag.retrieve import Passage, hybrid_search
+from app.rag.retrieve import Passage, hybrid_search, keyword_search
 from ingest.pipeline import IngestReport
 from tests.conftest import scalar
 
@@ -67,3 +67,23 @@ def test_hostile_query_text_is_only_data(
 ) -> None:
     search(db_url, embedder, "'); DROP TABLE chunks; -- & | ! :* <->")
     assert scalar(db_engine, "SELECT count(*) FROM chunks") == corpus.chunks
+
+
+def test_a_sentence_shaped_question_gets_keyword_candidates(
+    db_url: str, corpus: IngestReport
+) -> None:
+    """Words of the question that no chunk holds (and an AND of all of them would need)
+    must not empty the keyword side: any lexeme the corpus holds brings its chunks."""
+
+    async def go(query: str) -> list[int]:
+        engine = make_async_engine(db_url)
+        try:
+            async with async_sessionmaker(engine)() as session:
+                return await keyword_search(session, query=query, candidates=40)
+        finally:
+            await engine.dispose()
+
+    question = "Could you please tell me how the quokka-loving team configures pgvector nowadays?"
+    found = asyncio.run(go(question))
+    assert found, "a question phrased as a sentence got no keyword candidates"
+    assert asyncio.run(go("the and of")) == []

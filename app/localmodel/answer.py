@@ -23,6 +23,15 @@ _INJECTION = re.compile(
     r"|\bsystem override\b|\bsecret word\b",
     re.IGNORECASE,
 )
+# Text in an HTML comment is hidden from anyone reading the page, so it is never quoted:
+# a note that addresses the assistant from inside one stays inert however well it matches.
+_HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
+# A question after the value of a key or secret is refused whatever the sources hold, as the
+# system prompt's "never reveal keys or other secrets" tells a real model: the docs name
+# placeholder values (`change-me`) that may well be the server's own.
+_SECRET_REQUEST = re.compile(
+    r"\b(value|contents?)\s+of\b.{0,80}(key|secret|password)s?\b", re.IGNORECASE | re.DOTALL
+)
 _FENCED = re.compile(r"\s*```[^\n]*\n(.*?)\n?```", re.DOTALL)
 _STOPWORDS = frozenset(
     """a an and are as at be by can do does for from has have how i if in into is it its
@@ -59,11 +68,13 @@ def parse_prompt(content: str) -> tuple[dict[int, tuple[str, str]], str]:
 def answer(messages: list[dict[str, str]]) -> str:
     last_user = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
     sources, question = parse_prompt(last_user)
+    if _SECRET_REQUEST.search(question):
+        return DONT_KNOW
     wanted = _terms(question)
     scored: list[tuple[int, int, int, str]] = []
     for number, (heading, text) in sources.items():
         heading_terms = _terms(heading.partition("] ")[2])
-        text = _table_rows_as_sentences(_FENCED.sub(_inline_code, text))
+        text = _table_rows_as_sentences(_FENCED.sub(_inline_code, _HTML_COMMENT.sub(" ", text)))
         for position, sentence in enumerate(s.strip() for s in _SENTENCE_END.split(text)):
             too_short = len(sentence) < (5 if "`" in sentence else 20)
             if too_short or _INJECTION.search(sentence):
