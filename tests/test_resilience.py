@@ -7,6 +7,7 @@ and what the app does later is polled for with a generous deadline.
 
 from __future__ import annotations
 
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -54,7 +55,7 @@ def test_429_is_retried_after_retry_after_and_charged_once(
     local_model.fault("rate_limit", retry_after=1.0)
     before = upstream_calls(local_model)
     events, elapsed = ask(app, "retry429@example.com")
-    assert events[-1][0] == "done" and "[1]" in text_of(events)
+    assert events[-1][0] == "done" and re.search(r"\[\d+\]", text_of(events))
     assert upstream_calls(local_model) - before == 2
     refused_at, retried_at = arrivals(local_model)[-2:]
     assert retried_at - refused_at >= 1.0  # as the upstream saw it: Retry-After was honoured
