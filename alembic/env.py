@@ -6,12 +6,9 @@ from sqlalchemy import engine_from_config, pool, text
 
 from alembic import context
 from app.db import database_url
+from app.migrate import MIGRATION_LOCK_ID
 from app.models import Base
 from app.settings import get_settings
-
-# Any fixed number, the same in every replica: pg_advisory_lock on it serialises concurrent
-# migrations (replicas or release jobs starting together); the second waits, then finds head.
-MIGRATION_LOCK_ID = 7_346_182_014
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or database_url(get_settings())
@@ -28,7 +25,9 @@ def run_migrations_online() -> None:
         {"sqlalchemy.url": url}, prefix="sqlalchemy.", poolclass=pool.NullPool
     )
     with connectable.connect() as connection:
-        # A session lock: it survives the commit below and ends when the connection closes.
+        # Concurrent migrations (replicas or release jobs starting together) serialise: the
+        # second waits here, then finds the database at head. A session lock: it survives the
+        # commit below and ends when the connection closes.
         connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
         connection.commit()
         context.configure(connection=connection, target_metadata=Base.metadata)
