@@ -9,7 +9,7 @@ CHROMIUM ?= /usr/bin/chromium
 INFRA_TOOLS := caddy:caddy nginx:nginx-light shellcheck:shellcheck docker-compose:docker-compose
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev test lint fmt ingest migrate browser infra-tools deploy lock bench eval clean
+.PHONY: help install dev test lint fmt ingest migrate browser infra-tools image-test deploy lock bench eval clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -78,6 +78,12 @@ eval: install ## Run the eval suite and gate on evals/baseline.json (see docs/ev
 
 bench: install ## Run the benchmarks in bench/
 	$(PY) -m bench
+
+image-test: install infra-tools ## Build the image from a local base and boot it (podman; minutes)
+	@for pair in podman:podman buildah:buildah mmdebstrap:mmdebstrap; do \
+	  command -v $${pair%%:*} >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq $${pair#*:} >/dev/null; } || { echo "error: install Debian's '$${pair#*:}'"; exit 1; }; \
+	done
+	$(PY) -m pytest tests_image -s
 
 deploy: ## Deploy: make deploy TARGET=modal|fly|vps (see docs/deploy.md)
 	@infra/deploy.sh "$(TARGET)"

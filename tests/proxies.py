@@ -75,9 +75,11 @@ def _serving(
 
 
 @contextmanager
-def caddy(tmp: Path, upstream: str, *, caddyfile: Path = CADDYFILE) -> Iterator[str]:
+def caddy(
+    tmp: Path, upstream: str, *, caddyfile: Path = CADDYFILE, site_port: int | None = None
+) -> Iterator[str]:
     """Caddy running `caddyfile` (the shipped one by default) in front of `upstream`."""
-    port = free_port()
+    port = site_port or free_port()
     env = caddy_env(tmp, SITE_ADDRESS=f"http://127.0.0.1:{port}", UPSTREAM=upstream)
     command = [tool("caddy"), "run", "--config", str(caddyfile), "--adapter", "caddyfile"]
     with _serving(command, port, env=env, log=tmp / "caddy.log") as url:
