@@ -84,6 +84,10 @@ def test_the_image_releases_boots_serves_through_caddy_and_stops_gracefully(
         "ALLOWED_EMAILS": "ada@example.com",
         "PORT": str(port),
         "PUBLIC_URL": f"http://127.0.0.1:{proxy_port}",
+        # No status probe or alert run behind the test's back: a probe would use up the
+        # local model's injected fault (as in tests/conftest.py's make_settings).
+        "STATUS_PROBE_INTERVAL_S": "3600",
+        "ALERT_INTERVAL_S": "3600",
     }
     args = harness.run_args(env, [socket_dir, redis_socket.parent])
     # The release step, as compose's `migrate` service and Fly's release_command run it.
