@@ -5,9 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 CHROMIUM ?= /usr/bin/chromium
+# Debian packages the deploy tests run: proxy, validators (command -> package).
+INFRA_TOOLS := caddy:caddy nginx:nginx-light shellcheck:shellcheck docker-compose:docker-compose
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev test lint fmt ingest migrate browser bench eval eval-attacks eval-corpus mutation clean
+.PHONY: help install dev test lint fmt ingest migrate browser infra-tools image-test deploy lock bench eval eval-attacks eval-corpus mutation clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -37,6 +39,22 @@ browser: ## Install Debian's Chromium for the browser tests when it is missing
 	  test -x $(CHROMIUM) || { echo "error: could not install Chromium; install Debian's 'chromium' package or set CHROMIUM=/path/to/chromium"; exit 1; }; \
 	fi
 
+infra-tools: ## Install Caddy, nginx, shellcheck and docker-compose for the deploy tests when missing
+	@missing=""; for pair in $(INFRA_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null || PATH="$$PATH:/usr/sbin" command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing with apt-get (deploy tests)"; \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  elif command -v sudo >/dev/null; then \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  fi; \
+	  for pair in $(INFRA_TOOLS); do \
+	    PATH="$$PATH:/usr/sbin" command -v $${pair%%:*} >/dev/null || { echo "error: could not install $${pair#*:}; install Debian's '$${pair#*:}' package"; exit 1; }; \
+	  done; \
+	fi
+
 lint: install ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -46,7 +64,7 @@ fmt: install ## Format and auto-fix with ruff
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: install browser lint ## Lint, then the whole test suite (browser tests included)
+test: install browser infra-tools lint ## Lint, then the whole test suite (browser tests included)
 	$(PY) -m pytest
 
 migrate: install ## Apply database migrations (DATABASE_URL, or the embedded server)
@@ -80,6 +98,18 @@ mutation: install ## Mutation-test the money and safety paths, list survivors (M
 	PYTEST_DEBUG_TEMPROOT=/tmp/ragship-mutation $(VENV)/bin/mutmut run \
 	  --max-children $(MUTATION_JOBS) $(foreach m,$(MODULES),'$(m)')
 	$(PY) -m tools.mutation_report
+
+image-test: install infra-tools ## Build the image from a local base and boot it (podman; minutes)
+	@for pair in podman:podman buildah:buildah mmdebstrap:mmdebstrap; do \
+	  command -v $${pair%%:*} >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq $${pair#*:} >/dev/null; } || { echo "error: install Debian's '$${pair#*:}'"; exit 1; }; \
+	done
+	$(PY) -m pytest tests_image -s
+
+deploy: ## Deploy: make deploy TARGET=modal|fly|vps (see docs/deploy.md)
+	@infra/deploy.sh "$(TARGET)"
+
+lock: install ## Pin the runtime dependencies the image installs (infra/requirements.lock)
+	$(PY) infra/lock.py
 
 clean: ## Remove the virtual environment and caches (keeps .data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import engine_from_config, pool
+from sqlalchemy import engine_from_config, pool, text
 
 from alembic import context
 from app.db import database_url
+from app.migrate import MIGRATION_LOCK_ID
 from app.models import Base
 from app.settings import get_settings
 
@@ -24,6 +25,11 @@ def run_migrations_online() -> None:
         {"sqlalchemy.url": url}, prefix="sqlalchemy.", poolclass=pool.NullPool
     )
     with connectable.connect() as connection:
+        # Concurrent migrations (replicas or release jobs starting together) serialise: the
+        # second waits here, then finds the database at head. A session lock: it survives the
+        # commit below and ends when the connection closes.
+        connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+        connection.commit()
         context.configure(connection=connection, target_metadata=Base.metadata)
         with context.begin_transaction():
             context.run_migrations()

@@ -1,5 +1,8 @@
 """`python -m app`: migrate, ingest the docs (incrementally) and serve.
 
+In production, `MIGRATE_ON_START=false` and `INGEST_ON_START=false` leave both to the
+once-per-deploy release step, `python -m app.release`.
+
 On the embedded default this needs nothing but the installed packages: PostgreSQL starts
 from the `pgserver` wheel, the built-in local model answers, the bundled docs are ingested.
 """
@@ -41,7 +44,8 @@ def main() -> int:
     configure_logging(level=settings.log_level, json_format=log_format == "json")
     log = logging.getLogger("ragship")
     url = database_url(settings)
-    upgrade_to_head(url)
+    if settings.migrate_on_start:
+        upgrade_to_head(url)
     embedder = Embedder(settings.embedding_model_path, batch_size=settings.embed_batch_size)
     if settings.ingest_on_start and settings.docs_dir.is_dir():
         engine = make_sync_engine(url)

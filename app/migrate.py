@@ -9,6 +9,9 @@ from alembic.config import Config
 from alembic import command
 
 ROOT = Path(__file__).resolve().parent.parent
+# Any fixed number, the same everywhere: alembic/env.py holds pg_advisory_lock on it while
+# it migrates.
+MIGRATION_LOCK_ID = 7_346_182_014
 
 
 def upgrade_to_head(url: str) -> None:

@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     )
     docs_dir: Path = Field(Path("docs"), description="Corpus ingested at start in dev.")
     ingest_on_start: bool = Field(True, description="Ingest DOCS_DIR when `python -m app` starts.")
+    migrate_on_start: bool = Field(
+        True, description="Migrate when `python -m app` starts (off in prod: release step)."
+    )
     chunk_tokens: int = Field(300, ge=32, le=2000, description="Tokens per chunk.")
     chunk_overlap: int = Field(40, ge=0, description="Tokens shared by adjacent chunks.")
     embed_batch_size: int = Field(64, ge=1, description="Chunks embedded per batch.")
