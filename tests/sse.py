@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
 
 
 def read_events(response: httpx.Response) -> list[tuple[str, dict[str, Any]]]:
+    return parse_lines(response.iter_lines())
+
+
+def parse_lines(lines: Iterable[str]) -> list[tuple[str, dict[str, Any]]]:
+    """The events in decoded SSE lines (the rest of a stream already partly read, say)."""
     events: list[tuple[str, dict[str, Any]]] = []
     name, data = "message", []
-    for line in response.iter_lines():
+    for line in lines:
         if line.startswith("event:"):
             name = line[6:].strip()
         elif line.startswith("data:"):

@@ -14,6 +14,7 @@ import httpx
 from sqlalchemy import Engine
 
 from tests.conftest import ROOT, LocalModel, eventually, scalar, sign_in
+from tests.sse import parse_lines
 from tests.test_caps_replicas import _free_port
 
 
@@ -62,7 +63,7 @@ def test_shutdown_ends_a_live_stream_with_a_terminal_event(
                         proc.send_signal(signal.SIGTERM)  # mid-answer
                         break
                 # Reading to the end raises if the body is cut (an incomplete chunked body).
-                events = read_events_from(lines)
+                events = parse_lines(lines)
         assert events[-1][0] == "error", events
         assert events[-1][1]["kind"] == "shutdown"
         assert "restarting" in events[-1][1]["message"]
@@ -82,15 +83,3 @@ def test_shutdown_ends_a_live_stream_with_a_terminal_event(
     # Every line logged from the signal on is one JSON object (no plain-text tracebacks).
     after = log_path.read_bytes()[signalled_at:].decode().splitlines()
     assert after and all(json.loads(line) for line in after), after
-
-
-def read_events_from(lines: object) -> list[tuple[str, dict[str, object]]]:
-    """The SSE events in the remaining `lines` (an iterator of decoded lines)."""
-    events, name = [], None
-    for line in lines:  # type: ignore[attr-defined]
-        if line.startswith("event:"):
-            name = line.removeprefix("event:").strip()
-        elif line.startswith("data:") and name:
-            events.append((name, json.loads(line.removeprefix("data:").strip())))
-            name = None
-    return events

@@ -104,9 +104,6 @@ class PriceBook:
         except KeyError:
             raise UnpricedModel(f"{model} is not one of the configured models") from None
 
-    def __contains__(self, model: object) -> bool:
-        return model in self._prices
-
     @property
     def models(self) -> list[str]:
         return list(self._prices)
