@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from app.caps.refusal import CapRefused
-from app.settings import GUARDRAIL_RULES
+from app.settings.base import GUARDRAIL_RULES
 
 Action = Literal["flag", "block"]
 Mode = Literal["on", "flag", "off"]
@@ -17,7 +17,7 @@ INPUT_RULES = ("injection", "attack_similarity", "secrets_request", "moderation"
 RETRIEVAL_RULES = ("instruction_in_source",)
 OUTPUT_RULES = ("prompt_leak", "secret", "citation", "markup", "planted_instruction")
 RULES = INPUT_RULES + RETRIEVAL_RULES + OUTPUT_RULES
-assert set(RULES) == set(GUARDRAIL_RULES), "app/settings.py must list the same rules"
+assert set(RULES) == set(GUARDRAIL_RULES), "app/settings/base.py must list the same rules"
 
 BLOCKED_INPUT_MESSAGE = (
     "This question looks like an attempt to change or reveal how the assistant works, so it "
