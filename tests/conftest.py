@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,8 +30,24 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--pg-dir",
+        default=None,
+        help="keep one PostgreSQL server running in this folder across test sessions and drop "
+        "each session's databases at its end (mutation testing starts a session per mutant; "
+        "docs/mutation.md). Default: a fresh server per session, deleted after it.",
+    )
+
+
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pgserver.PostgresServer]:
+def pg_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[pgserver.PostgresServer]:
+    kept = request.config.getoption("--pg-dir")
+    if kept:
+        yield pgserver.get_server(kept, cleanup_mode=None)
+        return
     server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
     yield server
     server.cleanup()
@@ -41,23 +58,47 @@ def _sqlalchemy_url(uri: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def new_database(pg_server: pgserver.PostgresServer):  # type: ignore[no-untyped-def]
+def new_database(request: pytest.FixtureRequest, pg_server: pgserver.PostgresServer):  # type: ignore[no-untyped-def]
     """Factory: a fresh, migrated database on the test server; returns its URL.
 
     After the whole session, every call in every such database is checked against the
     cap chain's invariant: no call cost more than it reserved (docs/caps.md)."""
     made: list[str] = []
 
+    kept = bool(request.config.getoption("--pg-dir"))
+
     def make() -> str:
         name = f"t_{uuid.uuid4().hex[:12]}"
-        pg_server.psql(f"CREATE DATABASE {name};")
-        url = _sqlalchemy_url(pg_server.get_uri(name))
-        upgrade_to_head(url)
+        if kept:  # a copy of a database migrated once, by an earlier session
+            pg_server.psql(f"CREATE DATABASE {name} TEMPLATE {_migrated_template(pg_server)};")
+            url = _sqlalchemy_url(pg_server.get_uri(name))
+        else:
+            pg_server.psql(f"CREATE DATABASE {name};")
+            url = _sqlalchemy_url(pg_server.get_uri(name))
+            upgrade_to_head(url)
         made.append(url)
         return url
 
     yield make
-    _assert_no_call_cost_more_than_it_reserved(made)
+    try:
+        _assert_no_call_cost_more_than_it_reserved(made)
+    finally:
+        if kept:  # a kept server: leave it as it was
+            for url in made:
+                pg_server.psql(f"DROP DATABASE {make_url(url).database} WITH (FORCE);")
+
+
+def _migrated_template(pg_server: pgserver.PostgresServer) -> str:
+    """A database at the head of the migrations, named after them, made once per server."""
+    migrations = sorted((ROOT / "alembic" / "versions").glob("*.py"))
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in migrations)).hexdigest()[:12]
+    name = f"template_{digest}"
+    if f"{name}\n" not in pg_server.psql("SELECT datname FROM pg_database;"):
+        building = f"building_{uuid.uuid4().hex[:12]}"  # renamed only once complete
+        pg_server.psql(f"CREATE DATABASE {building};")
+        upgrade_to_head(_sqlalchemy_url(pg_server.get_uri(building)))
+        pg_server.psql(f"ALTER DATABASE {building} RENAME TO {name};")
+    return name
 
 
 def _assert_no_call_cost_more_than_it_reserved(urls: list[str]) -> None:

@@ -67,6 +67,13 @@ def test_question_streams_an_answer_with_a_working_citation(page: Page) -> None:
     answer = page.locator(".msg.assistant.complete").last
     expect(answer.locator(".body")).to_contain_text(re.compile(r"\[\d+\]"), timeout=20_000)
     expect(answer.locator(".meta")).to_contain_text("tokens")
+    # Source n is labelled [n] (counting from 1, as the API numbers them), and every [n] the
+    # answer cites is one of them.
+    labels = answer.locator(".sources .citation").all_inner_texts()
+    numbers = [int(label[1 : label.index("]")]) for label in labels]
+    assert numbers == list(range(1, len(labels) + 1)), labels
+    cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer.locator(".body").inner_text())}
+    assert cited and cited <= set(numbers), (cited, labels)
     citation = answer.locator("a.citation").first
     expect(citation).to_have_attribute("href", re.compile(r"^/sources/\d+#[a-z0-9-]+$"))
     with page.context.expect_page() as opened:

@@ -268,3 +268,38 @@ def test_the_app_runs_the_sweep_from_start_up(start_app, db_url: str, db_engine:
         )
         == "expired 0.002000"
     )
+
+
+def test_spend_today_is_the_users_own_spent_and_reserved_amounts(db_url: str) -> None:
+    """What /api/me shows: (spent, reserved) in USD on the user's counter for today."""
+    user, stranger = uuid.uuid4(), uuid.uuid4()
+
+    async def go() -> list[tuple[Decimal, Decimal]]:
+        engine = make_async_engine(db_url)
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        settings = make_settings()
+        try:
+            seen = []
+            reservation = await budget.reserve(
+                sessions, settings, user_id=user, amount=Decimal("0.004")
+            )
+            other = await budget.reserve(
+                sessions, settings, user_id=stranger, amount=Decimal("0.002")
+            )
+            async with sessions() as session:
+                seen.append(await budget.spend_today(session, user_id=user))
+            async with sessions() as session, session.begin():
+                await budget.settle(session, reservation_id=reservation.id, cost=Decimal("0.001"))
+                await budget.settle(session, reservation_id=other.id, cost=Decimal("0.002"))
+            async with sessions() as session:
+                seen.append(await budget.spend_today(session, user_id=user))
+                seen.append(await budget.spend_today(session, user_id=uuid.uuid4()))
+            return seen
+        finally:
+            await engine.dispose()
+
+    reserved, settled, nobody = asyncio.run(go())
+    assert reserved == (Decimal("0"), Decimal("0.004"))
+    assert settled == (Decimal("0.001"), Decimal("0"))
+    assert nobody == (Decimal("0"), Decimal("0"))
+    assert all(isinstance(v, Decimal) for v in (*reserved, *settled, *nobody))

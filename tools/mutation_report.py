@@ -1,6 +1,7 @@
 """The kill rate per module of the last `make mutation` run, and every mutant left alive.
 
-Reads the results mutmut keeps next to each mutated file (``mutants/**/*.py.meta``).
+Reads the results mutmut keeps next to each mutated file (``mutants/**/*.py.meta``), and
+those of each database-backed group run by ``tools.mutation_db`` (``mutants-db/<group>/``).
 A mutant no selected test reaches ("no tests") counts against the rate, like a survivor:
 it is a change that nothing would notice. Mutants not run this time (another MODULES
 selection) are left out of the rate and counted apart.
@@ -16,6 +17,7 @@ from pathlib import Path
 from mutmut.stats import status_by_exit_code
 
 MUTANTS = Path("mutants")
+GROUPS = Path("mutants-db")
 ALIVE = ("survived", "no tests", "timeout", "suspicious", "segfault")
 
 
@@ -45,6 +47,10 @@ def report(root: Path = MUTANTS) -> list[str]:
 
 
 if __name__ == "__main__":
-    if not MUTANTS.is_dir():
-        sys.exit("no mutants/ folder: run `make mutation` first")
-    print("\n".join(report()))
+    roots = [MUTANTS] if MUTANTS.is_dir() else []
+    roots += sorted(GROUPS.iterdir()) if GROUPS.is_dir() else []
+    if not roots:
+        sys.exit("no results: run `make mutation` or `python -m tools.mutation_db GROUP` first")
+    for root in roots:
+        print(f"== {root}")
+        print("\n".join(report(root)))
