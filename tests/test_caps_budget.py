@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from app.caps import budget
 from app.caps.refusal import GLOBAL_DAILY, MONTHLY, USER_DAILY, CapRefused
 from app.caps.sweeper import sweep_expired
-from app.db import make_async_engine
+from app.db import make_async_engine, make_sync_engine
 from tests.conftest import eventually, make_settings, scalar
 
 
@@ -303,3 +303,78 @@ def test_spend_today_is_the_users_own_spent_and_reserved_amounts(db_url: str) ->
     assert settled == (Decimal("0.001"), Decimal("0"))
     assert nobody == (Decimal("0"), Decimal("0"))
     assert all(isinstance(v, Decimal) for v in (*reserved, *settled, *nobody))
+
+
+def test_each_cap_refuses_with_its_own_status_message_and_time_to_reset(new_database) -> None:  # type: ignore[no-untyped-def]
+    """One reservation per cap that is hit: what the user is told, and when to come back.
+    A service call (no user) is held to the global caps only."""
+    url = new_database()
+    caps = {"user_daily_cap_usd": "0.05", "global_daily_cap_usd": "1", "monthly_budget_usd": "2"}
+
+    def attempt(user: uuid.UUID | None, amount: str, **overrides: str) -> object:
+        settings = make_settings(**{**caps, **overrides})
+
+        async def go() -> object:
+            engine = make_async_engine(url)
+            sessions = async_sessionmaker(engine, expire_on_commit=False)
+            try:
+                return await budget.reserve(
+                    sessions, settings, user_id=user, amount=Decimal(amount)
+                )
+            except CapRefused as refused:
+                return refused
+            finally:
+                await engine.dispose()
+
+        latest = budget.seconds_to_midnight_utc()
+        result = asyncio.run(go())
+        if isinstance(result, CapRefused) and result.retry_after_s is not None:
+            # Whole seconds to the next 00:00 UTC, counted while the reservation ran.
+            assert budget.seconds_to_midnight_utc() <= result.retry_after_s <= latest
+        return result
+
+    def until(refused: CapRefused) -> str:
+        assert refused.retry_after_s is not None
+        hours, minutes = divmod(refused.retry_after_s // 60, 60)
+        return f"(in {hours}h {minutes:02d}m)"
+
+    user = attempt(uuid.uuid4(), "0.06")
+    assert isinstance(user, CapRefused)
+    assert (user.layer, user.status) == (USER_DAILY, 429)
+    assert user.message == (
+        f"You've reached today's limit of $0.05. It resets at 00:00 UTC {until(user)}."
+    )
+
+    day = attempt(uuid.uuid4(), "1.01", user_daily_cap_usd="100")
+    assert isinstance(day, CapRefused)
+    assert (day.layer, day.status) == (GLOBAL_DAILY, 503)
+    assert day.message == (
+        "The assistant is paused for today: the service's daily budget is used up. "
+        f"It resumes at 00:00 UTC {until(day)}."
+    )
+
+    month = attempt(uuid.uuid4(), "2.01", user_daily_cap_usd="100", global_daily_cap_usd="100")
+    assert month == CapRefused(
+        MONTHLY, 503, "The assistant is paused: this month's budget is used up."
+    )
+
+    # A service call: over the user cap, within the global ones; then the global cap binds.
+    service = attempt(None, "0.50")
+    assert isinstance(service, budget.Reservation) and service.user_id is None
+    assert attempt(None, "0.51").layer == GLOBAL_DAILY  # type: ignore[attr-defined]
+    engine = make_sync_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = {
+                (scope, period): reserved
+                for scope, period, reserved in conn.execute(
+                    text("SELECT scope, period, reserved_usd FROM spend_counters")
+                )
+            }
+    finally:
+        engine.dispose()
+    # Refusals reserved nothing anywhere; the service call only on the global counters.
+    day, month = budget.periods()
+    held = {key: rows.pop(key) for key in [("global", day), ("global", month)]}
+    assert held == {("global", day): Decimal("0.50"), ("global", month): Decimal("0.50")}
+    assert rows and all(v == 0 for v in rows.values()), rows
