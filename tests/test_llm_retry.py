@@ -5,6 +5,7 @@ answers. No database: these are the fast checks `make mutation` runs on the loop
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 
 import pytest
@@ -201,3 +202,51 @@ def test_every_model_failing_raises_the_last_error(local_model: LocalModel) -> N
         local_model, llm_max_retries=0, llm_fallback_model=FALLBACK, breaker_failures=10
     )
     assert (_failed(result), calls) == ("rate_limit", 2)
+
+
+def test_each_retry_is_logged_with_its_cause_and_delay(
+    local_model: LocalModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    local_model.fault("rate_limit", retry_after=0.25)
+    with caplog.at_level(logging.WARNING, logger="ragship.llm"):
+        _finished(_ask(local_model, llm_max_retries=1)[0])
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", f"upstream rate_limit on {MAIN}; retry 1 in 0.25s")
+    ]
+
+
+def test_a_spent_quota_alerts_and_keeps_the_model_paused_without_the_fallback(
+    local_model: LocalModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The operator is told once; later requests get the quota message at no upstream call,
+    and are not sent to the fallback (the same account pays for it)."""
+    local_model.fault("insufficient_quota", model=MAIN)
+    values: dict[str, object] = {
+        "llm_base_url": local_model.base_url,
+        "llm_model": MAIN,
+        "llm_fallback_model": FALLBACK,
+    }
+    client = LLMClient(
+        base_url=local_model.base_url, api_key="local", settings=make_settings(**values)
+    )
+
+    async def go() -> list[str]:
+        kinds = []
+        try:
+            for _ in range(2):
+                try:
+                    [e async for e in client.stream_chat(PROMPT, max_tokens=200, temperature=0)]
+                except UpstreamError as err:
+                    kinds.append(err.kind)
+            return kinds
+        finally:
+            await client.close()
+
+    before = int(local_model.stats()["requests"])  # type: ignore[call-overload]
+    with caplog.at_level(logging.WARNING, logger="ragship.llm"):
+        kinds = asyncio.run(go())
+    assert kinds == ["insufficient_quota", "insufficient_quota"]
+    assert int(local_model.stats()["requests"]) - before == 1  # type: ignore[call-overload]
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("ERROR", f"ALERT provider quota exhausted for {MAIN}: pausing")
+    ]
