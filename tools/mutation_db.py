@@ -58,7 +58,7 @@ GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # The rate limiter and the Redis and Upstash stores behind it.
     "stores": (
         ("app.caps.redis_store*", "app.caps.ratelimit*"),
-        ("tests/test_caps_store.py",),
+        ("tests/test_caps_store.py", "tests/test_caps_ratelimit.py"),
     ),
 }
 
