@@ -9,7 +9,7 @@ CHROMIUM ?= /usr/bin/chromium
 INFRA_TOOLS := caddy:caddy nginx:nginx-light shellcheck:shellcheck docker-compose:docker-compose
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev test lint fmt ingest migrate browser infra-tools image-test deploy lock bench eval eval-attacks eval-corpus mutation clean
+.PHONY: help install dev test lint fmt ingest migrate browser infra-tools image-test deploy lock bench eval eval-attacks eval-corpus mutation mutation-db clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -97,6 +97,11 @@ mutation: install ## Mutation-test the money and safety paths, list survivors (M
 	mkdir -p /tmp/ragship-mutation
 	PYTEST_DEBUG_TEMPROOT=/tmp/ragship-mutation $(VENV)/bin/mutmut run \
 	  --max-children $(MUTATION_JOBS) $(foreach m,$(MODULES),'$(m)')
+	$(PY) -m tools.mutation_report
+
+mutation-db: install ## Mutation-test one database-backed group, one mutant at a time (GROUP=budget|retry|stores)
+	mkdir -p /tmp/ragship-mutation
+	PYTEST_DEBUG_TEMPROOT=/tmp/ragship-mutation $(PY) -m tools.mutation_db $(GROUP)
 	$(PY) -m tools.mutation_report
 
 image-test: install infra-tools ## Build the image from a local base and boot it (podman; minutes)
