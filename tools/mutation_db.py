@@ -8,6 +8,7 @@ one mutant at a time, and every session reuses one PostgreSQL server kept in
 ``PG_DIR`` (``--pg-dir``, tests/conftest.py) instead of creating and deleting its own.
 
     python -m tools.mutation_db budget      # one group (names in GROUPS)
+    python -m tools.mutation_db budget --recheck   # its survivors, against today's tests
     python -m tools.mutation_report         # the kill rate of every group run so far
 
 Each group's results are moved to ``mutants-db/<group>/`` (git ignores it), where the
@@ -17,7 +18,10 @@ changed in place; pyproject pins that version.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -82,7 +86,47 @@ def run_group(name: str) -> None:
     shutil.move("mutants", target)
 
 
+def recheck(name: str) -> list[str]:
+    """Check each mutant the group's last run left alive against the tests as they are now
+    (tests written since that run), the way mutmut checks one: the mutated copy in
+    ``mutants-db/<group>/``, ``MUTANT_UNDER_TEST`` naming the mutant, the group's tests,
+    stopping at the first failure. A mutant a test fails on is recorded as killed.
+
+    Returns the names of the mutants newly killed."""
+    root = RESULTS / name
+    _, tests = GROUPS[name]
+    shutil.rmtree(root / "tests")
+    shutil.copytree("tests", root / "tests")
+    killed = []
+    for meta in sorted(root.rglob("*.py.meta")):
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        codes = data["exit_code_by_key"]
+        for mutant in [m for m, code in codes.items() if code == 0]:  # 0: survived
+            env = {**os.environ, "MUTANT_UNDER_TEST": mutant}
+            args = ["-x", "-q", "-p", "no:cacheprovider", f"--pg-dir={PG_DIR}", *tests]
+            result = subprocess.run(
+                [sys.executable, "-m", "pytest", *args], cwd=root, env=env, capture_output=True
+            )
+            if result.returncode == 1:  # a test failed: killed (mutmut's own exit code)
+                codes[mutant] = 1
+                killed.append(mutant)
+            print(f"{'killed' if result.returncode == 1 else 'alive':<7} {mutant}", flush=True)
+        meta.write_text(json.dumps(data), encoding="utf-8")
+    return killed
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in GROUPS:
-        sys.exit(f"usage: python -m tools.mutation_db {{{'|'.join(GROUPS)}}}")
-    run_group(sys.argv[1])
+    if (
+        len(sys.argv) not in (2, 3)
+        or sys.argv[1] not in GROUPS
+        or sys.argv[2:]
+        not in (
+            [],
+            ["--recheck"],
+        )
+    ):
+        sys.exit(f"usage: python -m tools.mutation_db {{{'|'.join(GROUPS)}}} [--recheck]")
+    if sys.argv[2:]:
+        recheck(sys.argv[1])
+    else:
+        run_group(sys.argv[1])
