@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -378,3 +380,42 @@ def test_each_cap_refuses_with_its_own_status_message_and_time_to_reset(new_data
     held = {key: rows.pop(key) for key in [("global", day), ("global", month)]}
     assert held == {("global", day): Decimal("0.50"), ("global", month): Decimal("0.50")}
     assert rows and all(v == 0 for v in rows.values()), rows
+
+
+def test_a_sweep_settles_every_leak_as_an_expired_call_and_logs_how_many(
+    new_database, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    """Each leaked reservation becomes one call record, charged its full reservation,
+    priced by the reservation (the real usage is unknown); the count is logged."""
+    url = new_database()
+    user = uuid.uuid4()
+    leaked = {_leak(url, user, amount): Decimal(amount) for amount in ("0.001", "0.002", "0.003")}
+
+    async def go() -> list[int]:
+        async_engine = make_async_engine(url)
+        sessions = async_sessionmaker(async_engine, expire_on_commit=False)
+        try:
+            return [await sweep_expired(sessions, model="ragship-local-1") for _ in range(2)]
+        finally:
+            await async_engine.dispose()
+
+    with caplog.at_level(logging.WARNING, logger="ragship.caps"):
+        assert asyncio.run(go()) == [3, 0]
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "settled 3 expired reservations at their full amount")
+    ]
+    engine = make_sync_engine(url)
+    try:
+        with engine.connect() as conn:
+            calls = conn.execute(
+                text(
+                    "SELECT reservation_id, user_id, model, status, cost_usd, reserved_usd, "
+                    "price_source FROM llm_calls"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    assert sorted(calls) == sorted(
+        (rid, user, "ragship-local-1", "expired", amount, amount, "reservation")
+        for rid, amount in leaked.items()
+    )

@@ -49,6 +49,7 @@ GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             f"{BUDGET_TESTS}the_sweep_passes_over_settled_reservations_to_reach_a_leaked_one",
             f"{BUDGET_TESTS}spend_today_is_the_users_own_spent_and_reserved_amounts",
             f"{BUDGET_TESTS}each_cap_refuses_with_its_own_status_message_and_time_to_reset",
+            f"{BUDGET_TESTS}a_sweep_settles_every_leak_as_an_expired_call_and_logs_how_many",
         ),
     ),
     # The retry loop: what is retried, how often, after how long, the fallback model.
