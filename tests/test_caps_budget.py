@@ -171,6 +171,9 @@ def test_midnight_utc_is_the_day_boundary() -> None:
     )
     assert budget.periods(datetime(2026, 4, 1, 0, 0, 0, tzinfo=UTC)) == ("2026-04-01", "2026-04")
     assert budget.seconds_to_midnight_utc(datetime(2026, 4, 1, 23, 0, 0, tzinfo=UTC)) == 3601
+    # Whole seconds, rounded up: a refusal never says to come back before midnight.
+    just_before = datetime(2026, 4, 1, 23, 58, 29, 1, tzinfo=UTC)
+    assert budget.seconds_to_midnight_utc(just_before) == 91
 
 
 def _leak(db_url: str, user: uuid.UUID, amount: str) -> uuid.UUID:
@@ -285,6 +288,8 @@ def test_spend_today_is_the_users_own_spent_and_reserved_amounts(db_url: str) ->
             reservation = await budget.reserve(
                 sessions, settings, user_id=user, amount=Decimal("0.004")
             )
+            held = (reservation.user_id, reservation.amount, reservation.day, reservation.month)
+            assert held == (user, Decimal("0.004"), *budget.periods())
             other = await budget.reserve(
                 sessions, settings, user_id=stranger, amount=Decimal("0.002")
             )
