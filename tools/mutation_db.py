@@ -104,7 +104,8 @@ def recheck(name: str) -> list[str]:
         codes = data["exit_code_by_key"]
         for mutant in [m for m, code in codes.items() if code == 0]:  # 0: survived
             env = {**os.environ, "MUTANT_UNDER_TEST": mutant}
-            args = ["-x", "-q", "-p", "no:cacheprovider", f"--pg-dir={PG_DIR}", *tests]
+            # Newest tests first (GROUPS lists them last): they were written for survivors.
+            args = ["-x", "-q", "-p", "no:cacheprovider", f"--pg-dir={PG_DIR}", *tests[::-1]]
             result = subprocess.run(
                 [sys.executable, "-m", "pytest", *args], cwd=root, env=env, capture_output=True
             )
