@@ -48,6 +48,15 @@ _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 _SECRET_REQUEST = re.compile(
     r"\b(value|contents?)\s+of\b.{0,80}(key|secret|password)s?\b", re.IGNORECASE | re.DOTALL
 )
+# A passage whose first word is one of these, in lower case, starts inside a sentence that
+# the chunk before it holds ("the modification time. Use ..."); a lower-case name such as
+# "ragship" or "pgvector" may well start one.
+_CONTINUATION = frozenset(
+    """a an and are as at be been but by for from has have in into is it its not of on or so
+    than that the their them then there these they this those to was were when which while
+    who whose with without""".split()
+)
+_MIN_HELD_WORDS = 8  # a shorter sentence inside a longer one is not a repeat ("`make test`")
 _FENCED = re.compile(r"\s*```[^\n]*\n(.*?)\n?```", re.DOTALL)
 _STOPWORDS = frozenset(
     """a an and are as at be by can do does for from has have how i if in into is it its
@@ -102,7 +111,9 @@ def answer(messages: list[dict[str, str]]) -> str:
         return DONT_KNOW
     scored.sort(key=lambda s: (-s[0], s[1], s[2]))
     best = scored[0][0]
-    picked = _distinct(s for s in scored if s[0] >= best - 1)[:3]
+    # The three best, less any repeat (a repeat leaves the answer shorter, not padded with a
+    # weaker sentence).
+    picked = _distinct(s for s in scored[:3] if s[0] >= best - 1)
     picked.sort(key=lambda s: (s[1], s[2]))
     return " ".join(f"{_clean(sentence)} [{number}]" for _, number, _, sentence in picked)
 
@@ -113,14 +124,15 @@ def sentences(text: str) -> list[str]:
     Paragraphs are separated by blank lines; inside one, a line break is a hard wrap and
     becomes a space unless the line after stands on its own (a list item, a table row, an
     interpreter prompt, indented code) or the line before ends with ":". Then a paragraph
-    splits where a sentence ends. A fragment that opens the passage in lower case (the tail
-    of a sentence the chunk before holds) and a last fragment without closing punctuation in
-    a paragraph of several sentences (the head of one the next chunk holds) are left out."""
+    splits where a sentence ends. A fragment that opens the passage with a lower-case
+    function word ("the", "and": the tail of a sentence the chunk before holds) and a last
+    fragment without closing punctuation in a paragraph of several sentences (the head of
+    one the next chunk holds) are left out."""
     units = [u for p in _PARAGRAPH_BREAK.split(text) for u in _unwrap(p)]
     found: list[str] = []
     for n, unit in enumerate(units):
         parts = [s.strip() for s in _SENTENCE_END.split(unit) if s.strip()]
-        if n == 0 and parts and parts[0][0].islower():
+        if n == 0 and parts and parts[0].split()[0] in _CONTINUATION:
             parts = parts[1:]  # the passage starts inside a sentence
         if n == len(units) - 1 and len(parts) > 1 and not _ENDS_SENTENCE.search(parts[-1]):
             parts = parts[:-1]  # the passage stops inside a sentence
@@ -152,14 +164,14 @@ def _continues(before: str, line: str) -> bool:
 
 
 def _distinct(scored: Iterable[tuple[int, int, int, str]]) -> list[tuple[int, int, int, str]]:
-    """The scored sentences, best first, without repeats: a sentence already picked, or held
-    inside one already picked (overlapping chunks, a sentence in two sources), is not picked
-    again; one that holds a sentence already picked takes its place."""
+    """The scored sentences, best first, without repeats: a sentence already picked, or one
+    of 8 words or more held inside one already picked (overlapping chunks, a sentence in two
+    sources), is not picked again; one that holds a sentence already picked takes its place."""
     kept: list[tuple[int, int, int, str]] = []
     for item in scored:
         words = _words(item[3])
-        held = [n for n, other in enumerate(kept) if words in _words(other[3])]
-        holding = [n for n, other in enumerate(kept) if _words(other[3]) in words]
+        held = [n for n, other in enumerate(kept) if _holds(_words(other[3]), words)]
+        holding = [n for n, other in enumerate(kept) if _holds(words, _words(other[3]))]
         if held:
             continue
         if holding:
@@ -169,6 +181,10 @@ def _distinct(scored: Iterable[tuple[int, int, int, str]]) -> list[tuple[int, in
             continue
         kept.append(item)
     return kept
+
+
+def _holds(longer: str, shorter: str) -> bool:
+    return longer == shorter or (shorter in longer and shorter.count(" ") > _MIN_HELD_WORDS)
 
 
 def _words(sentence: str) -> str:
