@@ -91,6 +91,59 @@ def test_a_request_for_a_secret_value_is_not_answered_from_the_docs(
     assert result.choices[0].message.content == DONT_KNOW
 
 
+def ask(local_model: LocalModel, prompt: str) -> str:
+    result = client(local_model).chat.completions.create(
+        model=LOCAL_MODEL_ID, messages=[{"role": "user", "content": prompt}]
+    )
+    return result.choices[0].message.content or ""
+
+
+def test_a_hard_wrapped_sentence_is_quoted_whole(local_model: LocalModel) -> None:
+    """A line break inside a paragraph (Markdown wrapped by hand, text from HTML or PDF) is
+    a wrap, not a sentence end: the answer quotes the sentence, never half of it."""
+    prompt = (
+        "Sources:\n[1] Guide › Ports\nThe server listens on port 8000 unless the PORT\n"
+        "setting names another port, which it then listens on instead.\n"
+        "- A list item stays its own line\n\n"
+        "Question: Which port does the server listen on?"
+    )
+    content = ask(local_model, prompt)
+    assert (
+        "The server listens on port 8000 unless the PORT setting names another port, "
+        "which it then listens on instead. [1]"
+    ) in content
+    assert "PORT. [1]" not in content
+
+
+def test_no_sentence_is_repeated_in_one_answer(local_model: LocalModel) -> None:
+    """Overlapping chunks hold the same sentence, whole or cut: it is quoted once."""
+    sentence = "Ingest skips a file whose content hash has not changed since the last run."
+    prompt = (
+        f"Sources:\n[1] Ingest › Incremental ingest\n{sentence}\n\n"
+        f"[2] Ingest › Incremental ingest\n{sentence} Deleted files stay until you prune.\n\n"
+        f"[3] Ingest › Incremental ingest\nhas not changed since the last run. {sentence}\n\n"
+        "Question: When does ingest skip a file whose content hash has not changed?"
+    )
+    content = ask(local_model, prompt)
+    assert content.count("content hash") == 1, content
+    assert "has not changed since the last run. [1]" in content
+
+
+def test_a_sentence_cut_by_chunking_is_never_quoted(local_model: LocalModel) -> None:
+    """A passage that starts or stops inside a sentence (the chunker cut it) does not have
+    those fragments quoted as if they were sentences."""
+    prompt = (
+        "Sources:\n[1] Caps › Daily cap\n"
+        "the daily cap resets at midnight in the server's time zone when TZ is set. "
+        "The daily cap resets at midnight UTC. The cap counts the cost of every answer and "
+        "the daily cap resets only when\n\n"
+        "Question: When does the daily cap reset?"
+    )
+    content = ask(local_model, prompt)
+    assert "The daily cap resets at midnight UTC. [1]" in content
+    assert "time zone" not in content and "only when" not in content
+
+
 def test_max_tokens_truncates_with_length_finish(local_model: LocalModel) -> None:
     result = client(local_model).chat.completions.create(
         model=LOCAL_MODEL_ID, messages=[{"role": "user", "content": PROMPT}], max_tokens=3
