@@ -7,10 +7,12 @@ from local files only, so nothing is downloaded at run time.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+    from app.settings import Settings
 
 
 def default_model_path() -> Path:
@@ -54,3 +56,27 @@ class Embedder:
 
     def embed_one(self, text: str) -> list[float]:
         return self.embed([text])[0]
+
+
+class TextEmbedder(Protocol):
+    """What ingest and queries need of an embedder, whichever backend runs it."""
+
+    name: str  # stored with each document: a different name means re-embedding
+    dimension: int
+    batch_size: int
+
+    def embed(self, texts: list[str]) -> list[list[float]]: ...
+
+    def embed_one(self, text: str) -> list[float]: ...
+
+
+def load_embedder(settings: Settings) -> TextEmbedder:
+    """The embedder EMBEDDING_BACKEND names: torch (this module) or onnx (app/rag/onnx_embedder).
+
+    Raises FileNotFoundError when the model files are missing.
+    """
+    if settings.embedding_backend == "onnx":
+        from app.rag.onnx_embedder import OnnxEmbedder
+
+        return OnnxEmbedder(settings.embedding_onnx_dir, batch_size=settings.embed_batch_size)
+    return Embedder(settings.embedding_model_path, batch_size=settings.embed_batch_size)
