@@ -45,8 +45,12 @@ class OnnxEmbedder:
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=int(metadata["max_seq_length"]))
         self.tokenizer.no_padding()  # padded here, per batch, to its longest text
+        # No usage telemetry, and only errors on stderr: as the runtime user, onnxruntime
+        # otherwise warns on every start that it cannot store a telemetry device id.
+        onnxruntime.disable_telemetry_events()
+        onnxruntime.set_default_logger_severity(3)
         options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3  # errors only
+        options.log_severity_level = 3
         self.session = onnxruntime.InferenceSession(
             str(model_dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
         )
