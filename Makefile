@@ -7,9 +7,11 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 CHROMIUM ?= /usr/bin/chromium
 # Debian packages the deploy tests run: proxy, validators (command -> package).
 INFRA_TOOLS := caddy:caddy nginx:nginx-light shellcheck:shellcheck docker-compose:docker-compose
+# What the image test runs (rootful podman with runc: apt would pick crun, which fails here).
+IMAGE_TOOLS := podman:podman buildah:buildah mmdebstrap:mmdebstrap runc:runc
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev test lint fmt ingest migrate browser infra-tools image-test deploy lock bench eval eval-attacks eval-corpus mutation mutation-db clean
+.PHONY: help install dev test lint fmt ingest migrate browser infra-tools image-test deploy lock bench eval eval-attacks eval-corpus mutation mutation-db clean onnx
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -21,7 +23,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# CPU PyTorch first: otherwise sentence-transformers pulls a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,torch]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -105,16 +107,30 @@ mutation-db: install ## Mutation-test one database-backed group, one mutant at a
 	$(PY) -m tools.mutation_report
 
 image-test: install infra-tools ## Build the image from a local base and boot it (podman; minutes)
-	@for pair in podman:podman buildah:buildah mmdebstrap:mmdebstrap; do \
-	  command -v $${pair%%:*} >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq $${pair#*:} >/dev/null; } || { echo "error: install Debian's '$${pair#*:}'"; exit 1; }; \
-	done
+	@missing=""; for pair in $(IMAGE_TOOLS); do \
+	  PATH="$$PATH:/usr/sbin" command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing with apt-get (image test)"; \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  elif command -v sudo >/dev/null; then \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  fi; \
+	  for pair in $(IMAGE_TOOLS); do \
+	    PATH="$$PATH:/usr/sbin" command -v $${pair%%:*} >/dev/null || { echo "error: could not install $${pair#*:}; install Debian's '$${pair#*:}' package"; exit 1; }; \
+	  done; \
+	fi
 	$(PY) -m pytest tests_image -s
 
 deploy: ## Deploy: make deploy TARGET=modal|fly|vps (see docs/deploy.md)
 	@infra/deploy.sh "$(TARGET)"
 
-lock: install ## Pin the runtime dependencies the image installs (infra/requirements.lock)
+lock: install ## Pin the dependencies (infra/requirements.lock, infra/torch.lock)
 	$(PY) infra/lock.py
+
+onnx: install ## Export the embedding model to ONNX for EMBEDDING_BACKEND=onnx (EMBEDDING_ONNX_DIR)
+	$(PY) -m app.rag.onnx_export $${EMBEDDING_ONNX_DIR:-.data/onnx/all-MiniLM-L6-v2}
 
 clean: ## Remove the virtual environment and caches (keeps .data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -22,7 +22,7 @@ from app.llm.pricing import UnpricedModel, build_price_book
 from app.main import create_app
 from app.migrate import upgrade_to_head
 from app.observability.logs import configure_logging
-from app.rag.embedder import Embedder
+from app.rag.embedder import load_embedder
 from app.settings import get_settings
 from ingest.pipeline import ingest_paths
 
@@ -43,10 +43,14 @@ def main() -> int:
     log_format = settings.log_format or ("text" if settings.env == "dev" else "json")
     configure_logging(level=settings.log_level, json_format=log_format == "json")
     log = logging.getLogger("ragship")
+    try:  # before migrating or ingesting too: a missing model fails fast
+        embedder = load_embedder(settings)
+    except FileNotFoundError as err:
+        print(f"ragship cannot start: {err}", file=sys.stderr)
+        return 2
     url = database_url(settings)
     if settings.migrate_on_start:
         upgrade_to_head(url)
-    embedder = Embedder(settings.embedding_model_path, batch_size=settings.embed_batch_size)
     if settings.ingest_on_start and settings.docs_dir.is_dir():
         engine = make_sync_engine(url)
         report = ingest_paths(

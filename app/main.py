@@ -33,7 +33,7 @@ from app.localmodel.server import create_local_model
 from app.observability.alerts import Alerter
 from app.observability.retention import run_retention
 from app.observability.tracing import build_tracing
-from app.rag.embedder import Embedder
+from app.rag.embedder import TextEmbedder, load_embedder
 from app.routes import admin, auth, chat, dashboard, health, metrics, pages, status
 from app.routes.pages import STATIC_DIR
 from app.services import Services
@@ -44,7 +44,9 @@ from app.status.prober import Prober
 log = logging.getLogger("ragship")
 
 
-def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, embedder: TextEmbedder | None = None
+) -> FastAPI:
     settings = settings or get_settings()
     # Every model the service may call must have a price before anything starts.
     prices = build_price_book(settings)  # raises UnpricedModel
@@ -65,9 +67,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         )
         store = open_store(settings)
         tracer, tracer_provider = build_tracing(settings)
-        embedder_ = embedder or Embedder(
-            settings.embedding_model_path, batch_size=settings.embed_batch_size
-        )
+        embedder_ = embedder or load_embedder(settings)
         app.state.services = Services(
             settings=settings,
             sessions=async_sessionmaker(engine, expire_on_commit=False),

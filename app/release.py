@@ -18,7 +18,7 @@ from app.__main__ import configuration_error
 from app.db import database_url, make_sync_engine
 from app.migrate import upgrade_to_head
 from app.observability.logs import configure_logging
-from app.rag.embedder import Embedder
+from app.rag.embedder import load_embedder
 from app.settings import Settings, get_settings
 from ingest.pipeline import ingest_paths
 
@@ -37,7 +37,7 @@ def release(settings: Settings) -> int:
         report = ingest_paths(
             [settings.docs_dir],
             engine=engine,
-            embedder=Embedder(settings.embedding_model_path, batch_size=settings.embed_batch_size),
+            embedder=load_embedder(settings),
             chunk_tokens=settings.chunk_tokens,
             chunk_overlap=settings.chunk_overlap,
             prune=True,

@@ -12,7 +12,7 @@ from app.caps.ratelimit import RateLimiter
 from app.guardrails.attacks import AttackIndex
 from app.llm.client import LLMClient
 from app.llm.pricing import PriceBook
-from app.rag.embedder import Embedder
+from app.rag.embedder import TextEmbedder
 from app.settings import Settings
 
 
@@ -20,7 +20,7 @@ from app.settings import Settings
 class Services:
     settings: Settings
     sessions: async_sessionmaker[AsyncSession]
-    embedder: Embedder
+    embedder: TextEmbedder
     llm: LLMClient
     prices: PriceBook
     oidc: StarletteOAuth2App | None

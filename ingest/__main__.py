@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.db import database_url, make_sync_engine
 from app.migrate import upgrade_to_head
-from app.rag.embedder import Embedder
+from app.rag.embedder import load_embedder
 from app.settings import get_settings
 from ingest.pipeline import ingest_paths
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot use the database: {_first_line(cause)}", file=sys.stderr)
         return 2
     engine = make_sync_engine(url)
-    embedder = Embedder(settings.embedding_model_path, batch_size=settings.embed_batch_size)
+    embedder = load_embedder(settings)
     report = ingest_paths(
         args.paths,
         engine=engine,

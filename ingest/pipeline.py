@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from app.models import Chunk, Document, utcnow
-from app.rag.embedder import Embedder
+from app.rag.embedder import TextEmbedder
 from ingest.boilerplate import repeated_blocks
 from ingest.prepare import Prepared, chunk_document, read_changed
 from ingest.readers import SUPPORTED_SUFFIXES, ParsedDocument, ReadError
@@ -101,7 +101,7 @@ def ingest_paths(
     paths: list[Path],
     *,
     engine: Engine,
-    embedder: Embedder,
+    embedder: TextEmbedder,
     chunk_tokens: int,
     chunk_overlap: int,
     prune: bool = False,
@@ -196,7 +196,7 @@ def _failure_reason(err: Exception) -> str:
 
 
 def _embed_and_write(
-    group: list[Prepared], *, engine: Engine, embedder: Embedder, report: IngestReport
+    group: list[Prepared], *, engine: Engine, embedder: TextEmbedder, report: IngestReport
 ) -> None:
     """Embed the chunks of `group` in one call, then replace each document in its own
     transaction; a file the database refuses is reported and keeps its old version."""

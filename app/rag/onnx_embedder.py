@@ -1,0 +1,90 @@
+"""Sentence embeddings on onnxruntime: the torch path's vectors without torch.
+
+The model folder is written by `python -m app.rag.onnx_export` (the image does it at build
+time) from the same all-MiniLM-L6-v2 weights as the torch path. Here the text is
+tokenised by the model's own `tokenizer.json` (`tokenizers`), truncated to the model's
+`max_seq_length` (256 for MiniLM, from its sentence_bert_config.json) and padded to the
+longest text of its batch; the token vectors are mean-pooled over the attention mask and
+scaled to unit length, which is what sentence-transformers' Pooling (mean tokens) and
+Normalize modules do. tests/test_onnx_embedder.py holds the two paths to the same vectors.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+METADATA = "ragship-onnx.json"  # written by app.rag.onnx_export
+FILES = ("model.onnx", "tokenizer.json", METADATA)
+
+
+class OnnxEmbedder:
+    """Turns text into unit-length vectors (cosine similarity == dot product) with onnxruntime.
+
+    Raises FileNotFoundError, naming the export command, when `model_dir` lacks a file.
+    """
+
+    def __init__(self, model_dir: Path, *, batch_size: int = 64) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        missing = [name for name in FILES if not (model_dir / name).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"no ONNX embedding model at {model_dir} (missing {', '.join(missing)}): "
+                f"export it with `python -m app.rag.onnx_export {model_dir}` (needs torch), "
+                "or set EMBEDDING_BACKEND=torch"
+            )
+        metadata = json.loads((model_dir / METADATA).read_text())
+        self.name = str(metadata["name"])
+        self.dimension = int(metadata["dimension"])
+        self.batch_size = batch_size
+        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length=int(metadata["max_seq_length"]))
+        self.tokenizer.no_padding()  # padded here, per batch, to its longest text
+        # No usage telemetry, and only errors on stderr: as the runtime user, onnxruntime
+        # otherwise warns on every start that it cannot store a telemetry device id.
+        onnxruntime.disable_telemetry_events()
+        onnxruntime.set_default_logger_severity(3)
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        self.session = onnxruntime.InferenceSession(
+            str(model_dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        """One 384-float unit vector per text (for MiniLM), in the order given."""
+        if not texts:
+            return []
+        encodings = self.tokenizer.encode_batch(texts)
+        # Longest first, as sentence-transformers batches: less padding per batch.
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            vectors[batch] = self._run([encodings[i].ids for i in batch])
+        return [v.tolist() for v in vectors]
+
+    def embed_one(self, text: str) -> list[float]:
+        return self.embed([text])[0]
+
+    def _run(self, token_ids: list[list[int]]) -> npt.NDArray[np.float32]:
+        width = max(len(ids) for ids in token_ids)
+        input_ids = np.zeros((len(token_ids), width), dtype=np.int64)  # [PAD] is id 0
+        mask = np.zeros_like(input_ids)
+        for row, ids in enumerate(token_ids):
+            input_ids[row, : len(ids)] = ids
+            mask[row, : len(ids)] = 1
+        feeds = {
+            "input_ids": input_ids,
+            "attention_mask": mask,
+            "token_type_ids": np.zeros_like(input_ids),
+        }
+        (tokens,) = self.session.run(["last_hidden_state"], feeds)
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (tokens * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)

@@ -1,0 +1,21 @@
+"""Embedding backend: sentence-transformers on torch, or the same weights on onnxruntime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+
+class EmbeddingSettings(BaseSettings):
+    # --- embedding backend ---------------------------------------------------------
+    embedding_backend: Literal["torch", "onnx"] = Field(
+        "torch",
+        description="torch (sentence-transformers) or onnx (onnxruntime; the image's default).",
+    )
+    embedding_onnx_dir: Path = Field(
+        Path(".data/onnx/all-MiniLM-L6-v2"),
+        description="Folder of model.onnx and tokenizer.json (python -m app.rag.onnx_export).",
+    )
