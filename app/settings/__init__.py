@@ -26,6 +26,7 @@ from app.settings.base import (
     MIN_SECRET_DISTINCT_CHARS,
     is_placeholder,
 )
+from app.settings.capacity import CapacitySettings
 from app.settings.caps import CapsSettings
 from app.settings.chat import ChatSettings
 from app.settings.guardrails import GuardrailsSettings
@@ -39,6 +40,7 @@ __all__ = ["LOCAL_MODEL_ID", "LOCAL_MODEL_IDS", "Settings", "get_settings"]
 
 
 class Settings(
+    CapacitySettings,
     ChatSettings,
     GuardrailsSettings,
     ObservabilitySettings,
