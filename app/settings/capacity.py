@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
@@ -28,3 +30,10 @@ class CapacitySettings(BaseSettings):
     web_concurrency: int | None = Field(
         None, ge=1, le=64, description="Worker processes. Unset: 1 in dev, the CPU count in prod."
     )
+
+    def worker_count(self, env: str, *, shared_database: bool) -> int:
+        """WEB_CONCURRENCY, else one worker per CPU in prod on a shared PostgreSQL, else 1
+        (dev, or the embedded database, which one process owns)."""
+        if self.web_concurrency is not None:
+            return self.web_concurrency
+        return max(1, os.cpu_count() or 1) if env == "prod" and shared_database else 1
