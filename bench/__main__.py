@@ -24,6 +24,8 @@ BENCHMARKS = (
     "cold_start",
     "hotpath",
     "scale",
+    "streams",
+    "gateway",
 )
 
 
