@@ -54,3 +54,17 @@ async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncItera
         except BaseException:
             await session.rollback()
             raise
+
+
+@asynccontextmanager
+async def autocommit_scope(
+    factory: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A session whose every statement commits on its own: no BEGIN and COMMIT round trips.
+
+    For work that is one statement at a time and needs no transaction around them (a
+    lookup, a single conditional update), on the hot path before the first token.
+    """
+    async with factory() as session:
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session

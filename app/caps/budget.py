@@ -28,6 +28,7 @@ from app.caps.refusal import (
     USER_DAILY,
     CapRefused,
 )
+from app.db import autocommit_scope
 from app.settings import Settings
 
 GLOBAL = "global"
@@ -113,9 +114,8 @@ async def reserve(
         "ceiling": ceiling,
         "ttl": settings.reservation_ttl_s,
     }
-    async with sessions() as session:
-        conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        outcome = (await conn.execute(_RESERVE_ALL, params)).scalar_one()
+    async with autocommit_scope(sessions) as session:
+        outcome = (await session.execute(_RESERVE_ALL, params)).scalar_one()
     if outcome != ALLOWED:
         raise _refusal(outcome, settings, amount)
     return reservation
