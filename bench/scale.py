@@ -13,11 +13,11 @@ Per size: the HNSW build time, recall@10 of the vector-only query against exact 
 from __future__ import annotations
 
 import asyncio
-import io
 import random
 import time
 
 import numpy as np
+from pgvector.psycopg import register_vector
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import bindparam, create_engine, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -64,15 +64,14 @@ def _load(url: str, vectors: np.ndarray, texts: list[str]) -> float:
             ).scalar_one()
             raw = conn.connection.driver_connection
             assert raw is not None
-            buffer = io.StringIO()
-            for n, (vector, body) in enumerate(zip(vectors, texts, strict=True)):
-                literal = "[" + ",".join(f"{v:.6f}" for v in vector) + "]"
-                buffer.write(f"{doc}\t{n}\tsection {n}\ts{n}\t{body}\t40\t{literal}\n")
+            register_vector(raw)
             with raw.cursor().copy(
                 "COPY chunks (document_id, ordinal, heading_path, anchor, text, token_count, "
-                "embedding) FROM STDIN"
+                "embedding) FROM STDIN WITH (FORMAT BINARY)"
             ) as copy:
-                copy.write(buffer.getvalue())
+                copy.set_types(["int8", "int4", "text", "text", "text", "int4", "vector"])
+                for n, (vector, body) in enumerate(zip(vectors, texts, strict=True)):
+                    copy.write_row((doc, n, f"section {n}", f"s{n}", body, 40, vector))
         with engine.begin() as conn:
             conn.execute(text("SET maintenance_work_mem = '512MB'"))
             started = time.perf_counter()
