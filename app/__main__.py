@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
@@ -66,19 +68,35 @@ def main() -> int:
         for source, reason in report.errors:
             log.warning("ingest: %s not ingested: %s", source, reason)
         log.info("ingest: %s", report.summary())
+    options: dict[str, Any] = {
+        "log_config": None,  # keep our handlers (JSON in prod) for uvicorn's loggers too
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "timeout_graceful_shutdown": int(settings.shutdown_grace_s),
+    }
+    if settings.workers > 1:
+        # Each worker builds its own clients and embedder (`create_app()` reads the same
+        # settings); everything they must agree on is in PostgreSQL and the shared store.
+        log.info(
+            "starting %d workers on http://%s:%d", settings.workers, settings.host, settings.port
+        )
+        uvicorn.run("app.__main__:worker_app", factory=True, workers=settings.workers, **options)
+        return 0
     app = create_app(settings, embedder=embedder)
     log.info(
         "ready in %.1fs: http://%s:%d", time.perf_counter() - started, settings.host, settings.port
     )
-    uvicorn.run(
-        app,
-        log_config=None,  # keep our handlers (JSON in prod) for uvicorn's loggers too
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
-    )
+    uvicorn.run(app, **options)
     return 0
+
+
+def worker_app() -> FastAPI:
+    """One worker's app when WEB_CONCURRENCY > 1 (uvicorn starts each in a new process)."""
+    settings = get_settings()
+    log_format = settings.log_format or ("text" if settings.env == "dev" else "json")
+    configure_logging(level=settings.log_level, json_format=log_format == "json")
+    return create_app(settings)
 
 
 def configuration_error(err: ValidationError | SettingsError) -> str:

@@ -26,8 +26,18 @@ def database_url(settings: Settings) -> str:
     raise ValueError("DATABASE_URL must be a postgresql:// URL")
 
 
-def make_async_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(url, pool_size=pool_size, pool_pre_ping=True)
+def make_async_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int = 10, pool_timeout_s: float = 30
+) -> AsyncEngine:
+    """The service's engine. A checkout that waits past ``pool_timeout_s`` raises
+    `sqlalchemy.exc.TimeoutError`, which the app answers with 503 (app/http/overload.py)."""
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout_s,
+        pool_pre_ping=True,
+    )
 
 
 def make_sync_engine(url: str) -> Engine:
@@ -44,3 +54,17 @@ async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncItera
         except BaseException:
             await session.rollback()
             raise
+
+
+@asynccontextmanager
+async def autocommit_scope(
+    factory: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A session whose every statement commits on its own: no BEGIN and COMMIT round trips.
+
+    For work that is one statement at a time and needs no transaction around them (a
+    lookup, a single conditional update), on the hot path before the first token.
+    """
+    async with factory() as session:
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session

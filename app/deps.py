@@ -12,7 +12,7 @@ from fastapi import Depends, HTTPException, Request
 from app.auth.access import is_admin
 from app.auth.csrf import SAFE_METHODS, require_csrf
 from app.auth.sessions import SESSION_COOKIE, resolve_session
-from app.db import session_scope
+from app.db import autocommit_scope
 from app.observability.alerts import Alerter
 from app.services import Services
 from app.status.llm_health import LLMHealthCheck
@@ -67,7 +67,8 @@ async def get_current_user(request: Request, services: ServicesDep) -> CurrentUs
     if not token:
         raise NotSignedIn()
     settings = services.settings
-    async with session_scope(services.sessions) as session:
+    # A lookup and at most one UPDATE (the sliding expiry): no transaction needed around them.
+    async with autocommit_scope(services.sessions) as session:
         signed_in = await resolve_session(
             session, token=token, idle=timedelta(minutes=settings.session_idle_minutes)
         )

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
 from app.auth.oidc import build_oidc_client
+from app.caps.overload import AdmissionGate
 from app.caps.ratelimit import RateLimiter
 from app.caps.redis_store import open_store
 from app.caps.refusal import CapRefused
@@ -25,6 +26,7 @@ from app.guardrails.attacks import AttackIndex
 from app.http.body_limit import BodyLimitMiddleware, body_limits
 from app.http.errors import HANDLERS as ERROR_HANDLERS
 from app.http.input_guard import InputGuardMiddleware
+from app.http.overload import HANDLERS as OVERLOAD_HANDLERS
 from app.http.security_headers import SecurityHeadersMiddleware
 from app.llm.client import LLMClient
 from app.llm.pricing import build_price_book
@@ -34,6 +36,7 @@ from app.observability.alerts import Alerter
 from app.observability.retention import run_retention
 from app.observability.tracing import build_tracing
 from app.rag.embedder import TextEmbedder, load_embedder
+from app.rag.threads import size_torch_threads
 from app.routes import admin, auth, chat, dashboard, health, metrics, pages, status
 from app.routes.pages import STATIC_DIR
 from app.services import Services
@@ -53,7 +56,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_async_engine(database_url(settings), pool_size=settings.db_pool_size)
+        engine = make_async_engine(
+            database_url(settings),
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout_s=settings.db_pool_timeout_s,
+        )
         local_model = None
         base_url = settings.llm_base_url
         if base_url is None:
@@ -68,6 +76,8 @@ def create_app(
         store = open_store(settings)
         tracer, tracer_provider = build_tracing(settings)
         embedder_ = embedder or load_embedder(settings)
+        if settings.embedding_backend == "torch":
+            size_torch_threads(settings.embed_threads)
         app.state.services = Services(
             settings=settings,
             sessions=async_sessionmaker(engine, expire_on_commit=False),
@@ -77,6 +87,9 @@ def create_app(
             oidc=build_oidc_client(settings),
             limiter=RateLimiter(store, settings),
             tracer=tracer,
+            gate=AdmissionGate(
+                settings.max_inflight_admissions, retry_after_s=settings.overload_retry_after_s
+            ),
             attacks=(
                 None
                 if settings.guardrail_modes.get("attack_similarity", "on") == "off"
@@ -138,7 +151,7 @@ def create_app(
     # response (the 413 included) gets the security headers.
     app.add_middleware(BodyLimitMiddleware, limits=body_limits(settings))
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.env == "prod")
-    for exc_type, handler in ERROR_HANDLERS.items():
+    for exc_type, handler in {**ERROR_HANDLERS, **OVERLOAD_HANDLERS}.items():
         app.add_exception_handler(exc_type, handler)
     app.add_exception_handler(NotSignedIn, _not_signed_in)
     app.add_exception_handler(CapRefused, _cap_refused)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from authlib.integrations.starlette_client import StarletteOAuth2App
 from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.caps.overload import AdmissionGate
 from app.caps.ratelimit import RateLimiter
 from app.guardrails.attacks import AttackIndex
 from app.llm.client import LLMClient
@@ -27,3 +28,5 @@ class Services:
     limiter: RateLimiter
     tracer: Tracer
     attacks: AttackIndex | None = None  # known attack prompts (guardrails)
+    # Chat admissions in flight in this worker (MAX_INFLIGHT_ADMISSIONS, app/caps/overload.py)
+    gate: AdmissionGate = field(default_factory=lambda: AdmissionGate(64))

@@ -22,6 +22,10 @@ BENCHMARKS = (
     "observability",
     "dashboard",
     "cold_start",
+    "hotpath",
+    "scale",
+    "streams",
+    "gateway",
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import uuid
 from decimal import Decimal
 
@@ -424,3 +425,57 @@ def test_a_sweep_settles_every_leak_as_an_expired_call_and_logs_how_many(
         (rid, user, "ragship-local-1", "expired", amount, amount, "reservation")
         for rid, amount in leaked.items()
     )
+def _reserve_in_own_process(url: str, overrides: dict[str, object], n: int) -> list[str]:
+    """One replica: its own engine and pool, ``n`` concurrent reservations of $0.01 for
+    distinct users. Returns "allowed" or the refusing layer for each."""
+    results = _run_reservations_unsettled(url, overrides, [uuid.uuid4() for _ in range(n)])
+    return [r.layer if isinstance(r, CapRefused) else "allowed" for r in results]
+
+
+def _run_reservations_unsettled(
+    url: str, overrides: dict[str, object], users: list[uuid.UUID]
+) -> list[budget.Reservation | BaseException]:
+    settings = make_settings(**overrides)
+
+    async def go() -> list[budget.Reservation | BaseException]:
+        engine = make_async_engine(url, pool_size=10)
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        try:
+            return await asyncio.gather(
+                *(
+                    budget.reserve(sessions, settings, user_id=u, amount=Decimal("0.01"))
+                    for u in users
+                ),
+                return_exceptions=True,
+            )
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def test_global_caps_hold_exactly_across_four_processes(new_database) -> None:  # type: ignore[no-untyped-def]
+    """Four replicas (processes, each with its own pool) reserve at once against one global
+    daily cap: exactly cap / amount are admitted in total, never one more."""
+    url = new_database()
+    overrides = {
+        "user_daily_cap_usd": 100,
+        "global_daily_cap_usd": "0.60",
+        "monthly_budget_usd": 100000,
+    }
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(4) as pool:
+        outcomes = pool.starmap(_reserve_in_own_process, [(url, overrides, 40)] * 4)
+    flat = [o for process in outcomes for o in process]
+    assert flat.count("allowed") == 60 and flat.count(GLOBAL_DAILY) == 100
+    from app.db import make_sync_engine
+
+    engine = make_sync_engine(url)
+    day, month = budget.periods()
+    sql = (
+        "SELECT spent_usd + reserved_usd FROM spend_counters WHERE scope = 'global' AND period = :p"
+    )
+    assert scalar(engine, sql, p=day) == Decimal("0.60")
+    assert scalar(engine, sql, p=month) == Decimal("0.60")  # a refusal leaves no trace
+    assert scalar(engine, "SELECT sum(amount_usd) FROM reservations") == Decimal("0.60")
+    engine.dispose()

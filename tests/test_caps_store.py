@@ -299,3 +299,36 @@ def test_the_store_is_chosen_by_its_url_and_given_the_store_timeout() -> None:
     assert isinstance(rest, UpstashStore)
     asyncio.run(direct.close())
     asyncio.run(rest.close())
+@pytest.mark.parametrize("kind", ["redis", "upstash"])
+def test_a_busy_event_loop_does_not_pass_for_a_slow_store(
+    kind: str, redis_url: str, upstash_url: str
+) -> None:
+    """The store answers in time but the loop is busy elsewhere: not "store unavailable".
+
+    The loop is held (a blocking call on it, as an overloaded loop would) for 5× the store
+    timeout while both of the limiter's store calls are in flight. A wall-clock deadline
+    expires while the loop is held and refuses with 503; the store's deadline counts
+    only the time the loop could attend to it.
+    """
+    settings = make_settings(
+        rate_limit_store_timeout_s=0.2, rate_limit_requests=100, max_concurrent_streams=100
+    )
+    store = make_store(kind, redis_url, upstash_url)
+
+    async def run() -> list[bool]:
+        limiter = RateLimiter(store, settings)
+        loop = asyncio.get_running_loop()
+        admitted = []
+        try:
+            await limiter.admit(uuid.uuid4())  # warm: connection open, scripts loaded
+            for _ in range(3):
+                admitting = asyncio.ensure_future(limiter.admit(uuid.uuid4()))
+                await asyncio.sleep(0)  # its first step sends the first store call
+                loop.call_soon(time.sleep, 1.0)  # then the loop is busy for 1 s
+                lease = await admitting
+                admitted.append(lease.key is not None)
+        finally:
+            await store.close()
+        return admitted
+
+    assert asyncio.run(run()) == [True, True, True]

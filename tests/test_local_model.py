@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import openai
 import pytest
 
 from app.localmodel.answer import DONT_KNOW
+from app.localmodel.truncate import truncate
 from app.settings import LOCAL_MODEL_ID, LOCAL_MODEL_IDS
-from tests.conftest import LocalModel
+from app.tokens import count_tokens
+from tests.conftest import DOCS, LocalModel
 
 PROMPT = (
     "Sources:\n[1] Guide › Install\nRun make dev to start the server on port 8000.\n\n"
@@ -214,3 +218,25 @@ def test_cut_stream_fault_breaks_the_client_stream(local_model: LocalModel) -> N
         for chunk in stream:
             received.append(chunk.choices[0].delta.content or "")
     assert len([t for t in received if t]) == 2
+
+
+def _cut_piece_by_piece(pieces: list[str], max_tokens: int) -> list[str]:
+    """The definition: keep pieces while the text so far counts at most max_tokens."""
+    kept: list[str] = []
+    for piece in pieces:
+        if count_tokens("".join([*kept, piece])) > max_tokens:
+            break
+        kept.append(piece)
+    return kept
+
+
+def test_the_one_pass_cut_keeps_what_the_piece_by_piece_count_keeps() -> None:
+    # Every docs page, cut at every few tokens: prose, code, tables, non-ASCII, spacing.
+    for page in sorted(DOCS.glob("*.md")):
+        pieces = re.findall(r"\S+\s*", page.read_text())[:400]
+        total = count_tokens("".join(pieces))
+        for max_tokens in [1, 2, 3, *range(5, total + 5, 37)]:
+            assert truncate(pieces, max_tokens) == _cut_piece_by_piece(pieces, max_tokens), (
+                page.name,
+                max_tokens,
+            )

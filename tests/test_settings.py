@@ -181,3 +181,23 @@ def test_python_m_app_refuses_a_bad_prod_config_cleanly(tmp_path: Path) -> None:
     for name in ("SESSION_SECRET", "OIDC_CLIENT_SECRET", "SMTP_PASSWORD"):
         value = BAD_PROD_ENV[name]
         assert value not in output and value[-8:] not in output, f"{name} was echoed"
+
+
+def test_worker_processes_default_to_the_cpu_count_in_prod_on_a_shared_database() -> None:
+    assert make_settings().workers == 1  # dev
+    assert make_settings(**PROD).workers == 1  # embedded database: one process owns it
+    shared = make_settings(**PROD, database_url="postgresql://db.internal/ragship")
+    assert shared.workers == (os.cpu_count() or 1)
+    assert make_settings(**PROD, database_url=shared.database_url, web_concurrency=3).workers == 3
+
+
+def test_several_workers_need_a_shared_store_and_database() -> None:
+    with pytest.raises(ValidationError) as err:
+        make_settings(web_concurrency=2)
+    assert "WEB_CONCURRENCY above 1 needs a shared RATE_LIMIT_STORE" in str(err.value)
+    assert "WEB_CONCURRENCY above 1 needs DATABASE_URL" in str(err.value)
+    make_settings(
+        web_concurrency=2,
+        rate_limit_store="redis://127.0.0.1:6379/0",
+        database_url="postgresql://127.0.0.1/ragship",
+    )

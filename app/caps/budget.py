@@ -2,7 +2,10 @@
 
 Before a call, the most it can cost is reserved in PostgreSQL with conditional UPDATEs
 (`spent + reserved + amount <= cap`): row locks make concurrent reservations queue, and
-each re-checks the condition, so parallel requests can never overspend a cap. After the
+each re-checks the condition, so parallel requests can never overspend a cap. The whole
+reservation is one statement (`ragship_reserve`, migration 0014) run in autocommit, so the
+locks on the shared global rows are held for microseconds of server time, not across
+round trips to a client whose event loop may be busy. After the
 call, `settle` turns the reservation into the actual cost in the same transaction that
 records the call. Days are UTC calendar days (reset at 00:00 UTC); months likewise.
 """
@@ -17,24 +20,24 @@ from decimal import Decimal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.caps.refusal import GLOBAL_DAILY, MONTHLY, USER_DAILY, CapRefused
+from app.caps.refusal import (
+    GLOBAL_DAILY,
+    KILL_SWITCH,
+    MONTHLY,
+    REQUEST_COST,
+    USER_DAILY,
+    CapRefused,
+)
+from app.db import autocommit_scope
 from app.settings import Settings
 
 GLOBAL = "global"
 
-_ENSURE = text(
-    "INSERT INTO spend_counters (scope, period, spent_usd, reserved_usd) "
-    "VALUES (:user_scope, :day, 0, 0), (:global, :day, 0, 0), (:global, :month, 0, 0) "
-    "ON CONFLICT DO NOTHING"
-)
-_RESERVE = text(
-    "UPDATE spend_counters SET reserved_usd = reserved_usd + :amount "
-    "WHERE scope = :scope AND period = :period AND spent_usd + reserved_usd + :amount <= :cap "
-    "RETURNING 1"
-)
-_RECORD = text(
-    "INSERT INTO reservations (id, user_id, day, month, amount_usd, created_at, expires_at) "
-    "VALUES (:id, :user_id, :day, :month, :amount, now(), now() + make_interval(secs => :ttl))"
+ALLOWED = "allowed"
+_RESERVE_ALL = text(
+    "SELECT ragship_reserve(:id, :user_id, :user_scope, :global, :day, :month, "
+    "CAST(:amount AS numeric), CAST(:user_cap AS numeric), CAST(:day_cap AS numeric), "
+    "CAST(:month_cap AS numeric), :kill_switch, CAST(:ceiling AS numeric), :ttl)"
 )
 _CLOSE = text(
     "UPDATE reservations SET settled_at = now() WHERE id = :id AND settled_at IS NULL "
@@ -82,51 +85,39 @@ async def reserve(
     *,
     user_id: uuid.UUID | None,
     amount: Decimal,
+    kill_switch: bool = False,
+    ceiling: Decimal | None = None,
 ) -> Reservation:
     """Reserve ``amount`` (USD) against every cap at once, or raise `CapRefused` naming the
     first cap hit. ``user_id=None`` (a service call such as the health probe) reserves
-    against the global daily cap and the monthly budget only."""
+    against the global daily cap and the monthly budget only.
+
+    One statement in autocommit (`ragship_reserve`, migration 0014): one round trip, and
+    the counters' row locks are held only while PostgreSQL runs it and commits. With
+    ``kill_switch`` the operator's pause is checked first (`KILL_SWITCH`, 503), then with
+    ``ceiling`` the per-request maximum (`REQUEST_COST`, 413), in the chain's order.
+    """
     day, month = periods()
     reservation = Reservation(uuid.uuid4(), user_id, amount, day, month)
-    async with sessions() as session:
-        await session.execute(
-            _ENSURE,
-            {
-                "user_scope": _user_scope(user_id) if user_id else GLOBAL,
-                "global": GLOBAL,
-                "day": day,
-                "month": month,
-            },
-        )
-        await session.commit()
-        # Always the same lock order (user, global day, global month): no deadlocks.
-        caps = [settings.user_daily_cap_usd] if user_id is not None else []
-        layers = [USER_DAILY] if user_id is not None else []
-        caps += [settings.global_daily_cap_usd, settings.monthly_budget_usd]
-        layers += [GLOBAL_DAILY, MONTHLY]
-        checks = [
-            (scope, period, cap, layer)
-            for (scope, period), cap, layer in zip(
-                _scopes(user_id, day, month), caps, layers, strict=True
-            )
-        ]
-        for scope, period, cap, layer in checks:
-            params = {"scope": scope, "period": period, "cap": cap, "amount": amount}
-            if (await session.execute(_RESERVE, params)).first() is None:
-                await session.rollback()
-                raise _refusal(layer, settings)
-        await session.execute(
-            _RECORD,
-            {
-                "id": reservation.id,
-                "user_id": user_id,
-                "day": day,
-                "month": month,
-                "amount": amount,
-                "ttl": settings.reservation_ttl_s,
-            },
-        )
-        await session.commit()
+    params = {
+        "id": reservation.id,
+        "user_id": user_id,
+        "user_scope": _user_scope(user_id) if user_id else None,
+        "global": GLOBAL,
+        "day": day,
+        "month": month,
+        "amount": amount,
+        "user_cap": settings.user_daily_cap_usd,
+        "day_cap": settings.global_daily_cap_usd,
+        "month_cap": settings.monthly_budget_usd,
+        "kill_switch": kill_switch,
+        "ceiling": ceiling,
+        "ttl": settings.reservation_ttl_s,
+    }
+    async with autocommit_scope(sessions) as session:
+        outcome = (await session.execute(_RESERVE_ALL, params)).scalar_one()
+    if outcome != ALLOWED:
+        raise _refusal(outcome, settings, amount)
     return reservation
 
 
@@ -162,7 +153,17 @@ async def spend_today(session: AsyncSession, *, user_id: uuid.UUID) -> tuple[Dec
     return (Decimal(row[0]), Decimal(row[1])) if row else (Decimal(0), Decimal(0))
 
 
-def _refusal(layer: str, settings: Settings) -> CapRefused:
+def _refusal(layer: str, settings: Settings, amount: Decimal) -> CapRefused:
+    if layer == KILL_SWITCH:
+        return CapRefused(KILL_SWITCH, 503, "The assistant is paused by the operator.")
+    if layer == REQUEST_COST:
+        return CapRefused(
+            REQUEST_COST,
+            413,
+            f"This question with its context could cost ${amount:.4f}, more than the "
+            f"per-request limit of ${settings.max_request_cost_usd}. Try a shorter question "
+            "or a new conversation.",
+        )
     until_midnight = seconds_to_midnight_utc()
     hours, minutes = divmod(until_midnight // 60, 60)
     if layer == USER_DAILY:

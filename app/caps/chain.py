@@ -24,9 +24,8 @@ from opentelemetry.context import Context
 from app.calls import record_refusal
 from app.caps import budget
 from app.caps.bounds import check_input_bounds
-from app.caps.killswitch import is_paused
 from app.caps.ratelimit import StreamLease
-from app.caps.refusal import KILL_SWITCH, REQUEST_COST, CapRefused
+from app.caps.refusal import CapRefused
 from app.services import Services
 from app.tokens import count_message_tokens
 
@@ -82,11 +81,7 @@ async def admit(
 async def _reserve(
     services: Services, user_id: uuid.UUID, messages: list[dict[str, str]], max_tokens: int
 ) -> budget.Reservation:
-    settings = services.settings
-    async with services.sessions() as session:
-        paused = await is_paused(session)
-    if paused:
-        raise CapRefused(KILL_SWITCH, 503, "The assistant is paused by the operator.")
+    """Layers 3 and 4 in one round trip: kill switch, request ceiling, the three caps."""
     # Reserved at the dearest model that may answer (main or fallback): a fallback can
     # never cost more than the reservation (docs/caps.md, "Fallback pricing").
     amount = services.prices.max_cost(
@@ -94,16 +89,13 @@ async def _reserve(
         input_tokens=count_message_tokens(messages),
         max_output_tokens=max_tokens,
     )
-    if amount > settings.max_request_cost_usd:
-        raise CapRefused(
-            REQUEST_COST,
-            413,
-            f"This question with its context could cost ${amount:.4f}, more than the "
-            f"per-request limit of ${settings.max_request_cost_usd}. Try a shorter question "
-            "or a new conversation.",
-        )
     return await budget.reserve(
-        services.sessions, settings, user_id=user_id, amount=Decimal(amount)
+        services.sessions,
+        services.settings,
+        user_id=user_id,
+        amount=Decimal(amount),
+        kill_switch=True,
+        ceiling=services.settings.max_request_cost_usd,
     )
 
 

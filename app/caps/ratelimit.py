@@ -2,7 +2,8 @@
 
 Both live in the rate-limit store (memory, Redis or Upstash). If the store cannot answer
 within RATE_LIMIT_STORE_TIMEOUT_S the request is refused (503), unless
-RATE_LIMIT_FAIL_OPEN is set: a limiter that silently fails open is no limiter.
+RATE_LIMIT_FAIL_OPEN is set: a limiter that silently fails open is no limiter. The timeout
+counts the store's time, not the time the event loop spent elsewhere (app/caps/deadline.py).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import math
 import uuid
 from dataclasses import dataclass, field
 
-import anyio
 import httpx
 from redis.exceptions import RedisError
 from upstash_redis.errors import UpstashError
 
+from app.caps.deadline import store_deadline
 from app.caps.refusal import CONCURRENCY, RATE_LIMIT, STORE_DOWN, CapRefused
 from app.caps.store import RateStore
 from app.settings import Settings
@@ -42,7 +43,7 @@ class RateLimiter:
         s = self.settings
         member = uuid.uuid4().hex
         try:
-            with anyio.fail_after(s.rate_limit_store_timeout_s):
+            async with store_deadline(s.rate_limit_store_timeout_s):
                 window = await self.store.hit(
                     f"rl:{user_id}",
                     limit=s.rate_limit_requests,
@@ -69,7 +70,7 @@ class RateLimiter:
             )
         key = f"streams:{user_id}"
         try:
-            with anyio.fail_after(s.rate_limit_store_timeout_s):
+            async with store_deadline(s.rate_limit_store_timeout_s):
                 acquired = await self.store.acquire(
                     key, limit=s.max_concurrent_streams, ttl_s=s.reservation_ttl_s, member=member
                 )
@@ -90,7 +91,7 @@ class RateLimiter:
         if lease.key is None:
             return
         try:
-            with anyio.fail_after(self.settings.rate_limit_store_timeout_s):
+            async with store_deadline(self.settings.rate_limit_store_timeout_s):
                 await self.store.release(lease.key, member=lease.member)
         except STORE_ERRORS as err:  # the lease expires on its own after RESERVATION_TTL_S
             log.warning("could not release stream lease %s: %r", lease.member, err)

@@ -11,6 +11,7 @@ from typing import Any
 import redis.asyncio as redis
 from upstash_redis.asyncio import Redis as UpstashRedis
 
+from app.caps.deadline import WALL_FACTOR
 from app.caps.store import MemoryStore, RateStore, WindowResult
 from app.settings import Settings
 
@@ -52,8 +53,11 @@ def _window(result: Any) -> WindowResult:
 
 class RedisStore:
     def __init__(self, url: str, *, timeout_s: float) -> None:
+        # The socket timeouts are wall-clock backstops; the limiter's own deadline
+        # (app/caps/deadline.py) decides when the store is too slow.
+        backstop_s = timeout_s * WALL_FACTOR
         self._redis = redis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+            url, socket_timeout=backstop_s, socket_connect_timeout=backstop_s
         )
         self._window = self._redis.register_script(SLIDING_WINDOW)
         self._acquire = self._redis.register_script(ACQUIRE_LEASE)

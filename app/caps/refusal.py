@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # Layers, in the order the chain checks them.
+OVERLOADED = "overloaded"  # this replica is at MAX_INFLIGHT_ADMISSIONS (app/caps/overload.py)
 INPUT_BOUNDS = "input_bounds"
 RATE_LIMIT = "rate_limit"
 CONCURRENCY = "concurrency"

@@ -24,6 +24,7 @@ from app.localmodel.adversary import misbehave
 from app.localmodel.answer import answer
 from app.localmodel.faults import Fault, FaultQueue
 from app.localmodel.moderation import moderate
+from app.localmodel.truncate import truncate
 from app.settings import LOCAL_MODEL_IDS
 from app.tokens import count_message_tokens, count_tokens
 
@@ -133,7 +134,7 @@ def create_local_model(*, api_key: str | None = None, token_delay_s: float = 0.0
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
         pieces = _PIECES.findall(text)
         if isinstance(max_tokens, int) and max_tokens > 0:
-            pieces = _truncate(pieces, max_tokens)
+            pieces = truncate(pieces, max_tokens)
         finish = "content_filter" if fault and fault.kind == "content_filter" else "stop"
         if isinstance(max_tokens, int) and "".join(pieces) != text:
             finish = "length"
@@ -208,15 +209,6 @@ def _status_fault(fault: Fault | None) -> JSONResponse | None:
             503, "The engine is currently overloaded, please try again later.", "server_error", None
         )
     return None
-
-
-def _truncate(pieces: list[str], max_tokens: int) -> list[str]:
-    kept: list[str] = []
-    for piece in pieces:
-        if count_tokens("".join([*kept, piece])) > max_tokens:
-            break
-        kept.append(piece)
-    return kept
 
 
 def _chunk(completion_id: str, model: str, delta: dict[str, Any], finish: str | None) -> str:

@@ -10,19 +10,23 @@ from typing import Any, Literal
 
 import anyio
 from fastapi import APIRouter, HTTPException
+from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from pydantic import BaseModel, Field, field_validator
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
 from app.caps.chain import admit, release_unused
+from app.caps.overload import record_overload
+from app.caps.refusal import CapRefused
 from app.chat import ChatEvent, prepare_chat, record_question, stream_answer
 from app.conversations import ConversationNotFound, conversation_messages, list_conversations
 from app.db import session_scope
-from app.deps import ServicesDep, UserDep
+from app.deps import CurrentUser, ServicesDep, UserDep
 from app.feedback import MessageNotFound, give_feedback
 from app.http.params import RowId
 from app.observability.tracing import trace_id_of
+from app.services import Services
 from app.shutdown import StopSignal, finish_window_s
 from app.textclean import CleanStr
 
@@ -52,8 +56,23 @@ async def _sse(events: AsyncGenerator[ChatEvent, None]) -> AsyncIterator[ServerS
 
 
 @router.post("/chat", response_model=None)
-async def chat(body: ChatRequest, services: ServicesDep, user: UserDep) -> EventSourceResponse:
+async def chat(
+    body: ChatRequest, services: ServicesDep, user: UserDep
+) -> EventSourceResponse | JSONResponse:
     """Answer one question as Server-Sent Events, after the cap chain admits it."""
+    try:
+        slot = services.gate.enter()  # 503 at once past MAX_INFLIGHT_ADMISSIONS
+    except CapRefused as refused:
+        return _refusal(refused, BackgroundTask(record_overload, services, user.id))
+    try:
+        return await _admit_and_stream(body, services, user)
+    finally:
+        slot.release()  # the stream runs outside the gate: only admissions are bounded
+
+
+async def _admit_and_stream(
+    body: ChatRequest, services: Services, user: CurrentUser
+) -> EventSourceResponse:
     span = services.tracer.start_span("chat", attributes={"enduser.id": str(user.id)})
     try:
         admission = await admit(
@@ -97,6 +116,17 @@ async def chat(body: ChatRequest, services: ServicesDep, user: UserDep) -> Event
         # event (app/shutdown.py), all before sse-starlette's and the server's own grace.
         shutdown_event=shutdown,
         shutdown_grace_period=max(grace_s - 1, 0),
+    )
+
+
+def _refusal(refused: CapRefused, background: BackgroundTask) -> JSONResponse:
+    body = {
+        "detail": refused.message,
+        "layer": refused.layer,
+        "retry_after_s": refused.retry_after_s,
+    }
+    return JSONResponse(
+        body, status_code=refused.status, headers=refused.response_headers(), background=background
     )
 
 

@@ -26,6 +26,7 @@ from app.settings.base import (
     MIN_SECRET_DISTINCT_CHARS,
     is_placeholder,
 )
+from app.settings.capacity import CapacitySettings
 from app.settings.caps import CapsSettings
 from app.settings.chat import ChatSettings
 from app.settings.embedding import EmbeddingSettings
@@ -40,6 +41,7 @@ __all__ = ["LOCAL_MODEL_ID", "LOCAL_MODEL_IDS", "Settings", "get_settings"]
 
 
 class Settings(
+    CapacitySettings,
     ChatSettings,
     GuardrailsSettings,
     ObservabilitySettings,
@@ -84,6 +86,13 @@ class Settings(
                 f"RESERVATION_TTL_S must exceed the longest answer ({longest:.0f} s: "
                 "LLM_TOTAL_TIMEOUT_S + LLM_RETRY_BUDGET_S + 60)"
             )
+        if (self.web_concurrency or 1) > 1 and store == "memory":
+            problems.append(
+                "WEB_CONCURRENCY above 1 needs a shared RATE_LIMIT_STORE (Redis or Upstash): "
+                "the memory store is per process"
+            )
+        if (self.web_concurrency or 1) > 1 and self.database_url is None:
+            problems.append("WEB_CONCURRENCY above 1 needs DATABASE_URL (one shared PostgreSQL)")
         if self.chunk_overlap >= self.chunk_tokens:
             problems.append("CHUNK_OVERLAP must be smaller than CHUNK_TOKENS")
         if self.env == "prod":
@@ -163,6 +172,11 @@ class Settings(
     @property
     def oidc_enabled(self) -> bool:
         return bool(self.oidc_client_id and self.oidc_client_secret)
+
+    @property
+    def workers(self) -> int:
+        """Worker processes serving the port (WEB_CONCURRENCY; docs/configuration.md)."""
+        return self.worker_count(self.env, shared_database=self.database_url is not None)
 
     @property
     def uses_local_model(self) -> bool:

@@ -1,0 +1,39 @@
+"""Capacity: how much work one replica takes on at once, and how it says no under overload."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+
+class CapacitySettings(BaseSettings):
+    # --- capacity (see docs/caps.md, "Overload") ------------------------------------
+    max_inflight_admissions: int = Field(
+        64,
+        ge=1,
+        description="Chat requests one worker admits at once (before their first token).",
+    )
+    overload_retry_after_s: int = Field(
+        1, ge=1, le=3600, description="Retry-After sent with an overload 503, seconds."
+    )
+    db_pool_timeout_s: float = Field(
+        5, gt=0, le=60, description="Longest wait for a database connection before a 503."
+    )
+    db_max_overflow: int = Field(
+        10, ge=0, description="Connections a worker may open past DB_POOL_SIZE at peaks."
+    )
+    embed_threads: int = Field(
+        1, ge=1, le=64, description="Torch threads per query embedding in the server."
+    )
+    web_concurrency: int | None = Field(
+        None, ge=1, le=64, description="Worker processes. Unset: 1 in dev, the CPU count in prod."
+    )
+
+    def worker_count(self, env: str, *, shared_database: bool) -> int:
+        """WEB_CONCURRENCY, else one worker per CPU in prod on a shared PostgreSQL, else 1
+        (dev, or the embedded database, which one process owns)."""
+        if self.web_concurrency is not None:
+            return self.web_concurrency
+        return max(1, os.cpu_count() or 1) if env == "prod" and shared_database else 1

@@ -1,0 +1,245 @@
+"""ragship against the bare upstream, side by side: added TTFT at 1 and 50 concurrent.
+
+The upstream is the built-in local model in its own process, paced at 20 ms a piece; the
+app runs as its own process (`python -m app`, one worker, Redis store, every cap on) and
+exports its spans to a small OTLP receiver here, which gives the split of the work done
+before the first event (rate limit, retrieval, reservation). Rounds alternate: the same
+prompt straight to the upstream (the messages the app sent, read back from its `/_stats`),
+then through ragship, at concurrency 1 and then 50.
+
+LiteLLM's proxy is not part of the run: it is not installed with ragship's dependencies.
+
+Columns: TTFT as the client sees it (first answer text), the first SSE event (`meta`,
+sent once the request is admitted: everything before the stream), streams per second at
+the concurrency, errors (any status but 200, or a stream not ending in `done`), and per
+step the p50/p95 of its span.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from app.localmodel.runner import BackgroundServer
+from app.settings import LOCAL_MODEL_ID
+from bench.fixtures import DOCS, ingest_corpus, shared_embedder, temp_database, temp_redis
+from bench.streams import _free_port, _start, _wait
+from bench.table import Table, latency
+
+NAME = "gateway"
+PLAN = {1: 30, 50: 200}  # concurrency: requests per side
+STEPS = ("caps.rate_limit", "retrieve", "caps.reserve", "chat")
+QUESTION = "How do I ingest PDF files?"
+
+
+@dataclass
+class Side:
+    ttft: list[float] = field(default_factory=list)
+    first_event: list[float] = field(default_factory=list)
+    errors: int = 0
+    wall: float = 0.0
+
+
+def _receiver(spans: list[tuple[str, float]]) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/v1/traces")
+    async def traces(request: Request) -> Response:
+        message = ExportTraceServiceRequest()
+        message.ParseFromString(await request.body())
+        for resource in message.resource_spans:
+            for scope in resource.scope_spans:
+                for span in scope.spans:
+                    seconds = (span.end_time_unix_nano - span.start_time_unix_nano) / 1e9
+                    spans.append((span.name, seconds))
+        body = ExportTraceServiceResponse().SerializeToString()
+        return Response(body, media_type="application/x-protobuf")
+
+    return app
+
+
+async def _ragship(http: httpx.AsyncClient, side: Side) -> None:
+    started = time.perf_counter()
+    first_event: float | None = None
+    ttft: float | None = None
+    last = ""
+    try:
+        async with http.stream("POST", "/api/chat", json={"message": QUESTION}) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("event:"):
+                    last = line[6:].strip()
+                    now = time.perf_counter() - started
+                    first_event = first_event if first_event is not None else now
+                    if last == "token" and ttft is None:
+                        ttft = now
+            ok = response.status_code == 200 and last == "done"
+    except httpx.HTTPError:
+        ok = False
+    if ok and ttft is not None and first_event is not None:
+        side.ttft.append(ttft)
+        side.first_event.append(first_event)
+    else:
+        side.errors += 1
+
+
+async def _direct(http: httpx.AsyncClient, body: dict[str, Any], side: Side) -> None:
+    started = time.perf_counter()
+    ttft: float | None = None
+    try:
+        async with http.stream("POST", "/v1/chat/completions", json=body) as response:
+            async for line in response.aiter_lines():
+                if ttft is None and '"content": "' in line and '"content": ""' not in line:
+                    ttft = time.perf_counter() - started
+            ok = response.status_code == 200
+    except httpx.HTTPError:
+        ok = False
+    if ok and ttft is not None:
+        side.ttft.append(ttft)
+        side.first_event.append(ttft)
+    else:
+        side.errors += 1
+
+
+async def _round(concurrency: int, n: int, send: Any) -> float:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with gate:
+            await send()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    return time.perf_counter() - started
+
+
+async def _upstream_side(
+    url: str, concurrency: int, n: int, body: dict[str, Any], side: Side
+) -> None:
+    async with _client(url, concurrency) as up:
+        side.wall = await _round(concurrency, n, lambda: _direct(up, body, side))
+
+
+async def _ragship_side(
+    url: str,
+    concurrency: int,
+    n: int,
+    cookies: httpx.Cookies,
+    headers: dict[str, str],
+    side: Side,
+) -> None:
+    async with _client(url, concurrency, cookies=cookies, headers=headers) as http:
+        side.wall = await _round(concurrency, n, lambda: _ragship(http, side))
+
+
+def _client(url: str, n: int, **kwargs: Any) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=n + 5, max_keepalive_connections=n + 5)
+    return httpx.AsyncClient(base_url=url, timeout=120, limits=limits, **kwargs)
+
+
+def run() -> list[Table]:
+    embedder = shared_embedder()
+    spans: list[tuple[str, float]] = []
+    table = Table(
+        "ragship vs the bare upstream (local model, 20 ms a piece), Redis store",
+        ["concurrency", "side", "n", "TTFT p50 ms", "TTFT p95 ms", "first event p50/p95 ms",
+         "streams/s", "errors"],
+    )  # fmt: skip
+    split = Table(
+        "ragship before the first event, by step (span durations)",
+        ["concurrency", "step", "n", "p50 ms", "p95 ms"],
+    )
+    receiver = BackgroundServer(_receiver(spans)).start()
+    with temp_database() as url, temp_redis() as redis_url:
+        ingest_corpus(url, embedder, [DOCS])
+        model_port, app_port = _free_port(), _free_port()
+        env = {**os.environ, "LOG_LEVEL": "warning"}
+        model = _start(
+            [sys.executable, "-m", "uvicorn", "--factory", "bench.gateway:paced_model",
+             "--port", str(model_port), "--log-level", "warning"], env,
+        )  # fmt: skip
+        most = max(PLAN.values()) * 4
+        app = _start(
+            [sys.executable, "-m", "app"],
+            {
+                **env,
+                "ENV": "dev",
+                "PORT": str(app_port),
+                "DATABASE_URL": url,
+                "LLM_BASE_URL": f"http://127.0.0.1:{model_port}/v1",
+                "RATE_LIMIT_STORE": redis_url,
+                "INGEST_ON_START": "false",
+                "MIGRATE_ON_START": "false",
+                "RATE_LIMIT_REQUESTS": str(most),
+                "MAX_CONCURRENT_STREAMS": str(most),
+                "USER_DAILY_CAP_USD": "1000",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+            },
+        )
+        app_url, model_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{model_port}"
+        try:
+            _wait(model_url, model)
+            _wait(app_url, app)
+            _measure(app_url, model_url, spans, table, split)
+        finally:
+            for proc in (app, model):
+                proc.terminate()
+                proc.wait(timeout=60)
+            receiver.stop()
+    table.notes += [
+        "TTFT through ragship includes the guardrail hold-back (GUARDRAIL_HOLD_CHARS=64, "
+        "about 12 pieces): the first event shows the cost of everything before the stream",
+        "LiteLLM not measured: not installed with ragship",
+    ]
+    return [table, split]
+
+
+def _measure(
+    app_url: str, model_url: str, spans: list[tuple[str, float]], table: Table, split: Table
+) -> None:
+    with httpx.Client(base_url=app_url, timeout=60, headers={"Origin": app_url}) as c:
+        c.post("/auth/dev-login", data={"email": "gateway@localhost.test"})
+        csrf = c.get("/api/me").json()["csrf_token"]
+        assert c.post("/api/chat", json={"message": QUESTION}).status_code == 200
+        cookies = httpx.Cookies(c.cookies)
+    with httpx.Client(base_url=model_url) as m:
+        messages = m.get("/_stats").json()["last_messages"]
+    body = {"model": LOCAL_MODEL_ID, "messages": messages, "stream": True, "max_tokens": 512}
+    headers = {"Origin": app_url, "X-CSRF-Token": csrf}
+    for concurrency, n in PLAN.items():
+        direct, ours = Side(), Side()
+
+        asyncio.run(_upstream_side(model_url, concurrency, n, body, direct))
+        spans.clear()
+        asyncio.run(_ragship_side(app_url, concurrency, n, cookies, headers, ours))
+        deadline = time.monotonic() + 30
+        while sum(name == "chat" for name, _ in spans) < n and time.monotonic() < deadline:
+            time.sleep(0.5)  # the app exports its spans in batches
+        for label, side in (("direct", direct), ("ragship", ours)):
+            ttft, first = latency(side.ttft), latency(side.first_event)
+            table.add(
+                concurrency, label, len(side.ttft), f"{ttft.p50 * 1000:.1f}",
+                f"{ttft.p95 * 1000:.1f}", f"{first.p50 * 1000:.1f}/{first.p95 * 1000:.1f}",
+                f"{n / side.wall:.1f}", side.errors,
+            )  # fmt: skip
+        for step in STEPS:
+            took = latency([s for name, s in spans if name == step])
+            split.add(concurrency, step, took.n, f"{took.p50 * 1000:.1f}", f"{took.p95 * 1000:.1f}")
+    split.notes.append("chat: the whole request span, to the end of settlement")
+
+
+def paced_model():  # type: ignore[no-untyped-def]
+    """The local model at 20 ms a piece (uvicorn --factory), as in issue 17's runs."""
+    from app.localmodel.server import create_local_model
+
+    return create_local_model(token_delay_s=0.02)

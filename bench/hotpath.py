@@ -1,0 +1,114 @@
+"""CPU on the hot path, per request: the built-in model's token counting and the query
+embedding's torch threads.
+
+1. Cutting an answer at `max_tokens` (app/localmodel/truncate.py): the one-pass cut
+   against the former piece-by-piece count (re-encodes the whole text for every piece),
+   on answers of growing length cut at half their tokens. Linear time shows as a flat
+   µs-per-word column; quadratic as one that doubles with the length.
+2. Two concurrent `embed_one` calls (as two requests do, each in its own thread) with
+   torch's default threads (one per core) against `EMBED_THREADS=1`.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+from app.localmodel.truncate import truncate
+from app.rag.embedder import Embedder
+from app.tokens import count_tokens
+from bench.fixtures import DOCS, shared_embedder
+from bench.table import Table, latency, ratio
+
+NAME = "hotpath"
+LENGTHS = (250, 500, 1000, 2000)
+EMBED_ROUNDS = 40
+_PIECES = re.compile(r"\S+\s*")
+
+
+def _piece_by_piece(pieces: list[str], max_tokens: int) -> list[str]:
+    """The former cut, kept here as the baseline: one full count per piece."""
+    kept: list[str] = []
+    for piece in pieces:
+        if count_tokens("".join([*kept, piece])) > max_tokens:
+            break
+        kept.append(piece)
+    return kept
+
+
+def _timed(fn: object, *args: object) -> float:
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        fn(*args)  # type: ignore[operator]
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def token_table() -> Table:
+    words = _PIECES.findall(" ".join(p.read_text() for p in sorted(DOCS.glob("*.md"))))
+    table = Table(
+        "Cutting an answer at max_tokens (half its tokens), best of 3",
+        ["answer words", "piece by piece ms", "one pass ms", "one pass µs/word", "speed-up"],
+    )
+    for n in LENGTHS:
+        pieces = words[:n]
+        half = count_tokens("".join(pieces)) // 2
+        assert truncate(pieces, half) == _piece_by_piece(pieces, half)
+        old, new = _timed(_piece_by_piece, pieces, half), _timed(truncate, pieces, half)
+        table.add(
+            n, f"{old * 1000:.2f}", f"{new * 1000:.2f}", f"{new / n * 1e6:.2f}", ratio(old, new)
+        )
+    table.notes.append("same kept pieces in every row (asserted); µs/word flat = linear")
+    return table
+
+
+def _concurrent_embeds(embedder: Embedder, threads: int) -> list[float]:
+    import torch
+
+    torch.set_num_threads(threads)
+    samples: list[float] = []
+    lock = threading.Lock()
+
+    def worker(offset: int) -> None:
+        for i in range(EMBED_ROUNDS // 2):
+            started = time.perf_counter()
+            embedder.embed_one(f"How do I configure the rate limit store? ({offset}-{i})")
+            with lock:
+                samples.append(time.perf_counter() - started)
+
+    pair = [threading.Thread(target=worker, args=(n,)) for n in range(2)]
+    for thread in pair:
+        thread.start()
+    for thread in pair:
+        thread.join()
+    return samples
+
+
+def embed_table() -> Table:
+    import torch
+
+    embedder = shared_embedder()
+    default = torch.get_num_threads()
+    embedder.embed_one("warm up")
+    table = Table(
+        "Two concurrent query embeddings (embed_one), by torch threads",
+        ["torch threads", "n", "p50 ms", "p95 ms", "p99 ms", "mean ms"],
+    )
+    try:
+        for threads in sorted({default, 1}, reverse=True):
+            samples = _concurrent_embeds(embedder, threads)
+            table.add(
+                f"{threads}{' (default)' if threads == default else ''}", *latency(samples).ms()
+            )
+    finally:
+        torch.set_num_threads(default)
+    table.notes.append(
+        f"{EMBED_ROUNDS} embeddings, two threads at once; the server uses EMBED_THREADS"
+    )
+    return table
+
+
+def run() -> list[Table]:
+    return [token_table(), embed_table()]
