@@ -36,6 +36,7 @@ from app.guardrails.chain import (
 from app.guardrails.output import OutputGuard
 from app.guardrails.verdict import RETRACTED_MESSAGE
 from app.llm.client import TextDelta, UpstreamError
+from app.rag.no_context import NO_CONTEXT_STATUS, answer_locally, answers_locally
 from app.rag.prompt import PROMPT_VERSION, build_messages
 from app.rag.retrieve import Passage, hybrid_search
 from app.services import Services
@@ -163,10 +164,17 @@ async def stream_answer(
             },
         )
         yield ChatEvent("sources", {"sources": source_payload(prepared.passages)})
-        upstream = services.llm.stream_chat(
-            prepared.messages,
-            max_tokens=admission.max_tokens,
-            temperature=services.settings.llm_temperature,
+        upstream = (
+            answer_locally(services.llm.model)
+            if answers_locally(
+                enabled=services.settings.answer_without_sources_locally,
+                passages=prepared.passages,
+            )
+            else services.llm.stream_chat(
+                prepared.messages,
+                max_tokens=admission.max_tokens,
+                temperature=services.settings.llm_temperature,
+            )
         )
         guard = output_guard(services.settings, prepared)
         async with aclosing(until_stopped(upstream, stop)) as events:  # a break closes it
@@ -193,6 +201,8 @@ async def stream_answer(
             outcome.finished and outcome.finished.reason == "content_filter"
         )
         outcome.status = "refused" if refused else "ok"
+        if outcome.finished is not None and outcome.finished.reason == NO_CONTEXT_STATUS:
+            outcome.status = NO_CONTEXT_STATUS
         if outcome.retracted is not None:
             outcome.status = f"blocked:{outcome.retracted.rule}"
             llm_span.add_event("guardrail", {"rule": outcome.retracted.rule, "action": "block"})

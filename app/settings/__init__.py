@@ -28,6 +28,7 @@ from app.settings.base import (
 )
 from app.settings.caps import CapsSettings
 from app.settings.chat import ChatSettings
+from app.settings.context import ContextSettings
 from app.settings.guardrails import GuardrailsSettings
 from app.settings.llm import LLMSettings
 from app.settings.observability import ObservabilitySettings
@@ -39,6 +40,7 @@ __all__ = ["LOCAL_MODEL_ID", "LOCAL_MODEL_IDS", "Settings", "get_settings"]
 
 
 class Settings(
+    ContextSettings,
     ChatSettings,
     GuardrailsSettings,
     ObservabilitySettings,

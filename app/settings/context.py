@@ -1,0 +1,35 @@
+"""Context budget, per-task output limits, and the nothing-retrieved short-circuit."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+
+class ContextSettings(BaseSettings):
+    # --- context budget (docs/context.md) ------------------------------------------
+    answer_without_sources_locally: bool = Field(
+        True,
+        description='Nothing retrieved: answer "I don\'t know" without calling the model ($0).',
+    )
+    context_share_system: float = Field(
+        0.05, gt=0, le=1, description="Share of the input budget for the system prompt."
+    )
+    context_share_summary: float = Field(
+        0.10, ge=0, le=1, description="Share of the input budget for the history summary."
+    )
+    context_share_history: float = Field(
+        0.25, ge=0, le=1, description="Share of the input budget for prior turns."
+    )
+    context_share_passages: float = Field(
+        0.50, gt=0, le=1, description="Share of the input budget for retrieved passages."
+    )
+    context_share_question: float = Field(
+        0.10, gt=0, le=1, description="Share of the input budget for the question."
+    )
+    llm_max_tokens_summary: int = Field(
+        300, ge=16, le=32768, description="Max output tokens of a history summary."
+    )
+    llm_max_tokens_judge: int = Field(
+        200, ge=16, le=32768, description="Max output tokens of a quality judge call."
+    )
