@@ -36,6 +36,7 @@ from app.guardrails.chain import (
 from app.guardrails.output import OutputGuard
 from app.guardrails.verdict import RETRACTED_MESSAGE
 from app.llm.client import TextDelta, UpstreamError
+from app.rag.context_budget import budget_for, check_fits, fit_history, fit_passages, window_of
 from app.rag.no_context import NO_CONTEXT_STATUS, answer_locally, answers_locally
 from app.rag.prompt import PROMPT_VERSION, build_messages
 from app.rag.retrieve import Passage, hybrid_search
@@ -97,7 +98,18 @@ async def prepare_chat(
             min_similarity=settings.retrieval_min_similarity,
             rrf_k=settings.rrf_k,
         )
+    window = window_of(services.prices, services.llm.models)
+    budget = budget_for(settings, window=window, max_output=settings.llm_max_tokens)
+    passages = fit_passages(passages, budget.passages)
+    history = fit_history(history, budget.history)
     flagged, planted, source_flags = screen_sources(settings, passages)
+    messages = build_messages(
+        question=upstream_question(settings, question),
+        passages=passages,
+        history=history,
+        flagged=flagged,
+    )
+    check_fits(messages, budget)  # raises CapRefused (413)
     return PreparedChat(
         user_id=user_id,
         conversation_id=conversation_id or uuid.uuid4(),
@@ -105,12 +117,7 @@ async def prepare_chat(
         question=question,
         trace_id=trace_id,
         passages=passages,
-        messages=build_messages(
-            question=upstream_question(settings, question),
-            passages=passages,
-            history=history,
-            flagged=flagged,
-        ),
+        messages=messages,
         planted=planted,
         triggers=triggers + source_flags,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings
 
 
@@ -30,6 +30,16 @@ class ContextSettings(BaseSettings):
     llm_max_tokens_summary: int = Field(
         300, ge=16, le=32768, description="Max output tokens of a history summary."
     )
-    llm_max_tokens_judge: int = Field(
-        200, ge=16, le=32768, description="Max output tokens of a quality judge call."
-    )
+
+    @model_validator(mode="after")
+    def _shares_fit(self) -> ContextSettings:
+        total = (
+            self.context_share_system
+            + self.context_share_summary
+            + self.context_share_history
+            + self.context_share_passages
+            + self.context_share_question
+        )
+        if total > 1 + 1e-9:
+            raise ValueError(f"the CONTEXT_SHARE_* settings add up to {total:.2f}: at most 1")
+        return self
