@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import anyio
@@ -23,6 +24,10 @@ from opentelemetry import trace
 from opentelemetry.trace import Span
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.cache.replay import replay
+from app.cache.responses import CachedAnswer, CacheKey, corpus_version
+from app.cache.responses import lookup as lookup_answer
+from app.cache.responses import store as store_answer
 from app.caps.chain import Admission
 from app.conversations import append_message, ensure_conversation, find_conversation, recent_history
 from app.db import session_scope
@@ -35,7 +40,7 @@ from app.guardrails.chain import (
 )
 from app.guardrails.output import OutputGuard
 from app.guardrails.verdict import RETRACTED_MESSAGE
-from app.llm.client import TextDelta, UpstreamError
+from app.llm.client import Finished, TextDelta, UpstreamError
 from app.rag.context_budget import budget_for, check_fits, fit_history, fit_passages, window_of
 from app.rag.no_context import NO_CONTEXT_STATUS, answer_locally, answers_locally
 from app.rag.prompt import PROMPT_VERSION, build_messages
@@ -67,6 +72,9 @@ class PreparedChat:
     messages: list[dict[str, str]]
     planted: list[str] = field(default_factory=list)  # instruction sentences in sources
     triggers: list[Trigger] = field(default_factory=list)  # guardrail flags so far
+    embedding: list[float] = field(default_factory=list)  # the question's
+    cache_key: CacheKey | None = None  # set when the response cache applies (first turns)
+    cached: CachedAnswer | None = None  # a cache hit: streamed instead of calling the model
 
 
 async def prepare_chat(
@@ -89,14 +97,28 @@ async def prepare_chat(
             history = await recent_history(
                 session, conversation_id=conversation_id, limit=settings.history_messages
             )
-        passages = await hybrid_search(
-            session,
-            query=question,
-            embedding=embedding,
-            top_k=settings.retrieval_top_k,
-            candidates=settings.retrieval_candidates,
-            min_similarity=settings.retrieval_min_similarity,
-            rrf_k=settings.rrf_k,
+        cache_key, cached = None, None
+        if settings.response_cache and conversation_id is None and not triggers:
+            cache_key = CacheKey(await corpus_version(session), PROMPT_VERSION, services.llm.model)
+            cached = await lookup_answer(
+                session,
+                key=cache_key,
+                question=question,
+                embedding=embedding,
+                threshold=settings.response_cache_similarity,
+            )
+        passages = (
+            cached.passages
+            if cached
+            else await hybrid_search(
+                session,
+                query=question,
+                embedding=embedding,
+                top_k=settings.retrieval_top_k,
+                candidates=settings.retrieval_candidates,
+                min_similarity=settings.retrieval_min_similarity,
+                rrf_k=settings.rrf_k,
+            )
         )
     window = window_of(services.prices, services.llm.models)
     budget = budget_for(settings, window=window, max_output=settings.llm_max_tokens)
@@ -120,6 +142,9 @@ async def prepare_chat(
         messages=messages,
         planted=planted,
         triggers=triggers + source_flags,
+        embedding=embedding,
+        cache_key=cache_key,
+        cached=cached,
     )
 
 
@@ -171,18 +196,7 @@ async def stream_answer(
             },
         )
         yield ChatEvent("sources", {"sources": source_payload(prepared.passages)})
-        upstream = (
-            answer_locally(services.llm.model)
-            if answers_locally(
-                enabled=services.settings.answer_without_sources_locally,
-                passages=prepared.passages,
-            )
-            else services.llm.stream_chat(
-                prepared.messages,
-                max_tokens=admission.max_tokens,
-                temperature=services.settings.llm_temperature,
-            )
-        )
+        upstream = _answer_source(services, admission)
         guard = output_guard(services.settings, prepared)
         async with aclosing(until_stopped(upstream, stop)) as events:  # a break closes it
             async for event in events:
@@ -231,6 +245,7 @@ async def stream_answer(
             try:
                 with services.tracer.start_as_current_span("settle", context=context):
                     record = await settle_call(services, admission, outcome)
+                    await _remember(services, prepared, outcome, Decimal(record["cost_usd"]))
                 span.set_attributes({"ragship.status": outcome.status, **_span_usage(record)})
             except SQLAlchemyError:
                 log.exception("could not settle call %s", prepared.trace_id)
@@ -250,6 +265,50 @@ async def stream_answer(
         yield ChatEvent("error", {"kind": error.kind, "message": str(error), **record})
     else:
         yield ChatEvent("done", record)
+
+
+def _answer_source(
+    services: Services, admission: Admission[PreparedChat]
+) -> AsyncIterator[TextDelta | Finished]:
+    """Where the answer comes from: the cache, the local "I don't know" (nothing was
+    retrieved), or the model."""
+    prepared = admission.prepared
+    if prepared.cached is not None:
+        return replay(prepared.cached.answer, services.llm.model)
+    if answers_locally(
+        enabled=services.settings.answer_without_sources_locally, passages=prepared.passages
+    ):
+        return answer_locally(services.llm.model)
+    return services.llm.stream_chat(
+        prepared.messages,
+        max_tokens=admission.max_tokens,
+        temperature=services.settings.llm_temperature,
+    )
+
+
+async def _remember(
+    services: Services, prepared: PreparedChat, outcome: Outcome, cost: Decimal
+) -> None:
+    """Cache a live first-turn answer that ended well and that no guardrail flagged."""
+    if (
+        prepared.cache_key is None
+        or prepared.cached is not None
+        or outcome.status != "ok"
+        or outcome.flags
+        or prepared.triggers
+    ):
+        return
+    async with session_scope(services.sessions) as session:
+        await store_answer(
+            session,
+            key=prepared.cache_key,
+            question=prepared.question,
+            embedding=prepared.embedding,
+            answer="".join(outcome.parts),
+            passages=prepared.passages,
+            cost_usd=cost,
+            ttl_s=services.settings.response_cache_ttl_s,
+        )
 
 
 async def _release_held(guard: OutputGuard | None, outcome: Outcome) -> AsyncIterator[ChatEvent]:

@@ -26,6 +26,7 @@ from app.settings.base import (
     MIN_SECRET_DISTINCT_CHARS,
     is_placeholder,
 )
+from app.settings.cache import CacheSettings
 from app.settings.caps import CapsSettings
 from app.settings.chat import ChatSettings
 from app.settings.context import ContextSettings
@@ -40,6 +41,7 @@ __all__ = ["LOCAL_MODEL_ID", "LOCAL_MODEL_IDS", "Settings", "get_settings"]
 
 
 class Settings(
+    CacheSettings,
     ContextSettings,
     ChatSettings,
     GuardrailsSettings,
