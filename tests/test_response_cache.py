@@ -36,6 +36,7 @@ def cached_app(
         llm_base_url=local_model.base_url,
         rate_limit_requests=10_000,
         response_cache=True,
+        admin_emails="ops@example.com",
     )
     server = BackgroundServer(create_app(settings, embedder=embedder)).start()
     yield server, engine
@@ -142,3 +143,24 @@ def test_an_ingest_that_changes_the_corpus_invalidates_the_cache(
 
 def test_questions_are_normalised_for_the_exact_match() -> None:
     assert normalise("  How do I run\tthe TESTS?? ") == normalise("how do i run the tests")
+
+
+def test_the_dashboard_shows_the_hit_rate_and_the_money_saved(
+    cached_app: tuple[BackgroundServer, Engine], local_model: LocalModel
+) -> None:
+    server, engine = cached_app
+    _asked(server, local_model, "fay@example.com", "What happens when a cap is reached?")
+    _asked(server, local_model, "fay@example.com", "What happens when a cap is reached?")
+    with engine.connect() as conn:
+        hits, answered, saved = conn.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE cache_hit), count(*), sum(saved_usd) "
+                "FROM llm_calls WHERE feature = 'chat' AND admission = 'allowed'"
+            )
+        ).one()
+    assert hits >= 1 and saved > 0
+    with sign_in(server.url, "ops@example.com") as ops:
+        levers = ops.get("/api/admin/dashboard/levers?days=1").json()
+    assert levers["cache_hits"] == hits and levers["answered"] == answered
+    assert levers["cache_hit_rate"] == hits / answered
+    assert Decimal(levers["cache_saved_usd"]) == saved
