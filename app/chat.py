@@ -29,7 +29,12 @@ from app.cache.responses import CachedAnswer, CacheKey, corpus_version
 from app.cache.responses import lookup as lookup_answer
 from app.cache.responses import store as store_answer
 from app.caps.chain import Admission
-from app.conversations import append_message, ensure_conversation, find_conversation, recent_history
+from app.conversations import (
+    append_message,
+    ensure_conversation,
+    find_conversation,
+    unsummarised_history,
+)
 from app.db import session_scope
 from app.guardrails.chain import (
     Trigger,
@@ -41,10 +46,18 @@ from app.guardrails.chain import (
 from app.guardrails.output import OutputGuard
 from app.guardrails.verdict import RETRACTED_MESSAGE
 from app.llm.client import Finished, TextDelta, UpstreamError
-from app.rag.context_budget import budget_for, check_fits, fit_history, fit_passages, window_of
+from app.rag.context_budget import (
+    budget_for,
+    check_fits,
+    fit_history,
+    fit_passages,
+    fit_summary,
+    window_of,
+)
 from app.rag.no_context import NO_CONTEXT_STATUS, answer_locally, answers_locally
 from app.rag.prompt import PROMPT_VERSION, build_messages
 from app.rag.retrieve import Passage, hybrid_search
+from app.rag.summarise import MAX_UNSUMMARISED, Turn, fold, turns_to_fold
 from app.services import Services
 from app.settle import Outcome, settle_call, source_payload
 from app.shutdown import SHUTDOWN_MESSAGE, ShuttingDown, StopSignal, until_stopped
@@ -91,11 +104,19 @@ async def prepare_chat(
         services, user_id=user_id, trace_id=trace_id, question=question, embedding=embedding
     )
     async with session_scope(services.sessions) as session:
-        history: list[dict[str, str]] = []
+        turns: list[Turn] = []
+        summary: str | None = None
         if conversation_id is not None:
-            await find_conversation(session, conversation_id=conversation_id, owner=str(user_id))
-            history = await recent_history(
-                session, conversation_id=conversation_id, limit=settings.history_messages
+            conversation = await find_conversation(
+                session, conversation_id=conversation_id, owner=str(user_id)
+            )
+        if conversation_id is not None and settings.history_messages:
+            summary = conversation.summary
+            turns = await unsummarised_history(
+                session,
+                conversation_id=conversation_id,
+                after=conversation.summary_through,
+                limit=MAX_UNSUMMARISED,
             )
         cache_key, cached = None, None
         if settings.response_cache and conversation_id is None and not triggers:
@@ -123,13 +144,34 @@ async def prepare_chat(
     window = window_of(services.prices, services.llm.models)
     budget = budget_for(settings, window=window, max_output=settings.llm_max_tokens)
     passages = fit_passages(passages, budget.passages)
-    history = fit_history(history, budget.history)
+    folded = turns_to_fold(
+        turns,
+        budget=budget,
+        threshold=settings.context_summary_threshold,
+        max_messages=settings.history_messages,
+    )
+    if folded and conversation_id is not None:
+        summary = (
+            await fold(
+                services,
+                user_id=user_id,
+                conversation_id=conversation_id,
+                trace_id=trace_id,
+                summary=summary,
+                older=turns[:folded],
+                max_tokens=min(settings.llm_max_tokens_summary, budget.summary),
+            )
+            or summary
+        )
+        turns = turns[folded:]
+    history = fit_history([{"role": r, "content": c} for _, r, c in turns], budget.history)
     flagged, planted, source_flags = screen_sources(settings, passages)
     messages = build_messages(
         question=upstream_question(settings, question),
         passages=passages,
         history=history,
         flagged=flagged,
+        summary=fit_summary(summary, budget.summary),
     )
     check_fits(messages, budget)  # raises CapRefused (413)
     return PreparedChat(

@@ -76,6 +76,8 @@ class Conversation(Base):
     title: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    summary: Mapped[str | None] = mapped_column(Text, nullable=True)  # of the older turns
+    summary_through: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # message id
 
 
 class Message(Base):

@@ -22,6 +22,7 @@ BENCHMARKS = (
     "observability",
     "dashboard",
     "cold_start",
+    "levers",
 )
 
 

@@ -1,5 +1,5 @@
 """The response cache: first-turn answers keyed by corpus, prompt version and model;
-llm_calls.saved_usd, what a cache hit saved.
+llm_calls.saved_usd, what a cache hit saved; conversations' running summaries.
 
 Revision ID: 0013
 Revises: 0012
@@ -44,6 +44,9 @@ def upgrade() -> None:
         "llm_calls",
         sa.Column("saved_usd", sa.Numeric(14, 6), nullable=False, server_default="0"),
     )
+    # The running summary of a conversation's older turns, and the last message it covers.
+    op.add_column("conversations", sa.Column("summary", sa.Text(), nullable=True))
+    op.add_column("conversations", sa.Column("summary_through", sa.BigInteger(), nullable=True))
     op.execute(
         "CREATE INDEX ix_response_cache_embedding_hnsw ON response_cache "
         "USING hnsw (embedding vector_cosine_ops)"
@@ -51,5 +54,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_column("conversations", "summary_through")
+    op.drop_column("conversations", "summary")
     op.drop_column("llm_calls", "saved_usd")
     op.drop_table("response_cache")

@@ -116,6 +116,15 @@ def fit_history(history: list[dict[str, str]], limit: int) -> list[dict[str, str
     return kept
 
 
+def fit_summary(summary: str | None, limit: int) -> str | None:
+    """The running summary cut to `limit` tokens (it is written to fit; this is a guard
+    for one written under a larger budget)."""
+    if not summary:
+        return None
+    tokens = encoding().encode(summary, disallowed_special=())
+    return summary if len(tokens) <= limit else encoding().decode(tokens[:limit])
+
+
 def check_fits(messages: list[dict[str, str]], budget: ContextBudget) -> int:
     """The prompt's tokens, counted before it is sent; raises `CapRefused` (413,
     layer ``context_window``) when they exceed the input budget."""

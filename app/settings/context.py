@@ -27,6 +27,12 @@ class ContextSettings(BaseSettings):
     context_share_question: float = Field(
         0.10, gt=0, le=1, description="Share of the input budget for the question."
     )
+    context_summary_threshold: float = Field(
+        0.75,
+        gt=0,
+        le=1,
+        description="Fold older turns into the summary past this share of the history budget.",
+    )
     llm_max_tokens_summary: int = Field(
         300, ge=16, le=32768, description="Max output tokens of a history summary."
     )
