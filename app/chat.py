@@ -24,10 +24,9 @@ from opentelemetry import trace
 from opentelemetry.trace import Span
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.cache.replay import replay
+from app.answer_source import answer_source, remember_answer
 from app.cache.responses import CachedAnswer, CacheKey, corpus_version
 from app.cache.responses import lookup as lookup_answer
-from app.cache.responses import store as store_answer
 from app.caps.chain import Admission
 from app.conversations import (
     append_message,
@@ -45,7 +44,7 @@ from app.guardrails.chain import (
 )
 from app.guardrails.output import OutputGuard
 from app.guardrails.verdict import RETRACTED_MESSAGE
-from app.llm.client import Finished, TextDelta, UpstreamError
+from app.llm.client import TextDelta, UpstreamError
 from app.rag.context_budget import (
     budget_for,
     check_fits,
@@ -54,7 +53,7 @@ from app.rag.context_budget import (
     fit_summary,
     window_of,
 )
-from app.rag.no_context import NO_CONTEXT_STATUS, answer_locally, answers_locally
+from app.rag.no_context import NO_CONTEXT_STATUS
 from app.rag.prompt import PROMPT_VERSION, build_messages
 from app.rag.retrieve import Passage, hybrid_search
 from app.rag.summarise import MAX_UNSUMMARISED, Turn, fold, turns_to_fold
@@ -238,7 +237,7 @@ async def stream_answer(
             },
         )
         yield ChatEvent("sources", {"sources": source_payload(prepared.passages)})
-        upstream = _answer_source(services, admission)
+        upstream = answer_source(services, admission)
         guard = output_guard(services.settings, prepared)
         async with aclosing(until_stopped(upstream, stop)) as events:  # a break closes it
             async for event in events:
@@ -287,7 +286,7 @@ async def stream_answer(
             try:
                 with services.tracer.start_as_current_span("settle", context=context):
                     record = await settle_call(services, admission, outcome)
-                    await _remember(services, prepared, outcome, Decimal(record["cost_usd"]))
+                    await remember_answer(services, prepared, outcome, Decimal(record["cost_usd"]))
                 span.set_attributes({"ragship.status": outcome.status, **_span_usage(record)})
             except SQLAlchemyError:
                 log.exception("could not settle call %s", prepared.trace_id)
@@ -307,50 +306,6 @@ async def stream_answer(
         yield ChatEvent("error", {"kind": error.kind, "message": str(error), **record})
     else:
         yield ChatEvent("done", record)
-
-
-def _answer_source(
-    services: Services, admission: Admission[PreparedChat]
-) -> AsyncIterator[TextDelta | Finished]:
-    """Where the answer comes from: the cache, the local "I don't know" (nothing was
-    retrieved), or the model."""
-    prepared = admission.prepared
-    if prepared.cached is not None:
-        return replay(prepared.cached.answer, services.llm.model)
-    if answers_locally(
-        enabled=services.settings.answer_without_sources_locally, passages=prepared.passages
-    ):
-        return answer_locally(services.llm.model)
-    return services.llm.stream_chat(
-        prepared.messages,
-        max_tokens=admission.max_tokens,
-        temperature=services.settings.llm_temperature,
-    )
-
-
-async def _remember(
-    services: Services, prepared: PreparedChat, outcome: Outcome, cost: Decimal
-) -> None:
-    """Cache a live first-turn answer that ended well and that no guardrail flagged."""
-    if (
-        prepared.cache_key is None
-        or prepared.cached is not None
-        or outcome.status != "ok"
-        or outcome.flags
-        or prepared.triggers
-    ):
-        return
-    async with session_scope(services.sessions) as session:
-        await store_answer(
-            session,
-            key=prepared.cache_key,
-            question=prepared.question,
-            embedding=prepared.embedding,
-            answer="".join(outcome.parts),
-            passages=prepared.passages,
-            cost_usd=cost,
-            ttl_s=services.settings.response_cache_ttl_s,
-        )
 
 
 async def _release_held(guard: OutputGuard | None, outcome: Outcome) -> AsyncIterator[ChatEvent]:

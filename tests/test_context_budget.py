@@ -92,3 +92,27 @@ def test_history_keeps_the_newest_turns_and_starts_with_a_question() -> None:
 def test_shares_over_the_whole_budget_stop_the_start() -> None:
     with pytest.raises(ValidationError, match="CONTEXT_SHARE_"):
         make_settings(context_share_passages=0.9, context_share_history=0.5)
+
+
+def test_prompts_near_the_window_raise_the_prompt_size_alert(start_app: Any) -> None:
+    alerting = {
+        "llm_context_window": 2048,
+        "admin_emails": "ops@example.com",
+        "alert_min_calls": 2,
+        "alert_cooldown_s": 0,
+        "rate_limit_requests": 10_000,
+    }
+    squeezed = start_app(**alerting, alert_prompt_size_share=0.3)  # 30 % of 1536 tokens
+    with sign_in(squeezed.url, "ops@example.com") as ops:
+        for question in QUESTIONS[:2]:
+            assert chat(ops, question)[-1][0] == "done"
+        fired = ops.post("/api/admin/dashboard/alerts/evaluate").json()
+    assert [a["rule"] for a in fired if a["rule"] == "prompt_size"] == ["prompt_size"]
+    assert "of the 1536-token input budget" in next(
+        a["message"] for a in fired if a["rule"] == "prompt_size"
+    )
+    # The same prompts against a 100k window are far from it: no alert.
+    roomy = start_app(**{**alerting, "llm_context_window": 100_000})
+    with sign_in(roomy.url, "ops@example.com") as ops:
+        fired = ops.post("/api/admin/dashboard/alerts/evaluate").json()
+    assert "prompt_size" not in [a["rule"] for a in fired]

@@ -33,6 +33,9 @@ class ContextSettings(BaseSettings):
         le=1,
         description="Fold older turns into the summary past this share of the history budget.",
     )
+    alert_prompt_size_share: float = Field(
+        0.9, gt=0, le=1, description="Alert when the hour's p95 prompt reaches this share."
+    )
     llm_max_tokens_summary: int = Field(
         300, ge=16, le=32768, description="Max output tokens of a history summary."
     )
