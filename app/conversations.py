@@ -35,21 +35,6 @@ async def ensure_conversation(
         await session.flush()
 
 
-async def recent_history(
-    session: AsyncSession, *, conversation_id: uuid.UUID, limit: int
-) -> list[dict[str, str]]:
-    """The last ``limit`` completed messages, oldest first, as chat messages."""
-    if limit == 0:
-        return []
-    rows = await session.execute(
-        select(Message.role, Message.content)
-        .where(Message.conversation_id == conversation_id, Message.status == "ok")
-        .order_by(Message.id.desc())
-        .limit(limit)
-    )
-    return [{"role": role, "content": content} for role, content in reversed(rows.all())]
-
-
 async def append_message(
     session: AsyncSession,
     *,
