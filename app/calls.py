@@ -39,6 +39,8 @@ async def record_call(
     price_source: str | None = None,
     question: str | None = None,
     answer: str | None = None,
+    cache_hit: bool = False,
+    saved_usd: Decimal = Decimal(0),
 ) -> None:
     """Add the call to the ledger and to the rollups, in the caller's transaction."""
     now = utcnow()
@@ -66,6 +68,8 @@ async def record_call(
             price_source=price_source,
             question=question,
             answer=answer,
+            cache_hit=cache_hit,
+            saved_usd=saved_usd,
         )
     )
     await add_to_rollups(

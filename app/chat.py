@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import anyio
@@ -23,8 +24,16 @@ from opentelemetry import trace
 from opentelemetry.trace import Span
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.answer_source import answer_source, remember_answer
+from app.cache.responses import CachedAnswer, CacheKey, corpus_version
+from app.cache.responses import lookup as lookup_answer
 from app.caps.chain import Admission
-from app.conversations import append_message, ensure_conversation, find_conversation, recent_history
+from app.conversations import (
+    append_message,
+    ensure_conversation,
+    find_conversation,
+    unsummarised_history,
+)
 from app.db import session_scope
 from app.guardrails.chain import (
     Trigger,
@@ -36,8 +45,18 @@ from app.guardrails.chain import (
 from app.guardrails.output import OutputGuard
 from app.guardrails.verdict import RETRACTED_MESSAGE
 from app.llm.client import TextDelta, UpstreamError
+from app.rag.context_budget import (
+    budget_for,
+    check_fits,
+    fit_history,
+    fit_passages,
+    fit_summary,
+    window_of,
+)
+from app.rag.no_context import NO_CONTEXT_STATUS
 from app.rag.prompt import PROMPT_VERSION, build_messages
 from app.rag.retrieve import Passage, hybrid_search
+from app.rag.summarise import MAX_UNSUMMARISED, Turn, fold, turns_to_fold
 from app.services import Services
 from app.settle import Outcome, settle_call, source_payload
 from app.shutdown import SHUTDOWN_MESSAGE, ShuttingDown, StopSignal, until_stopped
@@ -65,6 +84,9 @@ class PreparedChat:
     messages: list[dict[str, str]]
     planted: list[str] = field(default_factory=list)  # instruction sentences in sources
     triggers: list[Trigger] = field(default_factory=list)  # guardrail flags so far
+    embedding: list[float] = field(default_factory=list)  # the question's
+    cache_key: CacheKey | None = None  # set when the response cache applies (first turns)
+    cached: CachedAnswer | None = None  # a cache hit: streamed instead of calling the model
 
 
 async def prepare_chat(
@@ -81,22 +103,76 @@ async def prepare_chat(
         services, user_id=user_id, trace_id=trace_id, question=question, embedding=embedding
     )
     async with session_scope(services.sessions) as session:
-        history: list[dict[str, str]] = []
+        turns: list[Turn] = []
+        summary: str | None = None
         if conversation_id is not None:
-            await find_conversation(session, conversation_id=conversation_id, owner=str(user_id))
-            history = await recent_history(
-                session, conversation_id=conversation_id, limit=settings.history_messages
+            conversation = await find_conversation(
+                session, conversation_id=conversation_id, owner=str(user_id)
             )
-        passages = await hybrid_search(
-            session,
-            query=question,
-            embedding=embedding,
-            top_k=settings.retrieval_top_k,
-            candidates=settings.retrieval_candidates,
-            min_similarity=settings.retrieval_min_similarity,
-            rrf_k=settings.rrf_k,
+        if conversation_id is not None and settings.history_messages:
+            summary = conversation.summary
+            turns = await unsummarised_history(
+                session,
+                conversation_id=conversation_id,
+                after=conversation.summary_through,
+                limit=MAX_UNSUMMARISED,
+            )
+        cache_key, cached = None, None
+        if settings.response_cache and conversation_id is None and not triggers:
+            cache_key = CacheKey(await corpus_version(session), PROMPT_VERSION, services.llm.model)
+            cached = await lookup_answer(
+                session,
+                key=cache_key,
+                question=question,
+                embedding=embedding,
+                threshold=settings.response_cache_similarity,
+            )
+        passages = (
+            cached.passages
+            if cached
+            else await hybrid_search(
+                session,
+                query=question,
+                embedding=embedding,
+                top_k=settings.retrieval_top_k,
+                candidates=settings.retrieval_candidates,
+                min_similarity=settings.retrieval_min_similarity,
+                rrf_k=settings.rrf_k,
+            )
         )
+    window = window_of(services.prices, services.llm.models)
+    budget = budget_for(settings, window=window, max_output=settings.llm_max_tokens)
+    passages = fit_passages(passages, budget.passages)
+    folded = turns_to_fold(
+        turns,
+        budget=budget,
+        threshold=settings.context_summary_threshold,
+        max_messages=settings.history_messages,
+    )
+    if folded and conversation_id is not None:
+        summary = (
+            await fold(
+                services,
+                user_id=user_id,
+                conversation_id=conversation_id,
+                trace_id=trace_id,
+                summary=summary,
+                older=turns[:folded],
+                max_tokens=min(settings.llm_max_tokens_summary, budget.summary),
+            )
+            or summary
+        )
+        turns = turns[folded:]
+    history = fit_history([{"role": r, "content": c} for _, r, c in turns], budget.history)
     flagged, planted, source_flags = screen_sources(settings, passages)
+    messages = build_messages(
+        question=upstream_question(settings, question),
+        passages=passages,
+        history=history,
+        flagged=flagged,
+        summary=fit_summary(summary, budget.summary),
+    )
+    check_fits(messages, budget)  # raises CapRefused (413)
     return PreparedChat(
         user_id=user_id,
         conversation_id=conversation_id or uuid.uuid4(),
@@ -104,14 +180,12 @@ async def prepare_chat(
         question=question,
         trace_id=trace_id,
         passages=passages,
-        messages=build_messages(
-            question=upstream_question(settings, question),
-            passages=passages,
-            history=history,
-            flagged=flagged,
-        ),
+        messages=messages,
         planted=planted,
         triggers=triggers + source_flags,
+        embedding=embedding,
+        cache_key=cache_key,
+        cached=cached,
     )
 
 
@@ -163,11 +237,7 @@ async def stream_answer(
             },
         )
         yield ChatEvent("sources", {"sources": source_payload(prepared.passages)})
-        upstream = services.llm.stream_chat(
-            prepared.messages,
-            max_tokens=admission.max_tokens,
-            temperature=services.settings.llm_temperature,
-        )
+        upstream = answer_source(services, admission)
         guard = output_guard(services.settings, prepared)
         async with aclosing(until_stopped(upstream, stop)) as events:  # a break closes it
             async for event in events:
@@ -193,6 +263,8 @@ async def stream_answer(
             outcome.finished and outcome.finished.reason == "content_filter"
         )
         outcome.status = "refused" if refused else "ok"
+        if outcome.finished is not None and outcome.finished.reason == NO_CONTEXT_STATUS:
+            outcome.status = NO_CONTEXT_STATUS
         if outcome.retracted is not None:
             outcome.status = f"blocked:{outcome.retracted.rule}"
             llm_span.add_event("guardrail", {"rule": outcome.retracted.rule, "action": "block"})
@@ -214,6 +286,7 @@ async def stream_answer(
             try:
                 with services.tracer.start_as_current_span("settle", context=context):
                     record = await settle_call(services, admission, outcome)
+                    await remember_answer(services, prepared, outcome, Decimal(record["cost_usd"]))
                 span.set_attributes({"ragship.status": outcome.status, **_span_usage(record)})
             except SQLAlchemyError:
                 log.exception("could not settle call %s", prepared.trace_id)

@@ -35,21 +35,6 @@ async def ensure_conversation(
         await session.flush()
 
 
-async def recent_history(
-    session: AsyncSession, *, conversation_id: uuid.UUID, limit: int
-) -> list[dict[str, str]]:
-    """The last ``limit`` completed messages, oldest first, as chat messages."""
-    if limit == 0:
-        return []
-    rows = await session.execute(
-        select(Message.role, Message.content)
-        .where(Message.conversation_id == conversation_id, Message.status == "ok")
-        .order_by(Message.id.desc())
-        .limit(limit)
-    )
-    return [{"role": role, "content": content} for role, content in reversed(rows.all())]
-
-
 async def append_message(
     session: AsyncSession,
     *,
@@ -105,3 +90,18 @@ async def conversation_messages(
         select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id)
     )
     return list(rows.scalars())
+
+
+async def unsummarised_history(
+    session: AsyncSession, *, conversation_id: uuid.UUID, after: int | None, limit: int
+) -> list[tuple[int, str, str]]:
+    """(id, role, content) of the completed messages after message `after` (the last one
+    the running summary covers; None: from the start), oldest first, at most the newest
+    `limit`."""
+    query = select(Message.id, Message.role, Message.content).where(
+        Message.conversation_id == conversation_id, Message.status == "ok"
+    )
+    if after is not None:
+        query = query.where(Message.id > after)
+    rows = await session.execute(query.order_by(Message.id.desc()).limit(limit))
+    return [(i, role, content) for i, role, content in reversed(rows.all())]

@@ -76,6 +76,8 @@ class Conversation(Base):
     title: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    summary: Mapped[str | None] = mapped_column(Text, nullable=True)  # of the older turns
+    summary_through: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # message id
 
 
 class Message(Base):
@@ -189,6 +191,7 @@ class LLMCall(Base):
     price_source: Mapped[str | None] = mapped_column(Text, nullable=True)
     request_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     cache_hit: Mapped[bool] = mapped_column(default=False)
+    saved_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6), default=0)  # a cache hit's saving
     question: Mapped[str | None] = mapped_column(Text, nullable=True)
     answer: Mapped[str | None] = mapped_column(Text, nullable=True)
 
@@ -260,3 +263,28 @@ class GuardrailTrigger(Base):
     rule: Mapped[str] = mapped_column(String(32))
     action: Mapped[str] = mapped_column(String(8))  # flag or block
     excerpt: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ResponseCacheEntry(Base):
+    """A first-turn answer served again at $0 (app/cache/responses.py, docs/context.md)."""
+
+    __tablename__ = "response_cache"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    corpus_version: Mapped[str] = mapped_column(String(32))
+    prompt_version: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(Text)
+    question_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the normalised question
+    embedding: Mapped[list[float]] = mapped_column(Vector(EMBEDDING_DIM))
+    answer: Mapped[str] = mapped_column(Text)
+    passages: Mapped[list[dict[str, object]]] = mapped_column(JSONB)
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6))  # what the live answer cost
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        Index(
+            "ix_response_cache_key", "corpus_version", "prompt_version", "model", "question_hash"
+        ),
+    )

@@ -138,6 +138,8 @@ async def settle_call(
             price_source=price.source,
             question=for_call_log(prepared.question, policy=services.settings.content_logging),
             answer=for_call_log(shown, policy=services.settings.content_logging),
+            cache_hit=prepared.cached is not None,
+            saved_usd=prepared.cached.live_cost_usd if prepared.cached else Decimal(0),
         )
         verdicts = [*prepared.triggers, *(("output", v) for v in outcome.flags)]
         if outcome.retracted is not None:

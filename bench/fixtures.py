@@ -85,8 +85,15 @@ def shared_embedder() -> Embedder:
 
 
 def bench_settings(**overrides: object) -> Settings:
-    """Settings as the tests build them: dev, no `.env`, no artificial token delay."""
-    values: dict[str, Any] = {"env": "dev", "local_model_token_delay_s": 0.0, **overrides}
+    """Settings as the tests build them: dev, no `.env`, no artificial token delay, no
+    response cache (a benchmark that repeats a question measures the model unless it asks
+    for the cache)."""
+    values: dict[str, Any] = {
+        "env": "dev",
+        "local_model_token_delay_s": 0.0,
+        "response_cache": False,
+        **overrides,
+    }
     return Settings(_env_file=None, **values)
 
 

@@ -106,6 +106,7 @@ def eval_settings(config: EvalConfig, *, database_url: str, llm_base_url: str) -
         "max_request_cost_usd": 10,
         "status_probe_interval_s": 3600,
         "alert_interval_s": 3600,
+        "response_cache": False,  # the suite measures the model, never a replayed answer
     }
     if config.llm_model:
         values["llm_model"] = config.llm_model

@@ -84,6 +84,10 @@ async function refreshDashboard() {
   const outcomes = await call(`/api/admin/dashboard/outcomes${q}`);
   cells("#outcomes", outcomes.map((r) => [r.t, r.calls, `${(r.error_rate * 100).toFixed(1)}%`,
     `${(r.refusal_rate * 100).toFixed(1)}%`, Object.entries(r.by_outcome).map(([k, v]) => `${k}: ${v}`).join(", ")]));
+  const levers = await call(`/api/admin/dashboard/levers${q}`);
+  cells("#levers", [[levers.answered, levers.cache_hits,
+    levers.cache_hit_rate === null ? "–" : `${(levers.cache_hit_rate * 100).toFixed(1)}%`,
+    `$${levers.cache_saved_usd}`, levers.no_context_answers]]);
   const guardrails = await call(`/api/admin/dashboard/guardrails${q}`);
   cells("#guardrails", guardrails.map((g) => [g.rule, g.layer, g.blocks, g.flags, g.per_1000_requests ?? "–"]));
   const alerts = await call("/api/admin/dashboard/alerts");

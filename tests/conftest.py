@@ -211,8 +211,11 @@ def start_app(db_url: str, local_model: LocalModel, embedder: Embedder, corpus: 
 def make_settings(**overrides: object) -> Settings:
     # The status prober probes on demand in tests (POST /api/admin/status/probe), never behind
     # a test's back: its upstream ping would otherwise consume injected faults.
+    # The response cache is off: most tests ask the same question again and expect it to
+    # reach the model (tests/test_response_cache.py turns it on).
     values: dict[str, object] = {
         "env": "dev",
+        "response_cache": False,
         "local_model_token_delay_s": 0.0,
         "status_probe_interval_s": 3600,
         "alert_interval_s": 3600,

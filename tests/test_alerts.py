@@ -73,6 +73,9 @@ def test_error_burst_raises_exactly_one_error_rate_alert(
         llm_max_retries=0,
         breaker_failures=1000,
         rate_limit_requests=1000,
+        # The database holds no documents: without this, every question would be answered
+        # "I don't know" locally (docs/context.md) and never reach the failing upstream.
+        answer_without_sources_locally=False,
     )
     local_model.fault("server_error", times=12)
     with sign_in(app.url, "burst@example.com") as client:

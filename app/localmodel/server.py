@@ -24,6 +24,7 @@ from app.localmodel.adversary import misbehave
 from app.localmodel.answer import answer
 from app.localmodel.faults import Fault, FaultQueue
 from app.localmodel.moderation import moderate
+from app.localmodel.summary import is_summary_request, summarise
 from app.localmodel.truncate import truncate
 from app.settings import LOCAL_MODEL_IDS
 from app.tokens import count_message_tokens, count_tokens
@@ -132,6 +133,10 @@ def create_local_model(*, api_key: str | None = None, token_delay_s: float = 0.0
         else:
             text = "" if fault and fault.kind == "content_filter" else answer(messages)
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+        if is_summary_request(messages) and not fault:
+            text = summarise(
+                messages, max_tokens=max_tokens if isinstance(max_tokens, int) else None
+            )
         pieces = _PIECES.findall(text)
         if isinstance(max_tokens, int) and max_tokens > 0:
             pieces = truncate(pieces, max_tokens)

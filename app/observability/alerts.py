@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.caps.budget import GLOBAL, periods
 from app.models import Alert, utcnow
 from app.observability.notify import deliver
+from app.observability.prompt_size import prompt_size_alert
+from app.rag.context_budget import window_of
 from app.services import Services
 from app.settings import Settings
 
@@ -154,7 +156,11 @@ class Alerter:
         async with self.services.sessions() as session, session.begin():
             if not await session.scalar(_TRY_LOCK, {"id": ALERT_LOCK}):
                 return []
-            for firing in await evaluate(session, settings):
+            firings = await evaluate(session, settings)
+            window = window_of(self.services.prices, self.services.llm.models)
+            prompt_size = await prompt_size_alert(session, settings, window=window)
+            firings += [Firing(*prompt_size)] if prompt_size else []
+            for firing in firings:
                 since = utcnow() - timedelta(seconds=settings.alert_cooldown_s)
                 recent = await session.scalar(
                     select(Alert.id)

@@ -12,7 +12,7 @@ from app.db import session_scope
 from app.deps import AdminDep, AlerterDep, ServicesDep
 from app.http.params import BIGINT_MAX, RowId
 from app.models import Alert
-from app.observability import dashboard
+from app.observability import dashboard, levers
 
 router = APIRouter(prefix="/api/admin/dashboard", tags=["admin"])
 Days = Query(7, ge=1, le=400, description="Time range, in days back from now.")
@@ -53,6 +53,13 @@ async def guardrails(
     """Guardrail triggers per rule (docs/guardrails.md)."""
     async with session_scope(services.sessions) as session:
         return await dashboard.guardrails(session, days=days)
+
+
+@router.get("/levers")
+async def cost_levers(admin: AdminDep, services: ServicesDep, days: int = Days) -> dict[str, Any]:
+    """Response cache hit rate and saving, and answers given without a model call."""
+    async with session_scope(services.sessions) as session:
+        return await levers.cost_levers(session, days=days)
 
 
 @router.get("/caps")

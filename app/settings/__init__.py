@@ -26,9 +26,11 @@ from app.settings.base import (
     MIN_SECRET_DISTINCT_CHARS,
     is_placeholder,
 )
+from app.settings.cache import CacheSettings
 from app.settings.capacity import CapacitySettings
 from app.settings.caps import CapsSettings
 from app.settings.chat import ChatSettings
+from app.settings.context import ContextSettings
 from app.settings.embedding import EmbeddingSettings
 from app.settings.guardrails import GuardrailsSettings
 from app.settings.llm import LLMSettings
@@ -41,6 +43,8 @@ __all__ = ["LOCAL_MODEL_ID", "LOCAL_MODEL_IDS", "Settings", "get_settings"]
 
 
 class Settings(
+    CacheSettings,
+    ContextSettings,
     CapacitySettings,
     ChatSettings,
     GuardrailsSettings,

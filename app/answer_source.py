@@ -1,0 +1,65 @@
+"""Where an answer comes from, and what is kept of it: the response cache, the local
+"I don't know" when nothing was retrieved, or the model; a live first-turn answer that
+ended well is cached for the next asker (docs/context.md)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from app.cache.replay import replay
+from app.cache.responses import store as store_answer
+from app.caps.chain import Admission
+from app.db import session_scope
+from app.llm.client import Finished, TextDelta
+from app.rag.no_context import answer_locally, answers_locally
+from app.services import Services
+from app.settle import Outcome
+
+if TYPE_CHECKING:
+    from app.chat import PreparedChat
+
+
+def answer_source(
+    services: Services, admission: Admission[PreparedChat]
+) -> AsyncIterator[TextDelta | Finished]:
+    """Where the answer comes from: the cache, the local "I don't know" (nothing was
+    retrieved), or the model."""
+    prepared = admission.prepared
+    if prepared.cached is not None:
+        return replay(prepared.cached.answer, services.llm.model)
+    if answers_locally(
+        enabled=services.settings.answer_without_sources_locally, passages=prepared.passages
+    ):
+        return answer_locally(services.llm.model)
+    return services.llm.stream_chat(
+        prepared.messages,
+        max_tokens=admission.max_tokens,
+        temperature=services.settings.llm_temperature,
+    )
+
+
+async def remember_answer(
+    services: Services, prepared: PreparedChat, outcome: Outcome, cost: Decimal
+) -> None:
+    """Cache a live first-turn answer that ended well and that no guardrail flagged."""
+    if (
+        prepared.cache_key is None
+        or prepared.cached is not None
+        or outcome.status != "ok"
+        or outcome.flags
+        or prepared.triggers
+    ):
+        return
+    async with session_scope(services.sessions) as session:
+        await store_answer(
+            session,
+            key=prepared.cache_key,
+            question=prepared.question,
+            embedding=prepared.embedding,
+            answer="".join(outcome.parts),
+            passages=prepared.passages,
+            cost_usd=cost,
+            ttl_s=services.settings.response_cache_ttl_s,
+        )

@@ -1,0 +1,1 @@
+"""Answers served again without calling the model."""

@@ -1,0 +1,143 @@
+"""The response cache: a first-turn question asked again is answered from PostgreSQL.
+
+A hit is either *exact* (the same question once normalised: case, spacing and trailing
+punctuation ignored) or *semantic* (pgvector cosine similarity of the question embeddings
+at least ``RESPONSE_CACHE_SIMILARITY``). Entries are keyed by the corpus version, the
+prompt version and the model, so an ingest that changes any document, a new prompt or a
+new model never serves an old answer. Only first turns are cached and served: a follow-up
+depends on its conversation. The question is stored as a hash, never as text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import bindparam, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import EMBEDDING_DIM, ResponseCacheEntry, utcnow
+from app.rag.retrieve import Passage
+
+# Changes whenever a document is added, changed or removed (its content hash) or
+# re-embedded with another model.
+_CORPUS_VERSION = text(
+    "SELECT md5(coalesce(string_agg(source || ':' || content_hash || ':' || embedding_model, "
+    "',' ORDER BY source), '')) FROM documents"
+)
+_LOOKUP = text(
+    "SELECT id, answer, passages, cost_usd, question_hash = :qh AS exact, "
+    "1 - (embedding <=> :embedding) AS similarity FROM response_cache "
+    "WHERE corpus_version = :cv AND prompt_version = :pv AND model = :model "
+    "AND expires_at > now() "
+    "AND (question_hash = :qh OR 1 - (embedding <=> :embedding) >= :threshold) "
+    "ORDER BY question_hash = :qh DESC, embedding <=> :embedding LIMIT 1"
+).bindparams(bindparam("embedding", type_=Vector(EMBEDDING_DIM)))
+_HIT = text("UPDATE response_cache SET hits = hits + 1 WHERE id = :id")
+_PRUNE = text("DELETE FROM response_cache WHERE expires_at <= now() OR corpus_version <> :cv")
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    corpus_version: str
+    prompt_version: str
+    model: str
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    answer: str
+    passages: list[Passage]
+    live_cost_usd: Decimal  # what the answer cost when it was made: the saving per hit
+    exact: bool
+    similarity: float
+
+
+def normalise(question: str) -> str:
+    """Lower case, single spaces, no trailing punctuation: "How do I X?" == "how do i x"."""
+    return _SPACES.sub(" ", question.lower()).strip().rstrip("?!. ")
+
+
+def question_hash(question: str) -> str:
+    return hashlib.sha256(normalise(question).encode()).hexdigest()
+
+
+async def corpus_version(session: AsyncSession) -> str:
+    """A 32-hex-digit digest of every document's source, content hash and embedding model."""
+    return str((await session.execute(_CORPUS_VERSION)).scalar_one())
+
+
+async def lookup(
+    session: AsyncSession,
+    *,
+    key: CacheKey,
+    question: str,
+    embedding: list[float],
+    threshold: float,
+) -> CachedAnswer | None:
+    """The cached answer for `question` under `key`: exact match first, else the most
+    similar question at cosine similarity >= `threshold`; None on a miss."""
+    row = (
+        await session.execute(
+            _LOOKUP,
+            {
+                "qh": question_hash(question),
+                "embedding": embedding,
+                "cv": key.corpus_version,
+                "pv": key.prompt_version,
+                "model": key.model,
+                "threshold": threshold,
+            },
+        )
+    ).first()
+    if row is None:
+        return None
+    await session.execute(_HIT, {"id": row.id})
+    return CachedAnswer(
+        answer=row.answer,
+        passages=[Passage(**p) for p in row.passages],
+        live_cost_usd=Decimal(row.cost_usd),
+        exact=bool(row.exact),
+        similarity=float(row.similarity),
+    )
+
+
+async def store(
+    session: AsyncSession,
+    *,
+    key: CacheKey,
+    question: str,
+    embedding: list[float],
+    answer: str,
+    passages: list[Passage],
+    cost_usd: Decimal,
+    ttl_s: int,
+) -> None:
+    """Cache a live first-turn answer for `ttl_s` seconds, and drop entries that expired
+    or belong to another corpus version (an ingest happened)."""
+    await session.execute(_PRUNE, {"cv": key.corpus_version})
+    now = utcnow()
+    session.add(
+        ResponseCacheEntry(
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl_s),
+            corpus_version=key.corpus_version,
+            prompt_version=key.prompt_version,
+            model=key.model,
+            question_hash=question_hash(question),
+            embedding=embedding,
+            answer=answer,
+            passages=[_jsonable(p) for p in passages],
+            cost_usd=cost_usd,
+        )
+    )
+
+
+def _jsonable(passage: Passage) -> dict[str, Any]:
+    return asdict(passage)

@@ -1,0 +1,166 @@
+"""The response cache over HTTP: a repeated first-turn question is served at $0 without an
+upstream call, recorded with cache_hit, and an ingest that changes the corpus invalidates it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from app.cache.responses import normalise
+from app.db import make_sync_engine
+from app.localmodel.runner import BackgroundServer
+from app.main import create_app
+from app.rag.embedder import Embedder
+from ingest.pipeline import ingest_paths
+from tests.conftest import DOCS, LocalModel, make_settings, sign_in
+from tests.sse import chat
+
+QUESTION = "How do I run the tests?"
+
+
+@pytest.fixture(scope="module")
+def cached_app(
+    new_database: Callable[[], str], embedder: Embedder, local_model: LocalModel
+) -> Iterator[tuple[BackgroundServer, Engine]]:
+    """An app over a two-page corpus of its own, so the test can ingest into it."""
+    url = new_database()
+    engine = make_sync_engine(url)
+    pages = [DOCS / "getting-started.md", DOCS / "caps.md"]
+    ingest_paths(pages, engine=engine, embedder=embedder, chunk_tokens=300, chunk_overlap=40)
+    settings = make_settings(
+        database_url=url,
+        llm_base_url=local_model.base_url,
+        rate_limit_requests=10_000,
+        response_cache=True,
+        admin_emails="ops@example.com",
+    )
+    server = BackgroundServer(create_app(settings, embedder=embedder)).start()
+    yield server, engine
+    server.stop()
+    engine.dispose()
+
+
+def _call(engine: Engine, trace_id: str) -> dict[str, object]:
+    with engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT status, cost_usd, cache_hit, saved_usd, attempts FROM llm_calls "
+                "WHERE trace_id = :t"
+            ),
+            {"t": trace_id},
+        ).one()
+    return dict(row._mapping)
+
+
+def _answer(events: list[tuple[str, dict[str, object]]]) -> str:
+    return "".join(str(d["text"]) for n, d in events if n == "token")
+
+
+def _asked(
+    server: BackgroundServer, local_model: LocalModel, email: str, question: str, **body: object
+) -> tuple[list[tuple[str, dict[str, object]]], int]:
+    """The events of one question and how many requests reached the upstream."""
+    with sign_in(server.url, email) as client:
+        before = local_model.stats()["requests"]
+        events = chat(client, question, **body)
+        after = local_model.stats()["requests"]
+    assert isinstance(before, int) and isinstance(after, int)
+    return events, after - before
+
+
+def test_a_repeated_question_is_served_from_the_cache_at_no_cost(
+    cached_app: tuple[BackgroundServer, Engine], local_model: LocalModel
+) -> None:
+    server, engine = cached_app
+    live, upstream = _asked(server, local_model, "ann@example.com", QUESTION)
+    assert upstream == 1 and live[-1][0] == "done"
+    live_cost = Decimal(str(live[-1][1]["cost_usd"]))
+    assert live_cost > 0
+    assert _call(engine, str(live[0][1]["trace_id"]))["cache_hit"] is False
+    # Another user, another spelling of the same question.
+    hit, upstream = _asked(server, local_model, "bob@example.com", "  how do I run the TESTS ")
+    assert upstream == 0  # no request reached the model
+    assert hit[-1][0] == "done" and Decimal(str(hit[-1][1]["cost_usd"])) == 0
+    assert [n for n, _ in hit].count("token") > 3  # streamed in pieces, like a live answer
+    assert _answer(hit) == _answer(live) and hit[1] == live[1]  # same answer, same sources
+    call = _call(engine, str(hit[0][1]["trace_id"]))
+    assert call["cache_hit"] is True and call["cost_usd"] == 0 and call["attempts"] == 0
+    assert call["saved_usd"] == live_cost and call["status"] == "ok"
+
+
+def test_a_paraphrase_above_the_similarity_threshold_is_a_hit(
+    cached_app: tuple[BackgroundServer, Engine], local_model: LocalModel
+) -> None:
+    server, engine = cached_app
+    _asked(server, local_model, "ann@example.com", QUESTION)  # cached (or already was)
+    hit, upstream = _asked(server, local_model, "cy@example.com", "How can I run the tests?")
+    assert upstream == 0 and _call(engine, str(hit[0][1]["trace_id"]))["cache_hit"] is True
+    # all-MiniLM-L6-v2 puts "How do I run the test suite?" at 0.78: below 0.95, a miss.
+    miss, upstream = _asked(server, local_model, "cy@example.com", "How do I run the test suite?")
+    assert upstream == 1 and _call(engine, str(miss[0][1]["trace_id"]))["cache_hit"] is False
+
+
+def test_a_follow_up_is_never_served_from_the_cache(
+    cached_app: tuple[BackgroundServer, Engine], local_model: LocalModel
+) -> None:
+    server, _ = cached_app
+    first, _ = _asked(server, local_model, "dee@example.com", "What are the spending caps?")
+    conversation = first[0][1]["conversation_id"]
+    _, upstream = _asked(server, local_model, "dee@example.com", "What are the spending caps?")
+    assert upstream == 0
+    with sign_in(server.url, "dee@example.com") as client:
+        before = local_model.stats()["requests"]
+        chat(client, "What are the spending caps?", conversation_id=conversation)
+        assert local_model.stats()["requests"] == before + 1  # its context differs
+
+
+def test_an_ingest_that_changes_the_corpus_invalidates_the_cache(
+    cached_app: tuple[BackgroundServer, Engine],
+    local_model: LocalModel,
+    embedder: Embedder,
+    tmp_path: Path,
+) -> None:
+    server, engine = cached_app
+    _asked(server, local_model, "eve@example.com", QUESTION)
+    _, upstream = _asked(server, local_model, "eve@example.com", QUESTION)
+    assert upstream == 0  # cached
+    page = tmp_path / "testing.md"
+    page.write_text("# Testing\n\nThe tests run with pytest against a real database.\n")
+    report = ingest_paths(
+        [page], engine=engine, embedder=embedder, chunk_tokens=300, chunk_overlap=40
+    )
+    assert not report.errors
+    events, upstream = _asked(server, local_model, "eve@example.com", QUESTION)
+    assert upstream == 1  # the corpus changed: answered live again
+    assert _call(engine, str(events[0][1]["trace_id"]))["cache_hit"] is False
+    _, upstream = _asked(server, local_model, "eve@example.com", QUESTION)
+    assert upstream == 0  # and cached again under the new corpus version
+
+
+def test_questions_are_normalised_for_the_exact_match() -> None:
+    assert normalise("  How do I run\tthe TESTS?? ") == normalise("how do i run the tests")
+
+
+def test_the_dashboard_shows_the_hit_rate_and_the_money_saved(
+    cached_app: tuple[BackgroundServer, Engine], local_model: LocalModel
+) -> None:
+    server, engine = cached_app
+    _asked(server, local_model, "fay@example.com", "What happens when a cap is reached?")
+    _asked(server, local_model, "fay@example.com", "What happens when a cap is reached?")
+    with engine.connect() as conn:
+        hits, answered, saved = conn.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE cache_hit), count(*), sum(saved_usd) "
+                "FROM llm_calls WHERE feature = 'chat' AND admission = 'allowed'"
+            )
+        ).one()
+    assert hits >= 1 and saved > 0
+    with sign_in(server.url, "ops@example.com") as ops:
+        levers = ops.get("/api/admin/dashboard/levers?days=1").json()
+    assert levers["cache_hits"] == hits and levers["answered"] == answered
+    assert levers["cache_hit_rate"] == hits / answered
+    assert Decimal(levers["cache_saved_usd"]) == saved
