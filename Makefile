@@ -9,7 +9,7 @@ CHROMIUM ?= /usr/bin/chromium
 INFRA_TOOLS := caddy:caddy nginx:nginx-light shellcheck:shellcheck docker-compose:docker-compose
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev test lint fmt ingest migrate browser infra-tools image-test deploy lock bench eval eval-attacks eval-corpus mutation clean
+.PHONY: help install dev test lint fmt ingest reset-corpus migrate browser infra-tools image-test deploy lock bench eval eval-attacks eval-corpus mutation clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -70,8 +70,11 @@ test: install browser infra-tools lint ## Lint, then the whole test suite (brows
 migrate: install ## Apply database migrations (DATABASE_URL, or the embedded server)
 	$(PY) -c "from app.db import database_url; from app.migrate import upgrade_to_head; from app.settings import get_settings; upgrade_to_head(database_url(get_settings()))"
 
-ingest: install ## Ingest DOCS_DIR (default docs/) incrementally, pruning deleted files
-	$(PY) -m ingest $${DOCS_DIR:-docs} --prune
+ingest: install ## Ingest DOCS_DIR (default docs/) incrementally: it is the whole corpus
+	$(PY) -m ingest $${DOCS_DIR:-docs} --only
+
+reset-corpus: install ## Delete every ingested document (the next start or `make ingest` refills it)
+	$(PY) -m ingest --reset
 
 eval: install ## Run the eval suite and the attack corpus, gated on evals/baseline.json
 	$(PY) -m evals

@@ -24,7 +24,7 @@ from app.migrate import upgrade_to_head
 from app.observability.logs import configure_logging
 from app.rag.embedder import Embedder
 from app.settings import get_settings
-from ingest.pipeline import ingest_paths
+from ingest.corpus import ingest_corpus
 
 
 def main() -> int:
@@ -49,19 +49,10 @@ def main() -> int:
     embedder = Embedder(settings.embedding_model_path, batch_size=settings.embed_batch_size)
     if settings.ingest_on_start and settings.docs_dir.is_dir():
         engine = make_sync_engine(url)
-        report = ingest_paths(
-            [settings.docs_dir],
-            engine=engine,
-            embedder=embedder,
-            chunk_tokens=settings.chunk_tokens,
-            chunk_overlap=settings.chunk_overlap,
-            prune=True,
-        )
-        engine.dispose()
-        # A file that cannot be ingested is logged and skipped: the app serves the rest.
-        for source, reason in report.errors:
-            log.warning("ingest: %s not ingested: %s", source, reason)
-        log.info("ingest: %s", report.summary())
+        try:
+            ingest_corpus(settings, engine=engine, embedder=embedder)
+        finally:
+            engine.dispose()
     app = create_app(settings, embedder=embedder)
     log.info(
         "ready in %.1fs: http://%s:%d", time.perf_counter() - started, settings.host, settings.port

@@ -9,6 +9,7 @@ from decimal import Decimal
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.auth.tokens import CALLER_TOKEN
 from app.models import LLMCall, utcnow
 from app.observability.rollups import add_to_rollups, outcome_of
 
@@ -66,6 +67,7 @@ async def record_call(
             price_source=price_source,
             question=question,
             answer=answer,
+            api_token_id=CALLER_TOKEN.get(),  # the request's API token, if it came with one
         )
     )
     await add_to_rollups(

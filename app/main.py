@@ -33,11 +33,14 @@ from app.localmodel.server import create_local_model
 from app.observability.alerts import Alerter
 from app.observability.retention import run_retention
 from app.observability.tracing import build_tracing
+from app.observability.upstream_alarm import UpstreamAlarm
+from app.observability.upstream_watch import UpstreamWatch
 from app.rag.embedder import Embedder
-from app.routes import admin, auth, chat, dashboard, health, metrics, pages, status
+from app.routes import admin, auth, chat, dashboard, health, metrics, pages, status, tokens
 from app.routes.pages import STATIC_DIR
 from app.services import Services
 from app.settings import Settings, get_settings
+from app.status.live import LiveStatus
 from app.status.llm_health import LLMHealthCheck
 from app.status.prober import Prober
 
@@ -60,8 +63,13 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             ).start()
             base_url = f"{local_model.url}/v1"
             log.info("using the built-in local model at %s", base_url)
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        alarm = UpstreamAlarm(settings, sessions)
         llm = LLMClient(
-            base_url=base_url, api_key=settings.llm_api_key.get_secret_value(), settings=settings
+            base_url=base_url,
+            api_key=settings.llm_api_key.get_secret_value(),
+            settings=settings,
+            watcher=UpstreamWatch(alarm, LiveStatus(sessions, main_model=settings.llm_model)),
         )
         store = open_store(settings)
         tracer, tracer_provider = build_tracing(settings)
@@ -70,7 +78,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         )
         app.state.services = Services(
             settings=settings,
-            sessions=async_sessionmaker(engine, expire_on_commit=False),
+            sessions=sessions,
             embedder=embedder_,
             llm=llm,
             prices=prices,
@@ -86,6 +94,8 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         app.state.llm_health = LLMHealthCheck(app.state.services)
         app.state.prober = Prober(app.state.services, app.state.llm_health)
         app.state.alerter = Alerter(app.state.services)
+        if settings.status_probe_on_start:
+            await app.state.prober.probe_at_start()
         background = [
             asyncio.create_task(
                 run_sweeper(app.state.services.sessions, model=settings.llm_model, every_s=60)
@@ -103,6 +113,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
                 task.cancel()
             await app.state.prober.close()
             await app.state.alerter.close()
+            await alarm.close()
             await asyncio.to_thread(tracer_provider.shutdown)  # flushes queued spans
             await store.close()
             await llm.close()
@@ -146,6 +157,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.include_router(auth.router)
     app.include_router(chat.router)
     app.include_router(admin.router)
+    app.include_router(tokens.router)
     app.include_router(dashboard.router)
     app.include_router(metrics.router)
     app.include_router(health.router)

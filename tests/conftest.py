@@ -169,11 +169,13 @@ def start_app(db_url: str, local_model: LocalModel, embedder: Embedder, corpus: 
 
 def make_settings(**overrides: object) -> Settings:
     # The status prober probes on demand in tests (POST /api/admin/status/probe), never behind
-    # a test's back: its upstream ping would otherwise consume injected faults.
+    # a test's back: its upstream ping would otherwise consume injected faults. Tests of the
+    # start-up probe turn it back on.
     values: dict[str, object] = {
         "env": "dev",
         "local_model_token_delay_s": 0.0,
         "status_probe_interval_s": 3600,
+        "status_probe_on_start": False,
         "alert_interval_s": 3600,
     }
     values.update(overrides)

@@ -31,6 +31,7 @@ from app.settings.chat import ChatSettings
 from app.settings.guardrails import GuardrailsSettings
 from app.settings.llm import LLMSettings
 from app.settings.observability import ObservabilitySettings
+from app.settings.operator import OperatorSettings
 from app.settings.retrieval import RetrievalSettings
 from app.settings.runtime import RuntimeSettings
 from app.settings.signin import SignInSettings
@@ -39,6 +40,7 @@ __all__ = ["LOCAL_MODEL_ID", "LOCAL_MODEL_IDS", "Settings", "get_settings"]
 
 
 class Settings(
+    OperatorSettings,
     ChatSettings,
     GuardrailsSettings,
     ObservabilitySettings,
