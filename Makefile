@@ -9,7 +9,7 @@ CHROMIUM ?= /usr/bin/chromium
 INFRA_TOOLS := caddy:caddy nginx:nginx-light shellcheck:shellcheck docker-compose:docker-compose
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev test lint fmt ingest reset-corpus migrate browser infra-tools image-test deploy lock bench eval eval-attacks eval-corpus mutation clean
+.PHONY: help install dev stop test lint fmt ingest reset-corpus migrate browser infra-tools image-test deploy lock bench eval eval-attacks eval-corpus mutation clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ $(STAMP): pyproject.toml
 
 dev: install ## Start ragship at http://127.0.0.1:8000 (embedded PostgreSQL + local model)
 	$(PY) -m app
+
+stop: ## Stop an embedded PostgreSQL left running (the app stops its own on exit)
+	$(PY) -m app.embedded_db stop
 
 browser: ## Install Debian's Chromium for the browser tests when it is missing
 	@if [ ! -x $(CHROMIUM) ]; then \

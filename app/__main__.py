@@ -9,7 +9,6 @@ from the `pgserver` wheel, the built-in local model answers, the bundled docs ar
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 
@@ -18,12 +17,14 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from app.db import database_url, make_sync_engine
+from app.embedded_db import stop_embedded_postgres
 from app.llm.pricing import UnpricedModel, build_price_book
 from app.main import create_app
 from app.migrate import upgrade_to_head
 from app.observability.logs import configure_logging
 from app.rag.embedder import Embedder
-from app.settings import get_settings
+from app.settings import Settings, get_settings
+from app.startup import ReadyServer, exit_on_signals, phase, quiet_chatty_loggers, serve
 from ingest.corpus import ingest_corpus
 
 
@@ -42,22 +43,33 @@ def main() -> int:
         return 2
     log_format = settings.log_format or ("text" if settings.env == "dev" else "json")
     configure_logging(level=settings.log_level, json_format=log_format == "json")
-    log = logging.getLogger("ragship")
-    url = database_url(settings)
+    quiet_chatty_loggers()
+    exit_on_signals()  # a signal now ends in `finally`, which stops the embedded PostgreSQL
+    try:
+        return _start_and_serve(settings, started)
+    finally:
+        if settings.database_url is None:
+            with phase("embedded PostgreSQL stopped"):
+                stop_embedded_postgres(settings.data_dir)
+
+
+def _start_and_serve(settings: Settings, started: float) -> int:
+    with phase("database" if settings.database_url else "embedded PostgreSQL"):
+        url = database_url(settings)
     if settings.migrate_on_start:
-        upgrade_to_head(url)
-    embedder = Embedder(settings.embedding_model_path, batch_size=settings.embed_batch_size)
+        with phase("migrations"):
+            upgrade_to_head(url)
+    with phase("embedding model"):
+        embedder = Embedder(settings.embedding_model_path, batch_size=settings.embed_batch_size)
     if settings.ingest_on_start and settings.docs_dir.is_dir():
-        engine = make_sync_engine(url)
-        try:
-            ingest_corpus(settings, engine=engine, embedder=embedder)
-        finally:
-            engine.dispose()
+        with phase(f"ingest of {settings.docs_dir}"):
+            engine = make_sync_engine(url)
+            try:
+                ingest_corpus(settings, engine=engine, embedder=embedder)
+            finally:
+                engine.dispose()
     app = create_app(settings, embedder=embedder)
-    log.info(
-        "ready in %.1fs: http://%s:%d", time.perf_counter() - started, settings.host, settings.port
-    )
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         log_config=None,  # keep our handlers (JSON in prod) for uvicorn's loggers too
         host=settings.host,
@@ -65,7 +77,7 @@ def main() -> int:
         log_level=settings.log_level,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
     )
-    return 0
+    return serve(ReadyServer(config, started=started))
 
 
 def configuration_error(err: ValidationError | SettingsError) -> str:

@@ -109,6 +109,7 @@ async def prepare_chat(
             passages=passages,
             history=history,
             flagged=flagged,
+            bot_name=settings.bot_name,
         ),
         planted=planted,
         triggers=triggers + source_flags,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlencode
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        started = time.perf_counter()
         engine = make_async_engine(database_url(settings), pool_size=settings.db_pool_size)
         local_model = None
         base_url = settings.llm_base_url
@@ -94,8 +96,11 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         app.state.llm_health = LLMHealthCheck(app.state.services)
         app.state.prober = Prober(app.state.services, app.state.llm_health)
         app.state.alerter = Alerter(app.state.services)
+        log.info("start-up: services in %.2fs", time.perf_counter() - started)
         if settings.status_probe_on_start:
+            started = time.perf_counter()
             await app.state.prober.probe_at_start()
+            log.info("start-up: status probe in %.2fs", time.perf_counter() - started)
         background = [
             asyncio.create_task(
                 run_sweeper(app.state.services.sessions, model=settings.llm_model, every_s=60)

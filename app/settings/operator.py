@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode
+
+DEFAULT_BOT_NAME = "ragship"
+DEFAULT_WELCOME = "Ask a question about ragship: how to run it, configure it, deploy it."
 
 
 class OperatorSettings(BaseSettings):
@@ -16,3 +21,31 @@ class OperatorSettings(BaseSettings):
         description="Keep documents outside DOCS_DIR when ingesting at start (default: "
         "DOCS_DIR is the whole corpus).",
     )
+
+    # --- make it yours (docs/make-it-yours.md) -------------------------------------------
+    bot_name: str = Field(
+        DEFAULT_BOT_NAME,
+        min_length=1,
+        max_length=60,
+        description="The bot's name: page titles, the chat page, and the prompt's persona.",
+    )
+    bot_welcome: str = Field(
+        DEFAULT_WELCOME, max_length=500, description="The line a new chat opens with."
+    )
+    bot_examples: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Example questions under the welcome line, separated by '|'.",
+    )
+    contact_text: str | None = Field(
+        None, max_length=1000, description="How to reach the operator (about page)."
+    )
+    privacy_text: str | None = Field(
+        None, max_length=4000, description="Extra privacy notice for the about page."
+    )
+
+    @field_validator("bot_examples", mode="before")
+    @classmethod
+    def _split_examples(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [q.strip() for q in value.split("|") if q.strip()]
+        return value
