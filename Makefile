@@ -9,7 +9,7 @@ CHROMIUM ?= /usr/bin/chromium
 INFRA_TOOLS := caddy:caddy nginx:nginx-light shellcheck:shellcheck docker-compose:docker-compose
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev stop test lint fmt ingest reset-corpus migrate browser infra-tools image-test deploy lock bench eval eval-attacks eval-corpus mutation clean
+.PHONY: help install dev stop preflight test lint fmt ingest reset-corpus migrate browser infra-tools image-test deploy lock bench eval eval-attacks eval-corpus mutation clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -88,6 +88,9 @@ eval-attacks: install ## Measure the input guardrails on the attack corpus and g
 
 eval-corpus: install ## Retrieval on Python's HTML manual (fetched into .data/corpus/; minutes)
 	$(PY) -m evals.corpus
+
+preflight: install ## The pre-launch checklist: make preflight [URL=https://your.site] (JSON: preflight.json)
+	$(PY) -m app.preflight --json preflight.json $(if $(URL),--url $(URL))
 
 bench: install ## Run the benchmarks in bench/
 	$(PY) -m bench

@@ -49,7 +49,7 @@ def main() -> int:
         return _start_and_serve(settings, started)
     finally:
         if settings.database_url is None:
-            with phase("embedded PostgreSQL stopped"):
+            with phase("embedded PostgreSQL stopped", stage="shutdown"):
                 stop_embedded_postgres(settings.data_dir)
 
 

@@ -28,11 +28,11 @@ CHATTY = ("pgserver", "sentence_transformers", "transformers", "httpx", "alembic
 
 
 @contextmanager
-def phase(name: str) -> Iterator[None]:
-    """Log "start-up: <name> in <seconds>s" once the phase is done (not when it fails)."""
+def phase(name: str, *, stage: str = "start-up") -> Iterator[None]:
+    """Log "<stage>: <name> in <seconds>s" once the phase is done (not when it fails)."""
     started = time.perf_counter()
     yield
-    log.info("start-up: %s in %.2fs", name, time.perf_counter() - started)
+    log.info("%s: %s in %.2fs", stage, name, time.perf_counter() - started)
 
 
 def quiet_chatty_loggers() -> None:

@@ -87,6 +87,7 @@ def test_embedded_postgres_stops_on_sigterm_even_after_a_stale_pid(
     ready = next(i for i, line in enumerate(lines) if "ready in" in line)
     assert all(lines.index(p) < ready for p in phases)
     assert sum("ready in" in line for line in lines) == 1
+    assert any("shutdown: embedded PostgreSQL stopped in" in line for line in lines[ready:])
     assert "pg_ctl" not in logged and "Loading weights" not in logged  # no start-up noise
     # An earlier run that was killed outright left its process id in pgserver's list.
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode
 
 DEFAULT_BOT_NAME = "ragship"
@@ -15,6 +16,14 @@ class OperatorSettings(BaseSettings):
     # --- the operator's side ----------------------------------------------------------
     status_probe_on_start: bool = Field(
         True, description="Probe every component once at start, before serving."
+    )
+    provider_hard_cap_usd: Decimal | None = Field(
+        None,
+        ge=0,
+        description="The monthly hard limit you set at the provider (make preflight checks it).",
+    )
+    preflight_token: SecretStr | None = Field(
+        None, description="An API token for `make preflight URL=...` to chat with."
     )
     ingest_keep_others: bool = Field(
         False,
