@@ -216,7 +216,9 @@ def _rate_limit(client: httpx.Client, settings: Settings) -> Item:
         response = client.post("/api/chat", json={"message": QUESTION, "max_tokens": 1})
         if response.status_code == 429:
             layer = response.json().get("layer", "?")
-            return passed("rate_limit", title, f"429 ({layer}) after {n} request(s)")
+            # The streamed question was request 1 of this user's window.
+            detail = f"429 ({layer}) on request {n + 1}, RATE_LIMIT_REQUESTS={limit}"
+            return passed("rate_limit", title, detail)
     return failed(
         "rate_limit",
         title,
