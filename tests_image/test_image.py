@@ -87,6 +87,7 @@ def test_the_image_releases_boots_serves_through_caddy_and_stops_gracefully(
         # No status probe or alert run behind the test's back: a probe would use up the
         # local model's injected fault (as in tests/conftest.py's make_settings).
         "STATUS_PROBE_INTERVAL_S": "3600",
+        "STATUS_PROBE_ON_START": "false",
         "ALERT_INTERVAL_S": "3600",
     }
     args = harness.run_args(env, [socket_dir, redis_socket.parent])
