@@ -11,7 +11,7 @@ INFRA_TOOLS := caddy:caddy nginx:nginx-light shellcheck:shellcheck docker-compos
 IMAGE_TOOLS := podman:podman buildah:buildah mmdebstrap:mmdebstrap runc:runc
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev test lint fmt ingest migrate browser infra-tools image-test deploy lock bench eval eval-attacks eval-corpus mutation mutation-db clean onnx
+.PHONY: help install dev test lint fmt ingest migrate browser infra-tools image-test deploy lock bench eval eval-attacks eval-corpus mutation mutation-db clean onnx stop preflight reset-corpus
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ $(STAMP): pyproject.toml
 
 dev: install ## Start ragship at http://127.0.0.1:8000 (embedded PostgreSQL + local model)
 	$(PY) -m app
+
+stop: ## Stop an embedded PostgreSQL left running (the app stops its own on exit)
+	$(PY) -m app.embedded_db stop
 
 browser: ## Install Debian's Chromium for the browser tests when it is missing
 	@if [ ! -x $(CHROMIUM) ]; then \
@@ -72,8 +75,11 @@ test: install browser infra-tools lint ## Lint, then the whole test suite (brows
 migrate: install ## Apply database migrations (DATABASE_URL, or the embedded server)
 	$(PY) -c "from app.db import database_url; from app.migrate import upgrade_to_head; from app.settings import get_settings; upgrade_to_head(database_url(get_settings()))"
 
-ingest: install ## Ingest DOCS_DIR (default docs/) incrementally, pruning deleted files
-	$(PY) -m ingest $${DOCS_DIR:-docs} --prune
+ingest: install ## Ingest DOCS_DIR (default docs/) incrementally: it is the whole corpus
+	$(PY) -m ingest $${DOCS_DIR:-docs} --only
+
+reset-corpus: install ## Delete every ingested document (the next start or `make ingest` refills it)
+	$(PY) -m ingest --reset
 
 eval: install ## Run the eval suite and the attack corpus, gated on evals/baseline.json
 	$(PY) -m evals
@@ -84,6 +90,9 @@ eval-attacks: install ## Measure the input guardrails on the attack corpus and g
 
 eval-corpus: install ## Retrieval on Python's HTML manual (fetched into .data/corpus/; minutes)
 	$(PY) -m evals.corpus
+
+preflight: install ## The pre-launch checklist: make preflight [URL=https://your.site] (JSON: preflight.json)
+	$(PY) -m app.preflight --json preflight.json $(if $(URL),--url $(URL))
 
 bench: install ## Run the benchmarks in bench/
 	$(PY) -m bench

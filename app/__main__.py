@@ -20,13 +20,15 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from app.db import database_url, make_sync_engine
+from app.embedded_db import stop_embedded_postgres
 from app.llm.pricing import UnpricedModel, build_price_book
 from app.main import create_app
 from app.migrate import upgrade_to_head
 from app.observability.logs import configure_logging
-from app.rag.embedder import load_embedder
-from app.settings import get_settings
-from ingest.pipeline import ingest_paths
+from app.rag.embedder import TextEmbedder, load_embedder
+from app.settings import Settings, get_settings
+from app.startup import ReadyServer, exit_on_signals, phase, quiet_chatty_loggers, serve
+from ingest.corpus import ingest_corpus
 
 
 def main() -> int:
@@ -44,30 +46,35 @@ def main() -> int:
         return 2
     log_format = settings.log_format or ("text" if settings.env == "dev" else "json")
     configure_logging(level=settings.log_level, json_format=log_format == "json")
-    log = logging.getLogger("ragship")
-    try:  # before migrating or ingesting too: a missing model fails fast
-        embedder = load_embedder(settings)
+    quiet_chatty_loggers()
+    try:  # before migrating or ingesting: a missing model fails fast
+        with phase("embedding model"):
+            embedder = load_embedder(settings)
     except FileNotFoundError as err:
         print(f"ragship cannot start: {err}", file=sys.stderr)
         return 2
-    url = database_url(settings)
+    exit_on_signals()  # a signal now ends in `finally`, which stops the embedded PostgreSQL
+    try:
+        return _start_and_serve(settings, embedder, started)
+    finally:
+        if settings.database_url is None:
+            with phase("embedded PostgreSQL stopped", stage="shutdown"):
+                stop_embedded_postgres(settings.data_dir)
+
+
+def _start_and_serve(settings: Settings, embedder: TextEmbedder, started: float) -> int:
+    with phase("database" if settings.database_url else "embedded PostgreSQL"):
+        url = database_url(settings)
     if settings.migrate_on_start:
-        upgrade_to_head(url)
+        with phase("migrations"):
+            upgrade_to_head(url)
     if settings.ingest_on_start and settings.docs_dir.is_dir():
-        engine = make_sync_engine(url)
-        report = ingest_paths(
-            [settings.docs_dir],
-            engine=engine,
-            embedder=embedder,
-            chunk_tokens=settings.chunk_tokens,
-            chunk_overlap=settings.chunk_overlap,
-            prune=True,
-        )
-        engine.dispose()
-        # A file that cannot be ingested is logged and skipped: the app serves the rest.
-        for source, reason in report.errors:
-            log.warning("ingest: %s not ingested: %s", source, reason)
-        log.info("ingest: %s", report.summary())
+        with phase(f"ingest of {settings.docs_dir}"):
+            engine = make_sync_engine(url)
+            try:
+                ingest_corpus(settings, engine=engine, embedder=embedder)
+            finally:
+                engine.dispose()
     options: dict[str, Any] = {
         "log_config": None,  # keep our handlers (JSON in prod) for uvicorn's loggers too
         "host": settings.host,
@@ -78,17 +85,14 @@ def main() -> int:
     if settings.workers > 1:
         # Each worker builds its own clients and embedder (`create_app()` reads the same
         # settings); everything they must agree on is in PostgreSQL and the shared store.
-        log.info(
+        del embedder
+        logging.getLogger("ragship").info(
             "starting %d workers on http://%s:%d", settings.workers, settings.host, settings.port
         )
         uvicorn.run("app.__main__:worker_app", factory=True, workers=settings.workers, **options)
         return 0
     app = create_app(settings, embedder=embedder)
-    log.info(
-        "ready in %.1fs: http://%s:%d", time.perf_counter() - started, settings.host, settings.port
-    )
-    uvicorn.run(app, **options)
-    return 0
+    return serve(ReadyServer(uvicorn.Config(app, **options), started=started))
 
 
 def worker_app() -> FastAPI:

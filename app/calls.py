@@ -9,6 +9,7 @@ from decimal import Decimal
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.auth.tokens import CALLER_TOKEN
 from app.models import LLMCall, utcnow
 from app.observability.rollups import add_to_rollups, outcome_of
 
@@ -70,6 +71,7 @@ async def record_call(
             answer=answer,
             cache_hit=cache_hit,
             saved_usd=saved_usd,
+            api_token_id=CALLER_TOKEN.get(),  # the request's API token, if it came with one
         )
     )
     await add_to_rollups(

@@ -171,6 +171,7 @@ async def prepare_chat(
         history=history,
         flagged=flagged,
         summary=fit_summary(summary, budget.summary),
+        bot_name=settings.bot_name,
     )
     check_fits(messages, budget)  # raises CapRefused (413)
     return PreparedChat(

@@ -12,7 +12,8 @@ from fastapi import Depends, HTTPException, Request
 from app.auth.access import is_admin
 from app.auth.csrf import SAFE_METHODS, require_csrf
 from app.auth.sessions import SESSION_COOKIE, resolve_session
-from app.db import autocommit_scope
+from app.auth.tokens import CALLER_TOKEN, resolve_token
+from app.db import autocommit_scope, session_scope
 from app.observability.alerts import Alerter
 from app.services import Services
 from app.status.llm_health import LLMHealthCheck
@@ -87,6 +88,39 @@ async def get_current_user(request: Request, services: ServicesDep) -> CurrentUs
 
 
 UserDep = Annotated[CurrentUser, Depends(get_current_user)]
+
+
+async def get_api_user(request: Request, services: ServicesDep) -> CurrentUser:
+    """The chat API's caller: a personal access token (``Authorization: Bearer``, no CSRF:
+    no cookie is involved), else the signed-in browser session as for `UserDep`."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return await get_current_user(request, services)
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(
+            401, "Use 'Authorization: Bearer <token>'.", headers={"WWW-Authenticate": "Bearer"}
+        )
+    async with session_scope(services.sessions) as session:
+        caller = await resolve_token(session, token=token.strip())
+    if caller is None:
+        raise HTTPException(
+            401,
+            "Invalid or revoked API token: create one on the Tokens page (docs/chat-api.md).",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    CALLER_TOKEN.set(caller.token_id)  # recorded with each call this request makes
+    return CurrentUser(
+        id=caller.user_id,
+        email=caller.email,
+        name=caller.name,
+        is_admin=False,  # a token reaches the chat API only, never the admin routes
+        csrf_token="",
+        session_token="",
+    )
+
+
+ApiUserDep = Annotated[CurrentUser, Depends(get_api_user)]
 
 
 def get_admin(user: UserDep) -> CurrentUser:

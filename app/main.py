@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlencode
@@ -35,12 +36,15 @@ from app.localmodel.server import create_local_model
 from app.observability.alerts import Alerter
 from app.observability.retention import run_retention
 from app.observability.tracing import build_tracing
+from app.observability.upstream_alarm import UpstreamAlarm
+from app.observability.upstream_watch import UpstreamWatch
 from app.rag.embedder import TextEmbedder, load_embedder
 from app.rag.threads import size_torch_threads
-from app.routes import admin, auth, chat, dashboard, health, metrics, pages, status
+from app.routes import admin, auth, chat, dashboard, health, metrics, pages, status, tokens
 from app.routes.pages import STATIC_DIR
 from app.services import Services
 from app.settings import Settings, get_settings
+from app.status.live import LiveStatus
 from app.status.llm_health import LLMHealthCheck
 from app.status.prober import Prober
 
@@ -56,6 +60,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        started = time.perf_counter()
         engine = make_async_engine(
             database_url(settings),
             pool_size=settings.db_pool_size,
@@ -70,8 +75,13 @@ def create_app(
             ).start()
             base_url = f"{local_model.url}/v1"
             log.info("using the built-in local model at %s", base_url)
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        alarm = UpstreamAlarm(settings, sessions)
         llm = LLMClient(
-            base_url=base_url, api_key=settings.llm_api_key.get_secret_value(), settings=settings
+            base_url=base_url,
+            api_key=settings.llm_api_key.get_secret_value(),
+            settings=settings,
+            watcher=UpstreamWatch(alarm, LiveStatus(sessions, main_model=settings.llm_model)),
         )
         store = open_store(settings)
         tracer, tracer_provider = build_tracing(settings)
@@ -80,7 +90,7 @@ def create_app(
             size_torch_threads(settings.embed_threads)
         app.state.services = Services(
             settings=settings,
-            sessions=async_sessionmaker(engine, expire_on_commit=False),
+            sessions=sessions,
             embedder=embedder_,
             llm=llm,
             prices=prices,
@@ -99,6 +109,11 @@ def create_app(
         app.state.llm_health = LLMHealthCheck(app.state.services)
         app.state.prober = Prober(app.state.services, app.state.llm_health)
         app.state.alerter = Alerter(app.state.services)
+        log.info("start-up: services in %.2fs", time.perf_counter() - started)
+        if settings.status_probe_on_start:
+            started = time.perf_counter()
+            await app.state.prober.probe_at_start()
+            log.info("start-up: status probe in %.2fs", time.perf_counter() - started)
         background = [
             asyncio.create_task(
                 run_sweeper(app.state.services.sessions, model=settings.llm_model, every_s=60)
@@ -116,6 +131,7 @@ def create_app(
                 task.cancel()
             await app.state.prober.close()
             await app.state.alerter.close()
+            await alarm.close()
             await asyncio.to_thread(tracer_provider.shutdown)  # flushes queued spans
             await store.close()
             await llm.close()
@@ -159,6 +175,7 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(chat.router)
     app.include_router(admin.router)
+    app.include_router(tokens.router)
     app.include_router(dashboard.router)
     app.include_router(metrics.router)
     app.include_router(health.router)

@@ -20,11 +20,11 @@ from app.migrate import upgrade_to_head
 from app.observability.logs import configure_logging
 from app.rag.embedder import load_embedder
 from app.settings import Settings, get_settings
-from ingest.pipeline import ingest_paths
+from ingest.corpus import ingest_corpus
 
 
 def release(settings: Settings) -> int:
-    """Migrate to head and ingest DOCS_DIR incrementally (pruning deleted files)."""
+    """Migrate to head and ingest DOCS_DIR incrementally: DOCS_DIR is the whole corpus."""
     log = logging.getLogger("ragship.release")
     url = database_url(settings)
     upgrade_to_head(url)
@@ -34,19 +34,9 @@ def release(settings: Settings) -> int:
         return 0
     engine = make_sync_engine(url)
     try:
-        report = ingest_paths(
-            [settings.docs_dir],
-            engine=engine,
-            embedder=load_embedder(settings),
-            chunk_tokens=settings.chunk_tokens,
-            chunk_overlap=settings.chunk_overlap,
-            prune=True,
-        )
+        ingest_corpus(settings, engine=engine, embedder=load_embedder(settings))
     finally:
         engine.dispose()
-    for source, reason in report.errors:
-        log.warning("release: %s not ingested: %s", source, reason)
-    log.info("release: ingest: %s", report.summary())
     return 0
 
 

@@ -45,6 +45,7 @@ class IngestReport:
     ingested: int = 0
     skipped: int = 0
     pruned: int = 0
+    outside: int = 0  # of `pruned`: documents outside the paths (an earlier corpus)
     chunks: int = 0
     seconds: float = 0.0
     errors: list[tuple[str, str]] = field(default_factory=list)
@@ -105,11 +106,15 @@ def ingest_paths(
     chunk_tokens: int,
     chunk_overlap: int,
     prune: bool = False,
+    whole_corpus: bool = False,
     progress: bool = False,
 ) -> IngestReport:
     """Ingest every supported file under `paths`; a failed file is reported, not raised.
 
-    Raises only for what is not one file's fault: an error while pruning."""
+    ``prune``: delete the documents under `paths` whose files are gone. ``whole_corpus``:
+    `paths` are the whole corpus, so delete every document not found under them (an
+    earlier corpus included); skipped when a path is missing, so a typo never empties
+    the corpus. Raises only for what is not one file's fault: an error while pruning."""
     started = time.perf_counter()
     report = IngestReport()
     files = discover_sources(paths, report)
@@ -138,8 +143,12 @@ def ingest_paths(
                 _embed_and_write(group, engine=engine, embedder=embedder, report=report)
                 group = []
     _embed_and_write(group, engine=engine, embedder=embedder, report=report)
-    if prune:
-        report.pruned = _prune(paths, {source for _, source in files}, engine=engine)
+    present = {source for _, source in files}
+    missing = any(not path.exists() for path in paths)
+    if whole_corpus and not missing:
+        report.pruned, report.outside = _prune_all_but(paths, present, engine=engine)
+    elif prune or whole_corpus:
+        report.pruned = _prune(paths, present, engine=engine)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -252,6 +261,25 @@ def _write(prepared: Prepared, vectors: list[list[float]], *, engine: Engine, mo
                 for n, (d, vector) in enumerate(zip(prepared.drafts, vectors, strict=True))
             ],
         )
+
+
+def _prune_all_but(roots: list[Path], present: set[str], *, engine: Engine) -> tuple[int, int]:
+    """Delete every document not in ``present``: (deleted, of which outside ``roots``)."""
+    prefixes = [source_key(root).rstrip("/") for root in roots]
+    with Session(engine) as session, session.begin():
+        sources = session.execute(select(Document.source)).scalars().all()
+        gone = [s for s in sources if s not in present]
+        if gone:
+            session.execute(delete(Document).where(Document.source.in_(gone)))
+    outside = [s for s in gone if not any(s == p or s.startswith(p + "/") for p in prefixes)]
+    return len(gone), len(outside)
+
+
+def delete_corpus(engine: Engine) -> int:
+    """Delete every document and its chunks: the corpus is empty. Returns how many."""
+    with Session(engine) as session, session.begin():
+        result = session.execute(delete(Document))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _prune(roots: list[Path], present: set[str], *, engine: Engine) -> int:

@@ -227,7 +227,7 @@ async function showStatusBanner() {
     message = llm && llm.state !== "operational"
       ? "The upstream provider is degraded: answers may fail. See the status page."
       : "Some parts of the service are degraded. See the status page.";
-  } else if (status.provider.state === "degraded" || status.provider.state === "down") {
+  } else if (status.provider && ["degraded", "down"].includes(status.provider.state)) {
     message = status.provider.headline;
   }
   $("banner").textContent = message;

@@ -210,7 +210,8 @@ def start_app(db_url: str, local_model: LocalModel, embedder: Embedder, corpus: 
 
 def make_settings(**overrides: object) -> Settings:
     # The status prober probes on demand in tests (POST /api/admin/status/probe), never behind
-    # a test's back: its upstream ping would otherwise consume injected faults.
+    # a test's back: its upstream ping would otherwise consume injected faults. Tests of the
+    # start-up probe turn it back on.
     # The response cache is off: most tests ask the same question again and expect it to
     # reach the model (tests/test_response_cache.py turns it on).
     values: dict[str, object] = {
@@ -218,6 +219,7 @@ def make_settings(**overrides: object) -> Settings:
         "response_cache": False,
         "local_model_token_delay_s": 0.0,
         "status_probe_interval_s": 3600,
+        "status_probe_on_start": False,
         "alert_interval_s": 3600,
     }
     values.update(overrides)

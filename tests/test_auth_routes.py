@@ -23,6 +23,7 @@ PUBLIC = {
     ("GET", "/readyz"),
     ("GET", "/status"),
     ("GET", "/api/status"),
+    ("GET", "/api/branding"),  # the bot's name and welcome, as on the public about page
     # One minimal upstream call per LLM_HEALTH_CACHE_S at most, however often it is polled.
     ("GET", "/health/llm"),
     ("GET", "/auth/login"),

@@ -425,6 +425,8 @@ def test_a_sweep_settles_every_leak_as_an_expired_call_and_logs_how_many(
         (rid, user, "ragship-local-1", "expired", amount, amount, "reservation")
         for rid, amount in leaked.items()
     )
+
+
 def _reserve_in_own_process(url: str, overrides: dict[str, object], n: int) -> list[str]:
     """One replica: its own engine and pool, ``n`` concurrent reservations of $0.01 for
     distinct users. Returns "allowed" or the refusing layer for each."""

@@ -41,6 +41,7 @@ def replicas(
         "RATE_LIMIT_STORE_TIMEOUT_S": "10",
         "MAX_CONCURRENT_STREAMS": "100",
         "INGEST_ON_START": "false",
+        "STATUS_PROBE_ON_START": "false",  # no upstream call behind the test's back
         "LOCAL_MODEL_TOKEN_DELAY_S": "0",
         "DATA_DIR": str(tmp_path),
         "LOG_LEVEL": "warning",

@@ -299,6 +299,8 @@ def test_the_store_is_chosen_by_its_url_and_given_the_store_timeout() -> None:
     assert isinstance(rest, UpstashStore)
     asyncio.run(direct.close())
     asyncio.run(rest.close())
+
+
 @pytest.mark.parametrize("kind", ["redis", "upstash"])
 def test_a_busy_event_loop_does_not_pass_for_a_slow_store(
     kind: str, redis_url: str, upstash_url: str

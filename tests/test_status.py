@@ -58,7 +58,7 @@ def test_provider_state_comes_from_its_statuspage(
 ) -> None:
     url, page_state = statuspage
     page_state.update(indicator=indicator, incident=incident)
-    app = start_app(provider_status_url=url, admin_emails="ops@example.com")
+    app = start_app(provider_status_url=url, provider_name="OpenAI", admin_emails="ops@example.com")
     probe(app)
     status = httpx.get(f"{app.url}/api/status").json()
     assert status["provider"] == {"name": "OpenAI", "state": state, "headline": headline}

@@ -129,6 +129,7 @@ def test_the_image_releases_boots_serves_through_caddy_and_stops_gracefully(
         # No status probe or alert run behind the test's back: a probe would use up the
         # local model's injected fault (as in tests/conftest.py's make_settings).
         "STATUS_PROBE_INTERVAL_S": "3600",
+        "STATUS_PROBE_ON_START": "false",
         "ALERT_INTERVAL_S": "3600",
         # Tokens reach the client as the model sends them: the guardrails' hold-back would keep
         # this short answer whole until its end, so SIGTERM would never land mid-answer.

@@ -102,7 +102,7 @@ def output_guard(settings: Settings, prepared: HasSources) -> OutputGuard | None
     if all(modes.get(rule, "on") == "off" for rule in OUTPUT_RULES):
         return None
     return OutputGuard(
-        system_prompt=system_prompt(),
+        system_prompt=system_prompt(bot_name=settings.bot_name),
         n_sources=len(prepared.passages),
         planted=prepared.planted,
         sources=[p.text for p in prepared.passages],

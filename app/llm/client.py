@@ -26,7 +26,8 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 from app.llm.breaker import CircuitBreaker
-from app.llm.errors import UpstreamError, classify
+from app.llm.errors import OPERATOR_KINDS, UpstreamError, classify
+from app.llm.watch import UpstreamWatcher
 from app.settings import Settings
 
 log = logging.getLogger("ragship.llm")
@@ -79,8 +80,10 @@ class LLMClient:
         api_key: str,
         settings: Settings,
         breaker_clock: Callable[[], float] = time.monotonic,
+        watcher: UpstreamWatcher | None = None,
     ) -> None:
         self.settings = settings
+        self.watcher = watcher  # told of every verdict: alerts, the live status page
         self.model = settings.llm_model
         self.models = [self.model] + (
             [settings.llm_fallback_model] if settings.llm_fallback_model else []
@@ -118,7 +121,9 @@ class LLMClient:
                         if breaker.reason == "insufficient_quota"
                         else "breaker_open"
                     )
-                    last = last or UpstreamError(kind, retry_after_s=breaker.retry_in_s())
+                    if last is None:
+                        last = UpstreamError(kind, retry_after_s=breaker.retry_in_s())
+                        await self._failed(last, model)
                     break
                 attempts += 1
                 verdict = False
@@ -130,6 +135,8 @@ class LLMClient:
                             if isinstance(event, Finished):  # the upstream answered in full
                                 breaker.record_success()
                                 verdict = True
+                                if self.watcher is not None:
+                                    await self.watcher.succeeded(model=model)
                                 event = _with_attempts(event, attempts)
                             yield event
                     return
@@ -137,10 +144,10 @@ class LLMClient:
                     last = err
                     verdict = True
                     if err.kind == "insufficient_quota":
-                        log.error("ALERT provider quota exhausted for %s: pausing", model)
                         breaker.trip(QUOTA_COOLDOWN_S, err.kind)
-                        raise
-                    breaker.record_failure(err.kind)
+                    else:
+                        breaker.record_failure(err.kind)
+                    await self._failed(err, model)
                     if not err.retryable:
                         raise
                     delay = backoff_s(attempt, retry_after_s=err.retry_after_s)
@@ -229,9 +236,21 @@ class LLMClient:
         except TimeoutError as err:
             raise UpstreamError("first_token_timeout") from err
         except (openai.APIError, httpx.HTTPError, json.JSONDecodeError) as err:
-            raise classify(err, started=False) from err
+            failure = classify(err, started=False)
+            if failure.kind in OPERATOR_KINDS:  # a wrong key is found by the start-up probe
+                await self._failed(failure, self.model)
+            raise failure from err
+        if self.watcher is not None:
+            await self.watcher.succeeded(model=self.model)
         usage = result.usage
         return (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
+
+    async def _failed(self, err: UpstreamError, model: str) -> None:
+        if self.watcher is None:
+            if err.kind in OPERATOR_KINDS:
+                log.error("upstream %s on %s: no watcher to alert the operator", err.kind, model)
+            return
+        await self.watcher.failed(err, model=model, breaker=self.breakers[model])
 
     @property
     def openai(self) -> AsyncOpenAI:

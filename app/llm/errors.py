@@ -10,8 +10,7 @@ import openai
 
 MESSAGES = {
     "rate_limit": "The upstream provider is busy (rate limited). Please try again in a minute.",
-    "insufficient_quota": "The service is paused: the provider's spending limit has been "
-    "reached. The operator has been alerted.",
+    "insufficient_quota": "The service is paused: the provider's spending limit has been reached.",
     "server_error": "The upstream provider is having problems right now. Please try again shortly.",
     "connection": "The upstream provider could not be reached. Please try again shortly.",
     "first_token_timeout": "The upstream provider did not start answering in time. "
@@ -20,10 +19,15 @@ MESSAGES = {
     "broken_stream": "The answer was cut off by the upstream provider.",
     "breaker_open": "The upstream provider is degraded, so answers are paused for a moment. "
     "Please try again shortly.",
-    "auth": "The service cannot authenticate with its provider. The operator has been alerted.",
+    "auth": "The service cannot authenticate with its provider.",
     "bad_request": "The upstream provider refused the request.",
 }
 RETRYABLE = frozenset({"rate_limit", "server_error", "connection", "first_token_timeout"})
+# Failures only the operator can fix (a key, a bill): they raise an alert, and the user's
+# message says whether one was sent (app/observability/upstream_alarm.py).
+OPERATOR_KINDS = frozenset({"auth", "insufficient_quota"})
+ALERTED = " The operator has been alerted."
+NOT_ALERTED = " Please let the operator of this service know."
 
 
 class UpstreamError(Exception):
@@ -36,6 +40,14 @@ class UpstreamError(Exception):
         self.kind = kind
         self.started = started  # tokens were already streamed: never retried
         self.retry_after_s = retry_after_s
+        if kind in OPERATOR_KINDS:
+            self.operator_alerted(False)
+
+    def operator_alerted(self, alerted: bool) -> None:
+        """Say in the user's message whether the operator was told (only true if an alert
+        was delivered to at least one channel)."""
+        base = MESSAGES.get(self.kind, "The language model returned an error.")
+        self.args = (base + (ALERTED if alerted else NOT_ALERTED),)
 
     @property
     def retryable(self) -> bool:

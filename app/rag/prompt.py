@@ -20,9 +20,18 @@ SUMMARY_HEADING = "Summary of the earlier conversation:\n"
 _PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
 
 
+DEFAULT_BOT_NAME = "ragship"
+
+
 @lru_cache
-def system_prompt(version: str = PROMPT_VERSION) -> str:
+def _template(version: str) -> str:
     return (_PROMPTS / f"{version}.txt").read_text(encoding="utf-8").strip()
+
+
+def system_prompt(version: str = PROMPT_VERSION, *, bot_name: str = DEFAULT_BOT_NAME) -> str:
+    """The versioned system prompt, its persona named ``bot_name`` (BOT_NAME): the
+    ``{bot_name}`` in the prompt file. With the default name the text is unchanged."""
+    return _template(version).replace("{bot_name}", bot_name)
 
 
 def new_boundary() -> str:
@@ -54,13 +63,14 @@ def build_messages(
     boundary: str | None = None,
     flagged: Collection[int] = (),
     summary: str | None = None,
+    bot_name: str = DEFAULT_BOT_NAME,
 ) -> list[dict[str, str]]:
-    """System prompt, the summary of older turns (when there is one), then prior turns
-    (already bounded), then sources and the question."""
+    """System prompt (persona ``bot_name``), the summary of older turns (when there is
+    one), then prior turns (already bounded), then sources and the question."""
     sources = format_sources(passages, boundary=boundary or new_boundary(), flagged=flagged)
     earlier = [{"role": "system", "content": SUMMARY_HEADING + summary}] if summary else []
     return [
-        {"role": "system", "content": system_prompt()},
+        {"role": "system", "content": system_prompt(bot_name=bot_name)},
         *earlier,
         *history,
         {"role": "user", "content": f"{sources}\n\nQuestion: {question}"},

@@ -1,4 +1,5 @@
-"""Chat over Server-Sent Events, and the signed-in user's conversations."""
+"""Chat over Server-Sent Events, and the caller's conversations: a signed-in browser, or a
+script with a personal access token (`Authorization: Bearer`, app/auth/tokens.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from app.caps.refusal import CapRefused
 from app.chat import ChatEvent, prepare_chat, record_question, stream_answer
 from app.conversations import ConversationNotFound, conversation_messages, list_conversations
 from app.db import session_scope
-from app.deps import CurrentUser, ServicesDep, UserDep
+from app.deps import ApiUserDep, CurrentUser, ServicesDep
 from app.feedback import MessageNotFound, give_feedback
 from app.http.params import RowId
 from app.observability.tracing import trace_id_of
@@ -57,7 +58,7 @@ async def _sse(events: AsyncGenerator[ChatEvent, None]) -> AsyncIterator[ServerS
 
 @router.post("/chat", response_model=None)
 async def chat(
-    body: ChatRequest, services: ServicesDep, user: UserDep
+    body: ChatRequest, services: ServicesDep, user: ApiUserDep
 ) -> EventSourceResponse | JSONResponse:
     """Answer one question as Server-Sent Events, after the cap chain admits it."""
     try:
@@ -131,7 +132,7 @@ def _refusal(refused: CapRefused, background: BackgroundTask) -> JSONResponse:
 
 
 @router.get("/conversations")
-async def conversations(services: ServicesDep, user: UserDep) -> list[dict[str, Any]]:
+async def conversations(services: ServicesDep, user: ApiUserDep) -> list[dict[str, Any]]:
     async with session_scope(services.sessions) as session:
         rows = await list_conversations(session, owner=str(user.id))
     return [
@@ -141,7 +142,7 @@ async def conversations(services: ServicesDep, user: UserDep) -> list[dict[str, 
 
 @router.get("/conversations/{conversation_id}")
 async def conversation(
-    conversation_id: uuid.UUID, services: ServicesDep, user: UserDep
+    conversation_id: uuid.UUID, services: ServicesDep, user: ApiUserDep
 ) -> dict[str, Any]:
     try:
         async with session_scope(services.sessions) as session:
@@ -173,7 +174,7 @@ class FeedbackRequest(BaseModel):
 
 @router.post("/messages/{message_id}/feedback")
 async def feedback(
-    message_id: RowId, body: FeedbackRequest, services: ServicesDep, user: UserDep
+    message_id: RowId, body: FeedbackRequest, services: ServicesDep, user: ApiUserDep
 ) -> dict[str, Any]:
     """Thumbs up or down (with an optional comment) on one of the user's answers."""
     rating = 1 if body.rating == "up" else -1

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, HTTPException
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
+from app.branding import Branding, brand_page
 from app.db import session_scope
 from app.deps import ServicesDep, UserDep
 from app.models import Chunk, Document
@@ -19,14 +21,29 @@ router = APIRouter(tags=["pages"])
 
 
 @router.get("/", include_in_schema=False)
-async def index(user: UserDep) -> FileResponse:
-    return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+async def index(user: UserDep, services: ServicesDep) -> HTMLResponse:
+    """The chat page, with the bot's name and welcome filled in (app/branding.py)."""
+    return _branded("index.html", services)
 
 
 @router.get("/about", include_in_schema=False)
-async def about() -> FileResponse:
-    """Public: what is logged, retention, contact. The operator edits static/about.html."""
-    return FileResponse(STATIC_DIR / "about.html")
+async def about(services: ServicesDep) -> HTMLResponse:
+    """Public: what is logged, retention, contact. The operator edits static/about.html
+    (or sets CONTACT_TEXT and PRIVACY_TEXT)."""
+    return _branded("about.html", services)
+
+
+@router.get("/api/branding", tags=["pages"])
+async def branding(services: ServicesDep) -> dict[str, Any]:
+    """Public: the bot's name, welcome, example questions, contact and privacy text."""
+    return Branding.of(services.settings).as_json()
+
+
+def _branded(name: str, services: ServicesDep) -> HTMLResponse:
+    # Read on each request: a forker edits the page and reloads.
+    html = (STATIC_DIR / name).read_text(encoding="utf-8")
+    page = brand_page(html, Branding.of(services.settings))
+    return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/sources/{document_id}", include_in_schema=False)

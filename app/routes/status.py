@@ -32,9 +32,10 @@ async def status_page(services: ServicesDep) -> HTMLResponse:
         parts.append(f" — {escape(report['paused_reason'] or '')}")
     parts.append("</p>")
     provider = report["provider"]
+    if provider is not None:
+        parts.append(f"<p class='provider'>{escape(provider['headline'])}</p>")
     parts.append(
-        f"<p class='provider'>{escape(provider['headline'])}</p><table><tr><th>Component</th>"
-        "<th>State</th><th>Response</th><th>Last 90 days</th></tr>"
+        "<table><tr><th>Component</th><th>State</th><th>Response</th><th>Last 90 days</th></tr>"
     )
     for c in report["components"]:
         latency = f"{c['latency_ms']:.0f} ms" if c["latency_ms"] is not None else "–"

@@ -35,6 +35,7 @@ from app.settings.embedding import EmbeddingSettings
 from app.settings.guardrails import GuardrailsSettings
 from app.settings.llm import LLMSettings
 from app.settings.observability import ObservabilitySettings
+from app.settings.operator import OperatorSettings
 from app.settings.retrieval import RetrievalSettings
 from app.settings.runtime import RuntimeSettings
 from app.settings.signin import SignInSettings
@@ -46,6 +47,7 @@ class Settings(
     CacheSettings,
     ContextSettings,
     CapacitySettings,
+    OperatorSettings,
     ChatSettings,
     GuardrailsSettings,
     ObservabilitySettings,

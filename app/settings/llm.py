@@ -50,7 +50,11 @@ class LLMSettings(BaseSettings):
     provider_status_url: str | None = Field(
         None, description="Statuspage summary.json of the provider (OpenAI's, for example)."
     )
-    provider_name: str = Field("OpenAI", description="Provider name on the status page.")
+    provider_name: str | None = Field(
+        None,
+        description="Provider name on the status page (default: LLM_BASE_URL's host; "
+        "hidden for the built-in model).",
+    )
     status_probe_interval_s: float = Field(60.0, ge=1, description="Status prober period.")
     local_model_token_delay_s: float = Field(
         0.02, ge=0, le=5, description="Built-in local model: pause between streamed words."

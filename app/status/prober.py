@@ -20,7 +20,7 @@ from app.caps.ratelimit import STORE_ERRORS
 from app.models import Incident, StatusProbe, utcnow
 from app.services import Services
 from app.status.llm_health import LLMHealthCheck
-from app.status.provider import fetch_provider_status
+from app.status.provider import fetch_provider_status, provider_label
 
 log = logging.getLogger("ragship.status")
 PROBE_LOCK = 72_410_001  # advisory lock id: "one prober at a time"
@@ -76,10 +76,12 @@ class Prober:
         llm_state = "operational" if health.ok else "down"
         probes.append(Probe("llm_upstream", llm_state, health.latency_ms, health.detail))
         settings = services.settings
-        provider = await fetch_provider_status(
-            self._http, url=settings.provider_status_url, name=settings.provider_name
-        )
-        probes.append(Probe("provider", provider.state, None, provider.headline))
+        name = provider_label(settings)
+        if name is not None:  # the built-in model has no provider to show
+            provider = await fetch_provider_status(
+                self._http, url=settings.provider_status_url, name=name
+            )
+            probes.append(Probe("provider", provider.state, None, provider.headline))
         return probes
 
     async def run_once(self, *, force: bool = False) -> list[Probe]:
@@ -107,7 +109,7 @@ class Prober:
                         checked_at=now,
                     )
                 )
-            await _update_incidents(session, probes)
+            await update_incidents(session, probes)
         return probes
 
     async def _probed_recently(self, session: AsyncSession | None = None) -> bool:
@@ -121,7 +123,7 @@ class Prober:
         return last is not None and (utcnow() - last).total_seconds() < interval * 0.9
 
     async def run_forever(self) -> None:
-        """Probe every interval, starting one interval after start-up (let the app settle)."""
+        """Probe every interval (the start-up probe, if on, ran before serving)."""
         while True:
             await asyncio.sleep(self.services.settings.status_probe_interval_s)
             try:
@@ -129,11 +131,23 @@ class Prober:
             except Exception:  # the prober must outlive any one failure; logged, retried
                 log.exception("status probe failed")
 
+    async def probe_at_start(self) -> None:
+        """One forced probe before the app serves, so /status never shows the previous
+        run's state; a failure is logged, never fatal (the app may serve a degraded state)."""
+        try:
+            probes = await self.run_once(force=True)
+        except Exception:  # logged; the interval probes retry
+            log.exception("start-up status probe failed")
+            return
+        down = [f"{p.component} ({p.detail})" for p in probes if p.state == "down"]
+        if down:
+            log.error("start-up probe: down: %s", "; ".join(down))
+
     async def close(self) -> None:
         await self._http.aclose()
 
 
-async def _update_incidents(session: AsyncSession, probes: list[Probe]) -> None:
+async def update_incidents(session: AsyncSession, probes: list[Probe]) -> None:
     open_rows = (
         await session.execute(select(Incident).where(Incident.closed_at.is_(None)))
     ).scalars()

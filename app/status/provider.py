@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from app.settings import Settings
+
 # Statuspage's overall indicator → our state, and the words it shows.
 _INDICATORS = {
     "none": ("operational", "operational"),
@@ -28,6 +30,14 @@ class ProviderStatus:
     def headline(self) -> str:
         text = f"Upstream: {self.name} — {self.description}"
         return f"{text} ({self.incident})" if self.incident else text
+
+
+def provider_label(settings: Settings) -> str | None:
+    """The provider's name on the status page: PROVIDER_NAME, else LLM_BASE_URL's host;
+    None for the built-in model, which has no provider to show."""
+    if settings.uses_local_model:
+        return None
+    return settings.provider_name or httpx.URL(settings.llm_base_url or "").host or None
 
 
 async def fetch_provider_status(

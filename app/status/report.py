@@ -12,6 +12,7 @@ from app.caps.budget import GLOBAL, periods
 from app.caps.killswitch import is_paused
 from app.models import Incident, utcnow
 from app.settings import Settings
+from app.status.provider import provider_label
 
 COMPONENTS = ["app", "database", "rate_limit_store", "llm_upstream", "embeddings"]
 LABELS = {
@@ -59,6 +60,7 @@ async def status_report(session: AsyncSession, settings: Settings) -> dict[str, 
             }
         )
     provider = latest.get("provider")
+    provider_name = provider_label(settings)
     incidents = (
         await session.execute(
             select(Incident)
@@ -75,12 +77,14 @@ async def status_report(session: AsyncSession, settings: Settings) -> dict[str, 
         "paused": paused,
         "paused_reason": paused_reason,
         "components": components,
-        "provider": {
-            "name": settings.provider_name,
+        "provider": None  # the built-in model: no provider to show
+        if provider_name is None
+        else {
+            "name": provider_name,
             "state": provider.state if provider else "unknown",
             "headline": provider.detail
             if provider
-            else f"Upstream: {settings.provider_name} — status unknown",
+            else f"Upstream: {provider_name} — status unknown",
         },
         "incidents": [
             {

@@ -1,0 +1,2 @@
+"""`make preflight` / `python -m app.preflight`: the pre-launch checklist as code
+(docs/deploy.md#pre-launch-checklist-make-preflight)."""

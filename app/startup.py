@@ -1,0 +1,85 @@
+"""Start-up, told in one line per phase with its duration, and "ready" only once the server
+is listening; and a clean stop whatever ends the process.
+
+`uvicorn` handles SIGTERM and SIGINT while it serves, then re-raises the signal with the
+handler it found. With Python's default handler that ends the process at once, skipping
+``finally`` blocks and ``atexit`` hooks (and so the embedded PostgreSQL's stop):
+`exit_on_signals` installs a handler that exits through ``SystemExit`` instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+import uvicorn
+
+log = logging.getLogger("ragship")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# Loggers that narrate their internals at INFO (pg_ctl command lines, model loading):
+# their warnings still show.
+CHATTY = ("pgserver", "sentence_transformers", "transformers", "httpx", "alembic")
+
+
+@contextmanager
+def phase(name: str, *, stage: str = "start-up") -> Iterator[None]:
+    """Log "<stage>: <name> in <seconds>s" once the phase is done (not when it fails)."""
+    started = time.perf_counter()
+    yield
+    log.info("%s: %s in %.2fs", stage, name, time.perf_counter() - started)
+
+
+def quiet_chatty_loggers() -> None:
+    for name in CHATTY:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:  # the model's "Loading weights" progress bar
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def _exit(sig: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + sig)
+
+
+def exit_on_signals() -> None:
+    """SIGTERM, SIGINT and SIGHUP raise SystemExit (status 128 + signal number)."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _exit)
+
+
+class ReadyServer(uvicorn.Server):
+    """A uvicorn server that logs "ready" once its sockets are listening, with the time
+    since ``started`` (a `time.perf_counter()` reading)."""
+
+    def __init__(self, config: uvicorn.Config, *, started: float) -> None:
+        super().__init__(config)
+        self._started = started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            config = self.config
+            log.info(
+                "ready in %.1fs: listening on http://%s:%d",
+                time.perf_counter() - self._started,
+                config.host,
+                config.port,
+            )
+
+
+def serve(server: ReadyServer) -> int:
+    """Run ``server``; 0 after a clean stop, 3 when it could not start (uvicorn's code)."""
+    server.run()
+    if not server.started:
+        print("ragship could not start serving (see the log above)", file=sys.stderr)
+        return 3
+    return 0
