@@ -6,14 +6,14 @@ the row locks on the hot global counters are held for the statement and its comm
 never across a round trip to a busy client (docs/caps.md, "Reservations under load").
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-11-30
 """
 
 from alembic import op
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

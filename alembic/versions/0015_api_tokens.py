@@ -1,7 +1,7 @@
 """Personal access tokens (only their SHA-256 is stored), and the token each call came with.
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0014
 Create Date: 2026-11-30
 """
 
@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import UUID
 from alembic import op
 
 revision = "0015"
-down_revision = "0012"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
