@@ -217,4 +217,5 @@ async def me(user: UserDep, services: ServicesDep) -> dict[str, Any]:
             "resets_in_s": seconds_to_midnight_utc(),
         },
         "paused": paused,
+        "max_message_chars": services.settings.max_message_chars,
     }
