@@ -199,8 +199,18 @@ def test_admin_dashboard_shows_the_chats_with_cost_and_latency(
         expect(page.locator(".msg.assistant.complete .meta")).to_contain_text(
             "tokens", timeout=30_000
         )
+        answer = page.locator(".msg.assistant.complete").last
+        answer.get_by_role("button", name="Bad answer").click()
+        answer.get_by_label("Comment (optional)").fill("Too vague")
+        answer.get_by_role("button", name="Send").click()
+        expect(answer.locator(".thanks")).to_have_text("Thanks for the feedback.")
         expect(page.locator("#admin-link")).to_be_visible()
         page.click("#admin-link")
+        for chart in ("spend", "latency", "outcomes"):
+            expect(page.locator(f"#{chart}-chart canvas")).to_have_count(1)
+        expect(page.locator("#outcomes-chart .u-legend")).to_contain_text("Error rate")
+        expect(page.locator("#thumbs-down tbody")).to_contain_text("Too vague")
+        expect(page.locator("#thumbs-down tbody")).to_contain_text("How do I run the tests?")
         expect(page.locator("#calls tbody tr").first).to_contain_text("boss@example.com")
         expect(page.locator("#calls tbody tr").first).to_contain_text("$0.0")
         expect(page.locator("#latency tbody tr")).not_to_have_count(0)
