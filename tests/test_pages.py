@@ -31,7 +31,7 @@ def test_browsers_get_html_error_pages_and_api_clients_json(client: httpx.Client
     forbidden = client.get("/admin", headers=BROWSER)  # ada is not an admin
     assert forbidden.status_code == 403 and "Admins only." in forbidden.text
     assert "<html" in forbidden.text
-    assert client.get("/api/admin/calls").json() == {"detail": "Admins only."}
+    assert client.get("/api/admin/users").json() == {"detail": "Admins only."}
 
 
 def test_favicon_is_served(anonymous: httpx.Client) -> None:

@@ -93,6 +93,7 @@ def _shoot(base_url: str, model_url: str) -> None:
         page.goto("/auth/login")
         page.screenshot(path=IMAGES / "sign-in.png")
         page.click("form[action='/auth/dev-login'] button[name=as_admin]")
+        expect(page.locator("#who")).to_have_text("admin@localhost.test")
         _ask(page, "How do I ingest PDF files?")
         page.locator(".msg.assistant .citation").first.hover()
         page.screenshot(path=IMAGES / "chat-desktop-light.png")
@@ -117,6 +118,7 @@ def _shoot(base_url: str, model_url: str) -> None:
             )
             other = context.new_page()
             other.goto("/")
+            expect(other.locator("#who")).to_have_text("admin@localhost.test")
             if width < 800:
                 other.click("#menu")
             other.locator("#conversations a.open").last.click()  # the PDF question
