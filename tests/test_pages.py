@@ -8,8 +8,9 @@ import re
 
 import httpx
 
-from app.auth.access import DEV_ADMIN_EMAIL
+from app.auth.access import DEV_ADMIN_EMAIL, is_admin
 from app.routes.html import human_time
+from tests.conftest import make_settings
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 
@@ -58,3 +59,11 @@ def test_dev_sign_in_as_admin(anonymous: httpx.Client) -> None:
         me = browser.get("/api/me").json()
         assert me["email"] == DEV_ADMIN_EMAIL and me["is_admin"] is True
         assert browser.get("/admin").status_code == 200
+
+
+def test_the_dev_admin_is_no_admin_without_dev_sign_in() -> None:
+    assert is_admin(make_settings(), DEV_ADMIN_EMAIL)
+    assert not is_admin(make_settings(dev_login=False), DEV_ADMIN_EMAIL)
+    assert is_admin(
+        make_settings(dev_login=False, admin_emails=["boss@example.com"]), "Boss@example.com"
+    )
