@@ -65,7 +65,7 @@ async function refreshDashboard() {
   const perDay = pivot(spend, "day", (r) => `${r.model} · ${r.feature}`, "cost_usd");
   const dollars = (v) => `$${v.toFixed(4)}`;
   lineChart(document.getElementById("spend-chart"), perDay.times,
-    perDay.series.map((s) => ({ ...s, format: dollars })), { yLabel: "USD" });
+    perDay.series.map((s) => ({ ...s, format: dollars })), { yLabel: "USD", days: Number(days) + 1, yFormat: dollars });
   const top = await call(`/api/admin/dashboard/top-users${q}`);
   cells("#top-spend", top.by_spend.map((u) => [u.email, `$${u.cost_usd}`, u.calls]));
   cells("#top-requests", top.by_requests.map((u) => [u.email, u.calls, `$${u.cost_usd}`]));
@@ -77,7 +77,7 @@ async function refreshDashboard() {
     { label: "p95", values: latency.map((r) => r.p95_ms), format: msText },
     { label: "TTFT p50", values: latency.map((r) => r.ttft_p50_ms), format: msText },
     { label: "TTFT p95", values: latency.map((r) => r.ttft_p95_ms), format: msText },
-  ], { yLabel: "ms" });
+  ], { yLabel: "ms", days: Number(days) });
   const outcomes = await call(`/api/admin/dashboard/outcomes${q}`);
   cells("#outcomes", outcomes.map((r) => [r.t, r.calls, `${(r.error_rate * 100).toFixed(1)}%`,
     `${(r.refusal_rate * 100).toFixed(1)}%`, Object.entries(r.by_outcome).map(([k, v]) => `${k}: ${v}`).join(", ")]));
@@ -86,7 +86,7 @@ async function refreshDashboard() {
     { label: "Requests", values: outcomes.map((r) => r.calls), format: (v) => String(v) },
     { label: "Error rate", values: outcomes.map((r) => r.error_rate), scale: "rate", format: percent },
     { label: "Refusal rate", values: outcomes.map((r) => r.refusal_rate), scale: "rate", format: percent },
-  ], { yLabel: "requests", rateLabel: "rate" });
+  ], { yLabel: "requests", rateLabel: "rate", days: Number(days) });
   const drafts = await call("/api/admin/feedback/draft-cases");
   cells("#thumbs-down", drafts.map((d) => [d.question, d.notes.answer_given.slice(0, 300), d.notes.user_comment || "–", d.notes.trace_id]));
   const guardrails = await call(`/api/admin/dashboard/guardrails${q}`);

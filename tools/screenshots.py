@@ -103,7 +103,10 @@ def _shoot(base_url: str, model_url: str) -> None:
         page.locator(".msg.assistant").last.screenshot(path=IMAGES / "answer-code-citations.png")
         page.goto("/admin")
         expect(page.locator("#outcomes-chart canvas")).to_have_count(1)
-        page.screenshot(path=IMAGES / "admin.png", full_page=False)
+        page.set_viewport_size({"width": 1280, "height": 1000})
+        page.locator("h2", has_text="Spend per day").scroll_into_view_if_needed()
+        page.evaluate("document.querySelector('#spend-chart').closest('figure').scrollIntoView()")
+        page.screenshot(path=IMAGES / "admin.png")
         session = desktop.storage_state()
         for scheme, width, height, name in (
             ("dark", 1280, 800, "chat-desktop-dark.png"),

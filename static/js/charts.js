@@ -13,8 +13,9 @@ function css(name) {
 const seconds = (iso) => Date.parse(iso.length === 10 ? `${iso}T00:00:00Z` : iso) / 1000;
 
 // Draw (or redraw) a chart in `holder`: x is a list of ISO times, series is a list of
-// { label, values, scale?: "y" | "rate", format?: (v) => text }.
-export function lineChart(holder, x, series, { yLabel = "", rateLabel = "" } = {}) {
+// { label, values, scale?: "y" | "rate", format?: (v) => text }; `days` is the time range
+// shown (so one point is not stretched over years); `yFormat` labels the left axis.
+export function lineChart(holder, x, series, { yLabel = "", rateLabel = "", days = 7, yFormat = null } = {}) {
   charts.get(holder)?.destroy();
   holder.replaceChildren();
   if (!x.length) {
@@ -25,9 +26,11 @@ export function lineChart(holder, x, series, { yLabel = "", rateLabel = "" } = {
   const grid = { stroke: css("--border"), width: 1 };
   const axes = [
     { stroke: axisColour, grid },
-    { stroke: axisColour, grid, label: yLabel, size: 60 },
+    { stroke: axisColour, grid, label: yLabel, size: 70,
+      values: yFormat ? (u, ticks) => ticks.map(yFormat) : undefined },
   ];
-  const scales = { x: { time: true } };
+  const now = Date.now() / 1000;
+  const scales = { x: { time: true, range: [now - days * 86400, now] }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } };
   if (series.some((s) => s.scale === "rate")) {
     scales.rate = { range: [0, 1] };
     axes.push({ scale: "rate", side: 1, stroke: axisColour, grid: { show: false }, label: rateLabel,

@@ -9,9 +9,17 @@ const MARKER = /\[(\d{1,3})\]/g;
 const SKIP = "a, pre, code";
 let previews = 0;
 
+// The section within the document, without the title that heading paths start with.
+function sectionOf(source) {
+  const title = source.title || "";
+  let section = source.section || "";
+  if (title && section.startsWith(`${title} › `)) section = section.slice(title.length + 3);
+  return section === title ? "" : section;
+}
+
 export function sourceLabel(source) {
-  const title = source.title || "Source";
-  return source.section && source.section !== title ? `${title} — ${source.section}` : title;
+  const section = sectionOf(source);
+  return section ? `${source.title || "Source"} — ${section}` : source.title || "Source";
 }
 
 function sourceUrl(source) {
@@ -27,7 +35,7 @@ function citationLink(source) {
   preview.id = `cite-preview-${++previews}`;
   preview.setAttribute("role", "tooltip");
   preview.append(element("strong", "", source.title || "Source"));
-  if (source.section && source.section !== source.title) preview.append(element("span", "", source.section));
+  if (sectionOf(source)) preview.append(element("span", "", sectionOf(source)));
   if (url) {
     link.href = url;
     link.target = "_blank";
