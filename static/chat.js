@@ -119,6 +119,7 @@ async function signOut() {
 }
 
 async function start() {
+  followUrl();  // first, so nothing typed while /api/me loads is wiped afterwards
   const response = await api("/api/me");
   if (!response.ok) return;
   session.me = await response.json();
@@ -127,11 +128,11 @@ async function start() {
   if (session.me.max_message_chars) composer.setLimit(session.me.max_message_chars);
   $("admin-link").hidden = !session.me.is_admin;
   showStatusBanner();
-  followUrl();
   loadConversations();
 }
 
-composer.wire({ onSubmit: ask, onStop: () => { controller?.abort(); focusComposer(); } });
+// A question needs the CSRF token from /api/me: until it has arrived, Send keeps the text.
+composer.wire({ onSubmit: (question) => session.me && ask(question), onStop: () => { controller?.abort(); focusComposer(); } });
 $("new-chat").addEventListener("click", () => { newChat(); document.body.classList.remove("menu-open"); });
 $("sign-out").addEventListener("click", signOut);
 wireMenu();
