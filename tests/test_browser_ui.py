@@ -1,5 +1,5 @@
 """The chat page as people use it: phone and desktop layouts, dark mode, Markdown answers
-(safe, highlighted, copyable), hostile output that runs and loads nothing, conversations
+(safe, highlighted, copyable), hostile answers and documents that run and load nothing, conversations
 with their own URL (reload, back and forward, thumbs kept, rename, delete), Esc to stop."""
 # ruff: noqa: F811  (the browser and page fixtures are imported from tests/browser.py)
 
@@ -8,8 +8,10 @@ from __future__ import annotations
 import re
 
 from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import Engine, text
 
 from app.localmodel.runner import BackgroundServer
+from app.models import EMBEDDING_DIM
 from tests.browser import DESKTOP, PHONE, ask, browser, dev_sign_in, page, watch_errors  # noqa: F401
 from tests.conftest import LocalModel
 
@@ -197,3 +199,53 @@ def test_escape_stops_a_stream_and_the_answer_stays_marked_stopped(
     expect(page.locator(".msg.assistant .notice")).to_have_text(
         "Stopped: this answer is incomplete.", timeout=20_000
     )
+
+
+HOSTILE_DOCUMENT = """Setup notes with **bold** text.
+
+<script>window.__pwned = 1</script>
+
+<img src="x" onerror="window.__pwned = 2">
+
+[click me](javascript:window.__pwned=3)
+
+![tracker](https://tracker.example/doc.png)
+"""
+
+
+def test_a_hostile_document_renders_safely_in_the_source_view(
+    page: Page, db_engine: Engine
+) -> None:
+    """A poisoned document in the corpus: its Markdown renders, its markup stays inert."""
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    with db_engine.begin() as conn:
+        document_id = conn.execute(
+            text(
+                "INSERT INTO documents (source, title, content_hash, embedding_model, chunk_count,"
+                " ingested_at) VALUES ('hostile/notes.md', 'Hostile notes', 'x', 'test', 1, now())"
+                " RETURNING id"
+            )
+        ).scalar_one()
+        conn.execute(
+            text(
+                "INSERT INTO chunks (document_id, ordinal, heading_path, anchor, text,"
+                " token_count, embedding) VALUES (:d, 0, 'Hostile notes', 'notes', :t, 10,"
+                " array_fill(0.01, ARRAY[:dim])::vector)"
+            ),
+            {"d": document_id, "t": HOSTILE_DOCUMENT, "dim": EMBEDDING_DIM},
+        )
+    try:
+        page.goto(f"/sources/{document_id}#notes")
+        passage = page.locator("section#notes .passage")
+        expect(passage.locator("strong")).to_have_text("bold")
+        expect(page.locator("h1")).to_have_text("Hostile notes")
+        assert passage.locator("script, img[src]").count() == 0
+        assert passage.locator("a", has_text="click me").get_attribute("href") is None
+        expect(passage).to_contain_text("<script>")  # shown as text
+        assert page.evaluate("window.__pwned") is None
+        assert not [url for url in requested if "tracker.example" in url]
+        assert "hostile/notes.md" not in page.locator("body").inner_text()
+    finally:
+        with db_engine.begin() as conn:
+            conn.execute(text("DELETE FROM documents WHERE id = :d"), {"d": document_id})
