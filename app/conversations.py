@@ -6,10 +6,10 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Conversation, Message, utcnow
+from app.models import Conversation, Feedback, LLMCall, Message, utcnow
 
 
 class ConversationNotFound(Exception):
@@ -105,3 +105,41 @@ async def unsummarised_history(
         query = query.where(Message.id > after)
     rows = await session.execute(query.order_by(Message.id.desc()).limit(limit))
     return [(i, role, content) for i, role, content in reversed(rows.all())]
+
+
+async def message_ratings(
+    session: AsyncSession, *, message_ids: list[int], user_id: uuid.UUID
+) -> dict[int, str]:
+    """This user's thumbs on these messages: message id -> "up" or "down"."""
+    if not message_ids:
+        return {}
+    rows = await session.execute(
+        select(Feedback.message_id, Feedback.rating).where(
+            Feedback.message_id.in_(message_ids), Feedback.user_id == user_id
+        )
+    )
+    return {message_id: "up" if rating > 0 else "down" for message_id, rating in rows.all()}
+
+
+async def rename_conversation(
+    session: AsyncSession, *, conversation_id: uuid.UUID, owner: str, title: str
+) -> None:
+    """Set the title (1-80 characters, trimmed). Raises ConversationNotFound."""
+    conversation = await find_conversation(session, conversation_id=conversation_id, owner=owner)
+    conversation.title = title.strip()[:80]
+    await session.flush()
+
+
+async def delete_conversation(
+    session: AsyncSession, *, conversation_id: uuid.UUID, owner: str
+) -> None:
+    """Delete the conversation for good: its messages and their feedback (cascading foreign
+    keys), and the question and answer text of its call records. The call records
+    themselves stay, without text, for cost accounting. Raises ConversationNotFound."""
+    await find_conversation(session, conversation_id=conversation_id, owner=owner)
+    await session.execute(
+        update(LLMCall)
+        .where(LLMCall.conversation_id == conversation_id)
+        .values(question=None, answer=None)
+    )
+    await session.execute(delete(Conversation).where(Conversation.id == conversation_id))

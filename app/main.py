@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from app.auth.oidc import build_oidc_client
@@ -25,6 +26,7 @@ from app.db import database_url, make_async_engine
 from app.deps import NotSignedIn
 from app.guardrails.attacks import AttackIndex
 from app.http.body_limit import BodyLimitMiddleware, body_limits
+from app.http.error_pages import http_error
 from app.http.errors import HANDLERS as ERROR_HANDLERS
 from app.http.input_guard import InputGuardMiddleware
 from app.http.overload import HANDLERS as OVERLOAD_HANDLERS
@@ -169,6 +171,7 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.env == "prod")
     for exc_type, handler in {**ERROR_HANDLERS, **OVERLOAD_HANDLERS}.items():
         app.add_exception_handler(exc_type, handler)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(NotSignedIn, _not_signed_in)
     app.add_exception_handler(CapRefused, _cap_refused)
     app.include_router(pages.router)

@@ -123,6 +123,16 @@ def _read_html(text: str, fallback_title: str) -> ParsedDocument:
     )
 
 
+# Titles that tools write into a PDF's metadata without meaning them: a page printed from a
+# browser tab is titled "about:blank" or its URL. The file name says more.
+_PLACEHOLDER_TITLE = re.compile(r"^(?:about:|https?://|file:|untitled\b|document\d*$)", re.I)
+
+
+def _pdf_title(metadata_title: object, fallback_title: str) -> str:
+    title = str(metadata_title or "").strip()
+    return fallback_title if not title or _PLACEHOLDER_TITLE.match(title) else title
+
+
 def _read_pdf(data: bytes, fallback_title: str) -> ParsedDocument:
     import io
 
@@ -131,7 +141,7 @@ def _read_pdf(data: bytes, fallback_title: str) -> ParsedDocument:
     try:
         reader = PdfReader(io.BytesIO(data))
         pages = [page.extract_text() or "" for page in reader.pages]
-        title = (reader.metadata.title if reader.metadata else None) or fallback_title
+        title = _pdf_title(reader.metadata.title if reader.metadata else None, fallback_title)
     except Exception as err:  # pypdf raises many kinds on a damaged file; all mean the same
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ReadError(f"unreadable PDF: {detail[:160]}") from err

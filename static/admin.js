@@ -1,5 +1,7 @@
-// Admin page: invites and users. Values are inserted as text, never as HTML.
-"use strict";
+// Admin page: charts (static/js/charts.js), tables, thumbs-down feedback, invites and users.
+// Values are inserted as text, never as HTML.
+
+import { lineChart, pivot } from "./js/charts.js";
 
 let csrf = "";
 
@@ -42,18 +44,6 @@ function cells(tbody, rows, onClick) {
   }));
 }
 
-function bars(id, points) {
-  // A tiny bar chart: one bar per point, height relative to the largest value.
-  const max = Math.max(1e-9, ...points.map((p) => p.value));
-  document.getElementById(id).replaceChildren(...points.map((p) => {
-    const bar = document.createElement("span");
-    bar.className = "bar";
-    bar.style.height = `${Math.round((p.value / max) * 100)}%`;
-    bar.title = `${p.label}: ${p.value}`;
-    return bar;
-  }));
-}
-
 const ms = (v) => (v === null ? null : Math.round(v));
 
 async function refreshDashboard() {
@@ -72,15 +62,22 @@ async function refreshDashboard() {
   };
   const spend = await call(`/api/admin/dashboard/spend${q}`);
   cells("#spend", spend.map((r) => [r.day, r.model, r.feature, r.calls, `$${r.cost_usd}`]));
-  const perDay = {};
-  for (const r of spend) perDay[r.day] = (perDay[r.day] || 0) + Number(r.cost_usd);
-  bars("spend-chart", Object.entries(perDay).map(([label, value]) => ({ label, value })));
+  const perDay = pivot(spend, "day", (r) => `${r.model} · ${r.feature}`, "cost_usd");
+  const dollars = (v) => `$${v.toFixed(4)}`;
+  lineChart(document.getElementById("spend-chart"), perDay.times,
+    perDay.series.map((s) => ({ ...s, format: dollars })), { yLabel: "USD", days: Number(days) + 1, yFormat: dollars });
   const top = await call(`/api/admin/dashboard/top-users${q}`);
   cells("#top-spend", top.by_spend.map((u) => [u.email, `$${u.cost_usd}`, u.calls]));
   cells("#top-requests", top.by_requests.map((u) => [u.email, u.calls, `$${u.cost_usd}`]));
   const latency = await call(`/api/admin/dashboard/latency${q}`);
   cells("#latency", latency.map((r) => [r.t, r.calls, ms(r.p50_ms), ms(r.p95_ms), ms(r.ttft_p50_ms), ms(r.ttft_p95_ms)]));
-  bars("latency-chart", latency.map((r) => ({ label: `${r.t} p95`, value: r.p95_ms || 0 })));
+  const msText = (v) => `${Math.round(v)} ms`;
+  lineChart(document.getElementById("latency-chart"), latency.map((r) => r.t), [
+    { label: "p50", values: latency.map((r) => r.p50_ms), format: msText },
+    { label: "p95", values: latency.map((r) => r.p95_ms), format: msText },
+    { label: "TTFT p50", values: latency.map((r) => r.ttft_p50_ms), format: msText },
+    { label: "TTFT p95", values: latency.map((r) => r.ttft_p95_ms), format: msText },
+  ], { yLabel: "ms", days: Number(days) });
   const outcomes = await call(`/api/admin/dashboard/outcomes${q}`);
   cells("#outcomes", outcomes.map((r) => [r.t, r.calls, `${(r.error_rate * 100).toFixed(1)}%`,
     `${(r.refusal_rate * 100).toFixed(1)}%`, Object.entries(r.by_outcome).map(([k, v]) => `${k}: ${v}`).join(", ")]));
@@ -88,6 +85,14 @@ async function refreshDashboard() {
   cells("#levers", [[levers.answered, levers.cache_hits,
     levers.cache_hit_rate === null ? "–" : `${(levers.cache_hit_rate * 100).toFixed(1)}%`,
     `$${levers.cache_saved_usd}`, levers.no_context_answers]]);
+  const percent = (v) => `${(v * 100).toFixed(1)}%`;
+  lineChart(document.getElementById("outcomes-chart"), outcomes.map((r) => r.t), [
+    { label: "Requests", values: outcomes.map((r) => r.calls), format: (v) => String(v) },
+    { label: "Error rate", values: outcomes.map((r) => r.error_rate), scale: "rate", format: percent },
+    { label: "Refusal rate", values: outcomes.map((r) => r.refusal_rate), scale: "rate", format: percent },
+  ], { yLabel: "requests", rateLabel: "rate", days: Number(days) });
+  const drafts = await call("/api/admin/feedback/draft-cases");
+  cells("#thumbs-down", drafts.map((d) => [d.question, d.notes.answer_given.slice(0, 300), d.notes.user_comment || "–", d.notes.trace_id]));
   const guardrails = await call(`/api/admin/dashboard/guardrails${q}`);
   cells("#guardrails", guardrails.map((g) => [g.rule, g.layer, g.blocks, g.flags, g.per_1000_requests ?? "–"]));
   const alerts = await call("/api/admin/dashboard/alerts");

@@ -32,6 +32,7 @@ PUBLIC = {
     ("POST", "/auth/dev-login"),
     ("GET", "/invite/{code}"),
     ("GET", "/api/openapi.json"),
+    ("GET", "/favicon.ico"),  # the icon every page shows, the sign-in page included
 }
 DUMMY = {
     "conversation_id": "00000000-0000-0000-0000-000000000000",

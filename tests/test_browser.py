@@ -1,13 +1,11 @@
 """A real browser (Debian's Chromium driven by Playwright) asks a question and sees it stream."""
+# ruff: noqa: F811  (the browser and page fixtures are imported from tests/browser.py)
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import Engine
 
 from app.guardrails.verdict import RETRACTED_MESSAGE
@@ -16,76 +14,52 @@ from app.localmodel.runner import BackgroundServer
 from app.main import create_app
 from app.rag.embedder import Embedder
 from app.settings import Settings
+from tests.browser import ask, browser, dev_sign_in, page  # noqa: F401
 from tests.conftest import LocalModel, eventually, scalar
 from tests.oidc_provider import Provider
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), "Chromium is missing: `make test` installs Debian's chromium package"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser, app_server: BackgroundServer) -> Iterator[Page]:
-    context = browser.new_context(base_url=app_server.url)
-    page = context.new_page()
-    dev_sign_in(page, "browser@example.com")
-    yield page
-    context.close()
-
-
-def dev_sign_in(page: Page, email: str) -> None:
-    page.goto("/")
-    expect(page).to_have_url(re.compile(r"/auth/login"))
-    page.fill("input[name=email]", email)
-    page.click("form[action='/auth/dev-login'] button")
-    expect(page.locator("#who")).to_have_text(email)
-
-
-def ask(page: Page, question: str) -> None:
-    page.fill("#question", question)
-    page.click("#send")
-
-
-def test_question_streams_an_answer_with_a_working_citation(page: Page) -> None:
+def test_answer_cites_inline_with_a_preview_and_lists_only_cited_sources(
+    page: Page, db_engine: Engine
+) -> None:
     page.goto("/")
     ask(page, "How do I ingest PDF files?")
     answer = page.locator(".msg.assistant.complete").last
-    expect(answer.locator(".body")).to_contain_text(re.compile(r"\[\d+\]"), timeout=20_000)
-    expect(answer.locator(".meta")).to_contain_text("tokens")
-    # Source n is labelled [n] (counting from 1, as the API numbers them), and every [n] the
-    # answer cites is one of them.
-    labels = answer.locator(".sources .citation").all_inner_texts()
-    numbers = [int(label[1 : label.index("]")]) for label in labels]
-    assert numbers == list(range(1, len(labels) + 1)), labels
+    citation = answer.locator(".body a.citation").first
+    expect(citation).to_have_attribute(
+        "href", re.compile(r"^/sources/\d+#[a-z0-9-]+$"), timeout=20_000
+    )
+    expect(answer.locator(".meta")).to_have_count(0)  # tokens, cost, trace: admins only
     cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer.locator(".body").inner_text())}
-    assert cited and cited <= set(numbers), (cited, labels)
-    citation = answer.locator("a.citation").first
-    expect(citation).to_have_attribute("href", re.compile(r"^/sources/\d+#[a-z0-9-]+$"))
+    listed = answer.locator(".sources li")
+    expect(listed).to_have_count(len(cited))
+    assert {int(v) for v in listed.evaluate_all("items => items.map(i => i.value)")} == cited
+    preview = answer.locator(".cite-preview").first
+    expect(preview).to_be_hidden()
+    citation.focus()
+    expect(preview).to_be_visible()
+    expect(preview).not_to_be_empty()
     with page.context.expect_page() as opened:
         citation.click()
     source = opened.value
     source.wait_for_load_state()
     anchor = source.url.split("#")[1]
-    expect(source.locator(f"section#{anchor}")).to_be_visible()
+    section = source.locator(f"section#{anchor}")
+    expect(section).to_be_visible()
+    expect(section).to_be_in_viewport()
+    highlighted = section.evaluate("s => getComputedStyle(s).backgroundColor")
+    plain = source.locator("section").evaluate_all(
+        "all => all.filter(s => !s.matches(':target')).map(s => getComputedStyle(s).backgroundColor)"
+    )
+    assert plain and highlighted not in plain, "the cited passage is highlighted"
+    assert source.title() != "about:blank" and source.locator("h1").inner_text()
+    document_id = int(source.url.split("/sources/")[1].split("#")[0])
+    path = scalar(db_engine, "SELECT source FROM documents WHERE id = :id", id=document_id)
+    assert str(path) not in source.locator("body").inner_text()  # no server file path
     expect(page.locator("#conversations li")).not_to_have_count(0)
 
 
-def test_markup_in_questions_and_answers_is_shown_as_text(page: Page) -> None:
+def test_markup_in_questions_is_shown_as_text(page: Page) -> None:
     page.goto("/")
     ask(page, "<img src=x onerror=\"document.title='pwned'\"> how do I run the tests?")
     expect(page.locator(".msg.assistant.complete")).to_have_count(1, timeout=20_000)
@@ -94,10 +68,18 @@ def test_markup_in_questions_and_answers_is_shown_as_text(page: Page) -> None:
     assert page.title() == "ragship"
 
 
-def test_too_long_question_shows_the_servers_message(page: Page) -> None:
+def test_over_long_question_shows_a_counter_and_cannot_be_sent(page: Page) -> None:
     page.goto("/")
-    ask(page, "x" * 4500)
-    expect(page.locator(".msg.assistant .error")).to_contain_text("too long", timeout=20_000)
+    expect(page.locator("#counter")).to_be_hidden()
+    page.fill("#question", "x" * 3500)  # 80% of the 4000-character limit shows the counter
+    expect(page.locator("#counter")).to_have_text("3500 / 4000")
+    expect(page.locator("#send")).to_be_enabled()
+    page.fill("#question", "x" * 4500)
+    expect(page.locator("#counter")).to_have_text("4500 / 4000")
+    expect(page.locator("#counter")).to_have_class(re.compile("over"))
+    expect(page.locator("#send")).to_be_disabled()
+    page.press("#question", "Enter")
+    expect(page.locator(".msg")).to_have_count(0)
 
 
 def test_oidc_sign_in_chat_and_sign_out(
@@ -141,6 +123,15 @@ def test_rate_limit_message_and_budget_are_shown(
             expect(page.locator(".msg.assistant.complete")).to_have_count(n + 1, timeout=20_000)
         expect(page.locator(".msg.assistant .error")).to_have_count(1)
         expect(page.locator(".msg.assistant .error")).to_contain_text("2 messages every 60 minutes")
+        # The refused question stays in the box, Send waits for a live countdown.
+        expect(page.locator("#question")).to_have_value("How do I run the tests? 2")
+        expect(page.locator(".msg.user")).to_have_count(2)
+        expect(page.locator("#send")).to_be_disabled()
+        wait = page.locator("#wait")
+        expect(wait).to_have_text(re.compile(r"You can send again in \d+m \d+s\."))
+        first = wait.inner_text()
+        expect(wait).not_to_have_text(first, timeout=5_000)  # it counts down
+        expect(page.locator("#question")).to_be_focused()
     finally:
         context.close()
         server.stop()
@@ -173,13 +164,27 @@ def test_thumbs_down_with_a_comment(page: Page, db_engine: Engine) -> None:
     answer = page.locator(".msg.assistant").last
     expect(answer).to_have_class(re.compile("complete"), timeout=60_000)
     expect(answer.locator(".error")).to_have_count(0)
-    answer.locator(".thumb.down").click()
-    answer.locator(".feedback .comment").fill("Missing the lint step")
-    answer.locator(".feedback .comment").blur()  # commits the comment (a change event)
+    down = answer.get_by_role("button", name="Bad answer")
+    expect(down).to_have_attribute("aria-pressed", "false")
+    sql = "SELECT count(*) FROM feedback WHERE rating = -1"
+    before = scalar(db_engine, sql)
+    down.click()
+    form = answer.locator(".feedback-form")
+    expect(form.get_by_label("What went wrong?")).to_be_focused()
+    assert scalar(db_engine, sql) == before  # nothing is recorded before Send
+    form.get_by_label("What went wrong?").select_option("Did not answer the question")
+    form.get_by_label("Comment (optional)").fill("Missing the lint step")
+    form.get_by_role("button", name="Send").click()
     expect(answer.locator(".feedback")).to_contain_text("Thanks for the feedback.")
-    expect(answer.locator(".feedback")).to_have_attribute("data-rating", "down")
-    sql = "SELECT count(*) FROM feedback WHERE rating = -1 AND comment = 'Missing the lint step'"
-    eventually(lambda: scalar(db_engine, sql) == 1, what="the comment to be stored")
+    expect(down).to_have_attribute("aria-pressed", "true")
+    expect(answer.get_by_role("button", name="Good answer")).to_have_attribute(
+        "aria-pressed", "false"
+    )
+    stored = "Did not answer the question: Missing the lint step"
+    eventually(
+        lambda: scalar(db_engine, sql + " AND comment = :c", c=stored) == 1,
+        what="the comment to be stored",
+    )
 
 
 def test_admin_dashboard_shows_the_chats_with_cost_and_latency(
@@ -195,8 +200,18 @@ def test_admin_dashboard_shows_the_chats_with_cost_and_latency(
         expect(page.locator(".msg.assistant.complete .meta")).to_contain_text(
             "tokens", timeout=30_000
         )
+        answer = page.locator(".msg.assistant.complete").last
+        answer.get_by_role("button", name="Bad answer").click()
+        answer.get_by_label("Comment (optional)").fill("Too vague")
+        answer.get_by_role("button", name="Send").click()
+        expect(answer.locator(".thanks")).to_have_text("Thanks for the feedback.")
         expect(page.locator("#admin-link")).to_be_visible()
         page.click("#admin-link")
+        for chart in ("spend", "latency", "outcomes"):
+            expect(page.locator(f"#{chart}-chart canvas")).to_have_count(1)
+        expect(page.locator("#outcomes-chart .u-legend")).to_contain_text("Error rate")
+        expect(page.locator("#thumbs-down tbody")).to_contain_text("Too vague")
+        expect(page.locator("#thumbs-down tbody")).to_contain_text("How do I run the tests?")
         expect(page.locator("#calls tbody tr").first).to_contain_text("boss@example.com")
         expect(page.locator("#calls tbody tr").first).to_contain_text("$0.0")
         expect(page.locator("#latency tbody tr")).not_to_have_count(0)

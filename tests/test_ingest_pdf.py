@@ -12,6 +12,8 @@ from app.db import make_sync_engine
 from app.rag.embedder import Embedder
 from ingest.pdftext import join_wrapped_lines
 from ingest.pipeline import ingest_paths
+from ingest.readers import read_document
+from tests.pdf import make_pdf
 
 
 def wrapped_pdf(pages: list[list[str]]) -> bytes:
@@ -158,3 +160,20 @@ def test_wrapped_pdf_lines_become_whole_sentences(
 )
 def test_join_wrapped_lines(lines: str, joined: str) -> None:
     assert join_wrapped_lines([lines]) == [joined]
+
+
+@pytest.mark.parametrize(
+    ("title", "shown"),
+    [
+        (None, "quarterly-report"),
+        ("about:blank", "quarterly-report"),
+        ("https://intranet.example/report", "quarterly-report"),
+        ("Untitled", "quarterly-report"),
+        ("Q3 Report", "Q3 Report"),
+    ],
+)
+def test_a_pdf_is_titled_by_its_metadata_unless_that_is_a_placeholder(
+    title: str | None, shown: str
+) -> None:
+    pdf = make_pdf(["Revenue grew in the third quarter."], title=title)
+    assert read_document(Path("reports/quarterly-report.pdf"), pdf).title == shown

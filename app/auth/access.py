@@ -25,8 +25,17 @@ class Identity:
     email_verified: bool
 
 
+# The dev sign-in's "Sign in as admin" identity: an admin only while dev sign-in is enabled
+# (ENV=dev, on this machine), so a developer can see the admin pages without restarting
+# with ADMIN_EMAILS. `.test` is a reserved TLD: no identity provider issues it.
+DEV_ADMIN_EMAIL = "admin@localhost.test"
+
+
 def is_admin(settings: Settings, email: str) -> bool:
-    return email.lower() in settings.admin_emails
+    email = email.lower()
+    return email in settings.admin_emails or (
+        settings.dev_login_enabled and email == DEV_ADMIN_EMAIL
+    )
 
 
 def on_allowlist(settings: Settings, email: str) -> bool:

@@ -19,6 +19,7 @@ FaultKind = Literal[
     "content_filter",  # finish_reason=content_filter with no text
     "slow",  # wait `delay_s` between tokens
     "adversarial",  # misbehave on purpose: see `behaviour` and app/localmodel/adversary.py
+    "scripted",  # answer with `text` verbatim (rich Markdown, hostile markup: browser tests)
 ]
 
 
@@ -30,6 +31,7 @@ class Fault(BaseModel):
     after_tokens: int = Field(3, ge=0)
     model: str | None = Field(None, description="Only requests for this model (default: any).")
     behaviour: str = Field("planted", description="For adversarial: what to do wrong.")
+    text: str = Field("", max_length=20_000, description="For scripted: the answer to give.")
 
 
 class FaultQueue:

@@ -130,6 +130,8 @@ def create_local_model(*, api_key: str | None = None, token_delay_s: float = 0.0
             return refusal
         if fault and fault.kind == "adversarial":
             text = misbehave(fault.behaviour, messages)
+        elif fault and fault.kind == "scripted":
+            text = fault.text
         else:
             text = "" if fault and fault.kind == "content_filter" else answer(messages)
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")

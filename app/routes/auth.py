@@ -19,7 +19,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from joserfc.errors import JoseError
 
-from app.auth.access import AccessDenied, Identity, admit
+from app.auth.access import DEV_ADMIN_EMAIL, AccessDenied, Identity, admit
 from app.auth.csrf import require_same_origin
 from app.auth.sessions import SESSION_COOKIE, create_session, end_session
 from app.caps.budget import seconds_to_midnight_utc, spend_today
@@ -88,26 +88,33 @@ async def _sign_in(
 @router.get("/auth/login", include_in_schema=False)
 async def login_page(request: Request, services: ServicesDep, next: str = "/") -> Response:
     target = escape(_safe_next(next), quote=True)
-    parts = []
+    parts = [
+        "<p class='lead'>An assistant that answers questions about ragship's documentation "
+        "(how to run, configure and deploy it), citing the pages each answer comes from.</p>"
+    ]
     if request.session.get("invite"):
         parts.append("<p>You have an invite: sign in to accept it.</p>")
     if services.oidc is not None:
         parts.append(
-            f"<p><a class='button' href='/auth/start?next={target}'>Sign in with Google</a></p>"
+            f"<p><a class='button-link' href='/auth/start?next={target}'>"
+            "Sign in with Google</a></p>"
         )
     if dev_login_allowed(request, services):
         parts.append(
             "<form method='post' action='/auth/dev-login'><h2>Dev sign-in</h2>"
-            "<p class='muted'>Local development only: no password.</p>"
+            "<p class='muted'>Local development only: no password. <em>Sign in as admin</em> "
+            f"uses {escape(DEV_ADMIN_EMAIL)}, an admin in dev without ADMIN_EMAILS.</p>"
             f"<input type='hidden' name='next' value='{target}'>"
-            "<p><label>Email <input name='email' type='email' value='dev@localhost.test'"
-            " required></label></p>"
-            "<p><label>Name <input name='name' value='Dev'></label></p>"
-            "<p><button type='submit'>Sign in</button></p></form>"
+            "<label for='dev-email'>Email</label><input id='dev-email' name='email' type='email'"
+            " value='dev@localhost.test' required>"
+            "<label for='dev-name'>Name</label><input id='dev-name' name='name' value='Dev'>"
+            "<p class='actions'><button type='submit'>Sign in</button> "
+            "<button type='submit' name='as_admin' value='1' formnovalidate>Sign in as admin"
+            "</button></p></form>"
         )
-    if not parts:
+    if len(parts) == 1:
         parts.append("<p>Sign-in is not configured: set OIDC_CLIENT_ID and OIDC_CLIENT_SECRET.</p>")
-    return page("Sign in", "".join(parts))
+    return page("Sign in", f"<div class='signin'>{''.join(parts)}</div>")
 
 
 @router.get("/auth/start", include_in_schema=False)
@@ -168,11 +175,14 @@ async def dev_login(
     email: str = Form(..., min_length=3, max_length=200),
     name: str = Form(""),
     next: str = Form("/"),
+    as_admin: bool = Form(False),
 ) -> Response:
     if not dev_login_allowed(request, services):
         raise HTTPException(404, "Not Found")
     require_same_origin(request, services.settings)
     email, name, next = clean_text(email).strip(), clean_text(name).strip(), clean_text(next)
+    if as_admin:
+        email, name = DEV_ADMIN_EMAIL, "Dev admin"
     if "@" not in email:
         return message_page("Sign-in failed", "Enter an email address.", status_code=400)
     # Dev sign-in lets any email in: it exists only in dev mode, on this machine.
@@ -217,4 +227,5 @@ async def me(user: UserDep, services: ServicesDep) -> dict[str, Any]:
             "resets_in_s": seconds_to_midnight_utc(),
         },
         "paused": paused,
+        "max_message_chars": services.settings.max_message_chars,
     }

@@ -21,7 +21,14 @@ from app.caps.chain import admit, release_unused
 from app.caps.overload import record_overload
 from app.caps.refusal import CapRefused
 from app.chat import ChatEvent, prepare_chat, record_question, stream_answer
-from app.conversations import ConversationNotFound, conversation_messages, list_conversations
+from app.conversations import (
+    ConversationNotFound,
+    conversation_messages,
+    delete_conversation,
+    list_conversations,
+    message_ratings,
+    rename_conversation,
+)
 from app.db import session_scope
 from app.deps import ApiUserDep, CurrentUser, ServicesDep
 from app.feedback import MessageNotFound, give_feedback
@@ -149,6 +156,9 @@ async def conversation(
             messages = await conversation_messages(
                 session, conversation_id=conversation_id, owner=str(user.id)
             )
+            ratings = await message_ratings(
+                session, message_ids=[m.id for m in messages], user_id=user.id
+            )
     except ConversationNotFound as err:
         raise HTTPException(404, "No such conversation.") from err
     return {
@@ -161,10 +171,47 @@ async def conversation(
                 "sources": m.sources,
                 "status": m.status,
                 "trace_id": m.trace_id,
+                "rating": ratings.get(m.id),
             }
             for m in messages
         ],
     }
+
+
+class RenameRequest(BaseModel):
+    title: CleanStr = Field(min_length=1, max_length=80)
+
+    @field_validator("title")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("title must not be blank")
+        return value.strip()
+
+
+@router.patch("/conversations/{conversation_id}")
+async def rename(
+    conversation_id: uuid.UUID, body: RenameRequest, services: ServicesDep, user: ApiUserDep
+) -> dict[str, Any]:
+    """Rename one of the user's conversations."""
+    try:
+        async with session_scope(services.sessions) as session:
+            await rename_conversation(
+                session, conversation_id=conversation_id, owner=str(user.id), title=body.title
+            )
+    except ConversationNotFound as err:
+        raise HTTPException(404, "No such conversation.") from err
+    return {"id": str(conversation_id), "title": body.title}
+
+
+@router.delete("/conversations/{conversation_id}", status_code=204)
+async def delete(conversation_id: uuid.UUID, services: ServicesDep, user: ApiUserDep) -> None:
+    """Delete one of the user's conversations and its messages for good (docs/chat-api.md)."""
+    try:
+        async with session_scope(services.sessions) as session:
+            await delete_conversation(session, conversation_id=conversation_id, owner=str(user.id))
+    except ConversationNotFound as err:
+        raise HTTPException(404, "No such conversation.") from err
 
 
 class FeedbackRequest(BaseModel):

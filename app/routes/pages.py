@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from sqlalchemy import select
 
 from app.branding import Branding, brand_page
@@ -24,6 +25,20 @@ router = APIRouter(tags=["pages"])
 async def index(user: UserDep, services: ServicesDep) -> HTMLResponse:
     """The chat page, with the bot's name and welcome filled in (app/branding.py)."""
     return _branded("index.html", services)
+
+
+@router.get("/c/{conversation_id}", include_in_schema=False)
+async def conversation_page(
+    conversation_id: uuid.UUID, user: UserDep, services: ServicesDep
+) -> HTMLResponse:
+    """The chat page with one conversation open (the page loads it by the URL)."""
+    return _branded("index.html", services)
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> FileResponse:
+    """Browsers ask for /favicon.ico whatever the page links: the same SVG icon."""
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
 
 
 @router.get("/about", include_in_schema=False)
@@ -67,13 +82,18 @@ async def source_document(document_id: int, user: UserDep, services: ServicesDep
         seen.add(anchor)
         blocks.append(
             f"<section{anchor_attr}><h2>{escape(heading_path or document.title)}</h2>"
-            f"<pre>{escape(text)}</pre></section>"
+            f"<pre class='passage'>{escape(text)}</pre></section>"
         )
+    # No server path here: the title names the document. static/source.js renders each
+    # passage's Markdown through the sanitizer; without script the text stays readable.
     page = (
-        f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{escape(document.title)}</title><link rel='stylesheet' href='/static/style.css'>"
-        f"</head><body class='source'><p><a href='/'>← Back to chat</a></p>"
-        f"<h1>{escape(document.title)}</h1><p class='muted'>{escape(document.source)}</p>"
-        f"{''.join(blocks)}</body></html>"
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{escape(document.title)} · ragship</title>"
+        "<link rel='icon' href='/static/favicon.svg' type='image/svg+xml'>"
+        "<link rel='stylesheet' href='/static/style.css'>"
+        "<script type='module' src='/static/source.js'></script>"
+        "</head><body class='source'><nav><a href='/'>← Back to chat</a></nav>"
+        f"<main><h1>{escape(document.title)}</h1>{''.join(blocks)}</main></body></html>"
     )
     return HTMLResponse(page)

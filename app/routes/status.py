@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from app.db import session_scope
 from app.deps import ServicesDep
-from app.routes.html import page
+from app.routes.html import human_time, page
 from app.status.report import status_report
 
 router = APIRouter(tags=["status"])
@@ -52,12 +52,13 @@ async def status_page(services: ServicesDep) -> HTMLResponse:
     if not report["incidents"]:
         parts.append("<p>No incidents in the last 90 days.</p>")
     for i in report["incidents"]:
-        state = "resolved " + i["closed_at"] if i["closed_at"] else "ongoing"
+        state = "resolved " + human_time(i["closed_at"]) if i["closed_at"] else "ongoing"
         notes = f"<br><em>{escape(i['notes'])}</em>" if i["notes"] else ""
         parts.append(
             f"<p class='incident'><strong>{escape(i['title'])}</strong><br>"
-            f"opened {escape(i['opened_at'])}, {escape(state)}{notes}</p>"
+            f"opened {escape(human_time(i['opened_at']))}, {escape(state)}{notes}</p>"
         )
+    parts.append("<p><a href='/'>← Back to the chat</a></p>")
     return page("Status", "".join(parts))
 
 
