@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,7 @@ import pytest
 from app.db import make_sync_engine
 from app.rag.embedder import Embedder
 from ingest.corpus import ingest_corpus
-from tests.conftest import DOCS, make_settings, scalar, sign_in
+from tests.conftest import DOCS, ROOT, make_settings, scalar, sign_in
 from tests.sse import chat
 
 PAGES = {
@@ -86,5 +89,38 @@ def test_keep_others_keeps_documents_outside_docs_dir(
         missing = make_settings(database_url=url, docs_dir=my_docs.parent / "typo")
         report = ingest_corpus(missing, engine=engine, embedder=embedder)
         assert report.pruned == 0 and scalar(engine, "SELECT count(*) FROM documents") == 4
+    finally:
+        engine.dispose()
+
+
+def test_ingest_only_and_reset_from_the_command_line(
+    new_database, my_docs: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    url = new_database()
+
+    def ingest(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "ingest", *args],
+            cwd=ROOT,
+            env={**os.environ, "DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "one.md").write_text("# One\n\nA single page.\n")
+    ingest(str(my_docs), str(other))
+    out = ingest(str(other), "--only")  # `other` is now the whole corpus
+    assert "1 files: 0 ingested, 1 unchanged, 3 pruned" in out
+    engine = make_sync_engine(url)
+    try:
+        assert scalar(engine, "SELECT string_agg(source, ',') FROM documents") == "other/one.md"
+        assert "reset: 1 documents deleted" in ingest("--reset")
+        assert scalar(engine, "SELECT count(*) FROM documents") == 0
+        assert scalar(engine, "SELECT count(*) FROM chunks") == 0
     finally:
         engine.dispose()
