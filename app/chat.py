@@ -37,7 +37,7 @@ from app.guardrails.output import OutputGuard
 from app.guardrails.verdict import RETRACTED_MESSAGE
 from app.llm.client import TextDelta, UpstreamError
 from app.rag.prompt import PROMPT_VERSION, build_messages
-from app.rag.retrieve import Passage, hybrid_search
+from app.rag.retrieve import Passage, Relevance, hybrid_search
 from app.services import Services
 from app.settle import Outcome, settle_call, source_payload
 from app.shutdown import SHUTDOWN_MESSAGE, ShuttingDown, StopSignal, until_stopped
@@ -95,6 +95,7 @@ async def prepare_chat(
             candidates=settings.retrieval_candidates,
             min_similarity=settings.retrieval_min_similarity,
             rrf_k=settings.rrf_k,
+            relevance=Relevance(settings.relevance_similarity, settings.relevance_keyword_share),
         )
     flagged, planted, source_flags = screen_sources(settings, passages)
     return PreparedChat(

@@ -41,6 +41,8 @@ _PINNED = (
     "chunk_overlap",
     "retrieval_candidates",
     "rrf_k",
+    "relevance_similarity",
+    "relevance_keyword_share",
     "history_messages",
     "max_message_chars",
     "llm_max_tokens",

@@ -31,6 +31,7 @@ from app.settings.chat import ChatSettings
 from app.settings.guardrails import GuardrailsSettings
 from app.settings.llm import LLMSettings
 from app.settings.observability import ObservabilitySettings
+from app.settings.relevance import RelevanceSettings
 from app.settings.retrieval import RetrievalSettings
 from app.settings.runtime import RuntimeSettings
 from app.settings.signin import SignInSettings
@@ -43,6 +44,7 @@ class Settings(
     GuardrailsSettings,
     ObservabilitySettings,
     CapsSettings,
+    RelevanceSettings,
     RetrievalSettings,
     LLMSettings,
     SignInSettings,
