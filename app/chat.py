@@ -55,7 +55,7 @@ from app.rag.context_budget import (
 )
 from app.rag.no_context import NO_CONTEXT_STATUS
 from app.rag.prompt import PROMPT_VERSION, build_messages
-from app.rag.retrieve import Passage, hybrid_search
+from app.rag.retrieve import Passage, Relevance, hybrid_search
 from app.rag.summarise import MAX_UNSUMMARISED, Turn, fold, turns_to_fold
 from app.services import Services
 from app.settle import Outcome, settle_call, source_payload
@@ -138,6 +138,9 @@ async def prepare_chat(
                 candidates=settings.retrieval_candidates,
                 min_similarity=settings.retrieval_min_similarity,
                 rrf_k=settings.rrf_k,
+                relevance=Relevance(
+                    settings.relevance_similarity, settings.relevance_keyword_share
+                ),
             )
         )
     window = window_of(services.prices, services.llm.models)

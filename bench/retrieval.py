@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db import make_async_engine
 from app.models import EMBEDDING_DIM
 from app.rag.embedder import Embedder
-from app.rag.retrieve import hybrid_search
+from app.rag.retrieve import Relevance, hybrid_search
 from app.settings import Settings
 from bench.fixtures import (
     DOCS,
@@ -144,6 +144,7 @@ async def _one(
         candidates=settings.retrieval_candidates,
         min_similarity=settings.retrieval_min_similarity,
         rrf_k=settings.rrf_k,
+        relevance=Relevance(settings.relevance_similarity, settings.relevance_keyword_share),
     )
     searched = time.perf_counter()
     result = await session.execute(

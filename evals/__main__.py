@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import make_url
 
+from app.settings import Settings
 from evals.cases import CASES_FILE, Case, CaseError, check_sections, load_cases, select
 from evals.compare import compare
 from evals.gate import BASELINE, check, dump_baseline, load_baseline, new_baseline
@@ -36,6 +37,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     run.add_argument("--database-url", help="a scratch PostgreSQL to use (default: a fresh one)")
     run.add_argument("--top-k", type=int, default=5, help="RETRIEVAL_TOP_K")
     run.add_argument("--min-similarity", type=float, default=0.25, help="RETRIEVAL_MIN_SIMILARITY")
+    gate = Settings.model_fields
+    run.add_argument("--relevance-similarity", type=float, help="RELEVANCE_SIMILARITY",
+                     default=gate["relevance_similarity"].default)  # fmt: skip
+    run.add_argument("--relevance-keyword-share", type=float, help="RELEVANCE_KEYWORD_SHARE",
+                     default=gate["relevance_keyword_share"].default)  # fmt: skip
     run.add_argument("--embedding-model-path", type=Path, help="a sentence-transformers folder")
     run.add_argument("--llm-base-url", help="an OpenAI-compatible upstream (default: local)")
     run.add_argument("--llm-api-key", default="local")
@@ -78,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     config = EvalConfig(
         top_k=args.top_k,
         min_similarity=args.min_similarity,
+        relevance_similarity=args.relevance_similarity,
+        relevance_keyword_share=args.relevance_keyword_share,
         concurrency=args.concurrency,
         embedding_model_path=args.embedding_model_path,
         llm_base_url=args.llm_base_url,

@@ -52,6 +52,8 @@ _PINNED = (
 class EvalConfig:
     top_k: int = 5
     min_similarity: float = 0.25
+    relevance_similarity: float = Settings.model_fields["relevance_similarity"].default
+    relevance_keyword_share: float = Settings.model_fields["relevance_keyword_share"].default
     concurrency: int = 4
     embedding_model_path: Path | None = None
     llm_base_url: str | None = None  # None: the built-in local model, started in-process
@@ -96,6 +98,8 @@ def eval_settings(config: EvalConfig, *, database_url: str, llm_base_url: str) -
         "llm_api_key": config.llm_api_key,
         "retrieval_top_k": config.top_k,
         "retrieval_min_similarity": config.min_similarity,
+        "relevance_similarity": config.relevance_similarity,
+        "relevance_keyword_share": config.relevance_keyword_share,
         # The caps are tested elsewhere; here they must never get in a case's way.
         "rate_limit_store": "memory",
         "rate_limit_requests": 100_000,

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from app.db import make_async_engine
+from app.db import make_async_engine, make_sync_engine
 from app.rag.embedder import Embedder
-from app.rag.retrieve import Passage, hybrid_search, keyword_search
-from ingest.pipeline import IngestReport
+from app.rag.retrieve import Passage, Relevance, hybrid_search, keyword_search
+from app.settings import Settings
+from ingest.pipeline import IngestReport, ingest_paths
 from tests.conftest import scalar
 
+DEFAULTS = Settings(_env_file=None)
+SHIPPED = Relevance(DEFAULTS.relevance_similarity, DEFAULTS.relevance_keyword_share)
 
-def search(db_url: str, embedder: Embedder, query: str, **options: float) -> list[Passage]:
+
+def search(
+    db_url: str, embedder: Embedder, query: str, **options: float | Relevance
+) -> list[Passage]:
     async def go() -> list[Passage]:
         engine = make_async_engine(db_url)
         try:
@@ -24,6 +33,7 @@ def search(db_url: str, embedder: Embedder, query: str, **options: float) -> lis
                     "candidates": 40,
                     "min_similarity": 0.25,
                     "rrf_k": 60,
+                    "relevance": SHIPPED,
                     **options,
                 }
                 return await hybrid_search(
@@ -87,3 +97,72 @@ def test_a_sentence_shaped_question_gets_keyword_candidates(
     found = asyncio.run(go(question))
     assert found, "a question phrased as a sentence got no keyword candidates"
     assert asyncio.run(go("the and of")) == []
+
+
+# A tutorial section whose example lists fruits: a question about fruit meets it by chance.
+LISTS = """# Data structures
+
+## More on lists
+
+The list data type has some more methods. Here are all of the methods of list objects:
+append, extend, insert, remove, pop, clear, index, count, sort, reverse and copy.
+
+An example that uses most of the list methods:
+
+```
+>>> fruits = ['orange', 'apple', 'pear', 'banana', 'kiwi', 'apple', 'banana']
+>>> fruits.count('apple')
+2
+>>> fruits.index('banana')
+3
+```
+"""
+BY_CHANCE = "Which fruits go into a smoothie?"  # similarity 0.31, one word in three in the text
+
+
+@pytest.fixture(scope="module")
+def lists_db(new_database: Callable[[], str], embedder: Embedder, tmp_path_factory: Path) -> str:
+    folder = tmp_path_factory.mktemp("lists")  # type: ignore[attr-defined]
+    (folder / "lists.md").write_text(LISTS)
+    url = new_database()
+    engine = make_sync_engine(url)
+    try:
+        ingest_paths([folder], engine=engine, embedder=embedder, chunk_tokens=300, chunk_overlap=40)
+    finally:
+        engine.dispose()
+    return url
+
+
+def test_a_chance_match_clears_the_minimum_but_not_the_relevance_gate(
+    lists_db: str, embedder: Embedder
+) -> None:
+    """The fruit list is similar enough to clear RETRIEVAL_MIN_SIMILARITY, but neither
+    confidently similar nor holding the question's words: with the gate, nothing."""
+    ungated = search(lists_db, embedder, BY_CHANCE, relevance=Relevance.OFF)
+    assert [p.anchor for p in ungated] == ["more-on-lists"]
+    assert DEFAULTS.retrieval_min_similarity <= ungated[0].similarity < SHIPPED.similarity
+    assert search(lists_db, embedder, BY_CHANCE) == []
+
+
+def test_keywords_let_a_weakly_similar_passage_through_the_gate(
+    lists_db: str, embedder: Embedder
+) -> None:
+    """Only the keyword route open (no similarity is confident enough): a question whose
+    words the passage holds gets it, one whose words it mostly lacks gets nothing."""
+    keywords_only = Relevance(similarity=1.0, keyword_share=DEFAULTS.relevance_keyword_share)
+    question = "How do I count the apples in a list of fruits?"  # count, apple, list, fruit
+    found = search(lists_db, embedder, question, relevance=keywords_only)
+    assert [p.anchor for p in found] == ["more-on-lists"]
+    assert search(lists_db, embedder, BY_CHANCE, relevance=keywords_only) == []
+
+
+def test_the_gate_keeps_every_passage_of_a_relevant_question(
+    db_url: str, embedder: Embedder, corpus: IngestReport
+) -> None:
+    """The gate judges the question, not each passage: once one passage passes it, the
+    others that clear the minimum similarity come along, however weak on their own."""
+    question = "How do I roll back a release?"
+    gated = search(db_url, embedder, question)
+    assert gated == search(db_url, embedder, question, relevance=Relevance.OFF)
+    weak = [p for p in gated if p.similarity < SHIPPED.similarity]
+    assert weak, "the question needs a passage that would fail the gate on its own"

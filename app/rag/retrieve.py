@@ -8,12 +8,17 @@ chunk of a page shares its title, so a heavier title ranks all of a page's secti
 the one section whose text answers (measured in docs/retrieval.md).
 
 Every value is a bound parameter. A passage must also clear a minimum cosine similarity,
-so an out-of-scope question retrieves nothing rather than the least-bad chunk.
+so an out-of-scope question retrieves nothing rather than the least-bad chunk. On a large
+corpus some chunk clears a low minimum by chance (a question about banana bread meets the
+tutorial's list of fruits), so a question may also have to pass a relevance gate: it
+retrieves passages only when a candidate is confidently similar, or similar enough and
+holds a good share of the question's keywords (`Relevance`; measured in docs/retrieval.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import bindparam, text
@@ -37,6 +42,9 @@ _KEYWORD = """
 """
 _KEYWORD_SQL = text(f"SELECT id FROM ({_KEYWORD}) AS keyword ORDER BY rank")  # noqa: S608
 
+# The question's distinct lexemes, as the keyword side sees them (stop words dropped).
+_LEXEMES = "SELECT unnest(tsvector_to_array(to_tsvector('english', :query))) AS word"
+
 _HYBRID_SQL = text(
     f"""
     WITH semantic AS (
@@ -50,17 +58,47 @@ _HYBRID_SQL = text(
         SELECT COALESCE(s.id, k.id) AS id,
                COALESCE(1.0 / (:rrf_k + s.rank), 0) + COALESCE(1.0 / (:rrf_k + k.rank), 0) AS score
         FROM semantic s FULL OUTER JOIN keyword k ON s.id = k.id
+    ),
+    lexemes AS ({_LEXEMES}),
+    kept AS (
+        SELECT f.id, f.score, 1 - (c.embedding <=> :embedding) AS similarity,
+               (SELECT count(*) FROM lexemes WHERE word = ANY (tsvector_to_array(c.tsv)))::float
+                   / GREATEST((SELECT count(*) FROM lexemes), 1) AS keyword_share
+        FROM fused f JOIN chunks c ON c.id = f.id
+        WHERE 1 - (c.embedding <=> :embedding) >= :min_similarity
+    ),
+    gated AS (
+        SELECT *, bool_or(similarity >= :confident_similarity
+                          OR keyword_share >= :keyword_share) OVER () AS relevant
+        FROM kept
     )
     SELECT c.id, c.document_id, d.source, d.title, c.heading_path, c.anchor, c.text,
-           f.score, 1 - (c.embedding <=> :embedding) AS similarity
-    FROM fused f
-    JOIN chunks c ON c.id = f.id
+           g.score, g.similarity
+    FROM gated g
+    JOIN chunks c ON c.id = g.id
     JOIN documents d ON d.id = c.document_id
-    WHERE 1 - (c.embedding <=> :embedding) >= :min_similarity
-    ORDER BY f.score DESC, c.id
+    WHERE g.relevant
+    ORDER BY g.score DESC, c.id
     LIMIT :top_k
-    """  # noqa: S608 (only the constant keyword fragment is formatted in; values are bound)
+    """  # noqa: S608 (only constant fragments are formatted in; values are bound)
 ).bindparams(bindparam("embedding", type_=Vector(EMBEDDING_DIM)))
+
+
+@dataclass(frozen=True)
+class Relevance:
+    """The relevance gate: a question retrieves passages only when at least one candidate
+    that clears the minimum similarity also has a cosine similarity of `similarity` or
+    more, or holds at least `keyword_share` (0..1) of the question's distinct lexemes in
+    its title, heading path or text. Otherwise it retrieves nothing. `OFF` lets every
+    question through, as a bare minimum similarity does."""
+
+    similarity: float
+    keyword_share: float
+
+    OFF: ClassVar[Relevance]
+
+
+Relevance.OFF = Relevance(similarity=-1.0, keyword_share=0.0)
 
 
 async def keyword_search(session: AsyncSession, *, query: str, candidates: int) -> list[int]:
@@ -96,7 +134,12 @@ async def hybrid_search(
     candidates: int,
     min_similarity: float,
     rrf_k: int,
+    relevance: Relevance = Relevance.OFF,
 ) -> list[Passage]:
+    """The `top_k` best passages for the question, best first (RRF of the vector and the
+    keyword side, each `candidates` long), each with a cosine similarity of at least
+    `min_similarity`; empty when none clears it or the question fails the `relevance` gate
+    (an empty list means: nothing in the corpus is relevant, so do not ask the model)."""
     rows = await session.execute(
         _HYBRID_SQL,
         {
@@ -106,6 +149,8 @@ async def hybrid_search(
             "min_similarity": min_similarity,
             "rrf_k": rrf_k,
             "top_k": top_k,
+            "confident_similarity": relevance.similarity,
+            "keyword_share": relevance.keyword_share,
         },
     )
     return [

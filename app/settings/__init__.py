@@ -36,6 +36,7 @@ from app.settings.guardrails import GuardrailsSettings
 from app.settings.llm import LLMSettings
 from app.settings.observability import ObservabilitySettings
 from app.settings.operator import OperatorSettings
+from app.settings.relevance import RelevanceSettings
 from app.settings.retrieval import RetrievalSettings
 from app.settings.runtime import RuntimeSettings
 from app.settings.signin import SignInSettings
@@ -52,6 +53,7 @@ class Settings(
     GuardrailsSettings,
     ObservabilitySettings,
     CapsSettings,
+    RelevanceSettings,
     RetrievalSettings,
     EmbeddingSettings,
     LLMSettings,

@@ -9,8 +9,9 @@ Definitions: a question hits at k when a page that answers it is among the first
 passages; MRR uses the rank of the first such passage among the `top_k` (0 if none); the
 key-string rate is the share of in-scope questions whose key string (case and spacing
 ignored) is in the text of a retrieved passage; an out-of-scope question is refused when
-no passage clears the relevance cut-off. `max sim` columns show the best cosine similarity
-of any candidate, which is what the cut-off is chosen from (docs/retrieval.md).
+it retrieves nothing: no passage clears the minimum similarity, or the question fails the
+relevance gate. `max sim` columns show the best cosine similarity of any candidate, which
+the thresholds are chosen from (docs/retrieval.md).
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--candidates", type=int, default=defaults.retrieval_candidates)
     p.add_argument("--min-similarity", type=float, default=defaults.retrieval_min_similarity)
     p.add_argument("--rrf-k", type=int, default=defaults.rrf_k)
+    p.add_argument("--relevance-similarity", type=float, default=defaults.relevance_similarity)
+    p.add_argument(
+        "--relevance-keyword-share", type=float, default=defaults.relevance_keyword_share
+    )
     p.add_argument("--split", choices=SPLITS, action="append", help="only these splits")
     p.add_argument("--json", type=Path, help="write per-question results here")
     return p.parse_args(argv)
@@ -76,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         for source, reason in report.errors:
             print(f"  error: {source}: {reason}")
         results = asyncio.run(_ask(url, embedder, questions, args))
-    print(summarize(results, min_similarity=args.min_similarity, top_k=args.top_k))
+    gate = (args.relevance_similarity, args.relevance_keyword_share)
+    print(summarize(results, min_similarity=args.min_similarity, top_k=args.top_k, gate=gate))
     if args.json:
         args.json.write_text(json.dumps([r.as_dict() for r in results], indent=1))
     return 0
@@ -108,9 +114,10 @@ async def _ask(url: str, embedder: Any, questions: list[Question], args: Any) ->
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
     from app.db import make_async_engine
-    from app.rag.retrieve import hybrid_search
+    from app.rag.retrieve import Relevance, hybrid_search
 
     engine = make_async_engine(url)
+    gate = Relevance(args.relevance_similarity, args.relevance_keyword_share)
     results = []
     try:
         async with async_sessionmaker(engine)() as session:
@@ -120,7 +127,11 @@ async def _ask(url: str, embedder: Any, questions: list[Question], args: Any) ->
                 common = dict(query=q.question, embedding=vector, candidates=args.candidates,
                               rrf_k=args.rrf_k)  # fmt: skip
                 kept = await hybrid_search(
-                    session, top_k=args.top_k, min_similarity=args.min_similarity, **common
+                    session,
+                    top_k=args.top_k,
+                    min_similarity=args.min_similarity,
+                    relevance=gate,
+                    **common,
                 )
                 raw = await hybrid_search(  # every candidate, for the best similarity
                     session, top_k=2 * args.candidates, min_similarity=-1.0, **common

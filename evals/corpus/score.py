@@ -19,7 +19,7 @@ class Result:
     split: str
     rank: int  # 1-based rank of the first passage from an answering page; 0 when none
     key_found: bool  # the key string is in a retrieved passage
-    retrieved: int  # passages above the cut-off
+    retrieved: int  # passages above the cut-off (none when the relevance gate refused)
     max_similarity: float  # best cosine similarity of any candidate, cut-off or not
     sources: list[str]
     seconds: float
@@ -74,13 +74,21 @@ def _row(label: str, rs: list[Result]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def summarize(results: list[Result], *, min_similarity: float, top_k: int) -> str:
-    """A Markdown table: one row per split, per split and kind, and overall."""
+def summarize(
+    results: list[Result],
+    *,
+    min_similarity: float,
+    top_k: int,
+    gate: tuple[float, float] | None = None,
+) -> str:
+    """A Markdown table: one row per split, per split and kind, and overall. `gate`: the
+    relevance gate's (similarity, keyword share), for the heading line."""
     head = (
         "| set | in-scope | hit@1 | hit@3 | hit@5 | MRR | key string | out-of-scope refused "
         "| min top sim (in) | max top sim (out) |\n|" + "---|" * 10
     )
-    lines = [f"cut-off {min_similarity}, top_k {top_k}", head]
+    gated = f", relevance gate {gate[0]} or keyword share {gate[1]}" if gate else ""
+    lines = [f"cut-off {min_similarity}{gated}, top_k {top_k}", head]
     for split in SPLITS:
         rs = [r for r in results if r.split == split]
         if not rs:
