@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 
 from app.branding import Branding, brand_page
@@ -21,8 +23,12 @@ def test_the_pages_carry_the_name_welcome_examples_and_contact(start_app) -> Non
     app = start_app(**BRAND)
     with sign_in(app.url, "brand@example.com") as client:
         page = client.get("/").text
+        # A conversation's own URL serves the same branded page.
+        conversation_page = client.get(f"/c/{uuid.uuid4()}").text
+    assert conversation_page == page
     assert "<title>Acme Helper</title>" in page
-    assert '<h1 data-brand="name">Acme Helper</h1>' in page
+    assert '<span class="brand" data-brand="name">Acme Helper</span>' in page  # top bar
+    assert '<p class="brand" data-brand="name">Acme Helper</p>' in page  # sidebar
     assert "Ask me about Acme widgets &amp; gadgets." in page  # escaped
     assert "<li>How do I install a widget?</li><li>Where are the logs?</li>" in page
     assert 'placeholder="Ask Acme Helper…"' in page
