@@ -188,7 +188,7 @@ def run() -> list[Table]:
         )
         app_url, model_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{model_port}"
         try:
-            _wait(model_url, model)
+            _wait(model_url, model, "/v1/models")
             _wait(app_url, app)
             _measure(app_url, model_url, spans, table, split)
         finally:
