@@ -163,6 +163,7 @@ def measure(levels: tuple[int, ...]) -> Table:
             with httpx.Client(base_url=app_url, timeout=60, headers={"Origin": app_url}) as c:
                 c.post("/auth/dev-login", data={"email": "streams@localhost.test"})
                 csrf = c.get("/api/me").json()["csrf_token"]
+                c.headers["X-CSRF-Token"] = csrf
                 started = time.perf_counter()
                 answer = c.post("/api/chat", json={"message": QUESTION})
                 paced = time.perf_counter() - started
