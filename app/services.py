@@ -29,4 +29,4 @@ class Services:
     tracer: Tracer
     attacks: AttackIndex | None = None  # known attack prompts (guardrails)
     # Chat admissions in flight in this worker (MAX_INFLIGHT_ADMISSIONS, app/caps/overload.py)
-    gate: AdmissionGate = field(default_factory=lambda: AdmissionGate(64))
+    gate: AdmissionGate = field(default_factory=lambda: AdmissionGate(128))

@@ -188,7 +188,7 @@ def run() -> list[Table]:
         )
         app_url, model_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{model_port}"
         try:
-            _wait(model_url, model)
+            _wait(model_url, model, "/v1/models")
             _wait(app_url, app)
             _measure(app_url, model_url, spans, table, split)
         finally:
@@ -210,6 +210,7 @@ def _measure(
     with httpx.Client(base_url=app_url, timeout=60, headers={"Origin": app_url}) as c:
         c.post("/auth/dev-login", data={"email": "gateway@localhost.test"})
         csrf = c.get("/api/me").json()["csrf_token"]
+        c.headers["X-CSRF-Token"] = csrf
         assert c.post("/api/chat", json={"message": QUESTION}).status_code == 200
         cookies = httpx.Cookies(c.cookies)
     with httpx.Client(base_url=model_url) as m:

@@ -47,13 +47,15 @@ def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 300) -> None:
+def _wait(
+    url: str, proc: subprocess.Popen[bytes], path: str = "/healthz", timeout_s: float = 300
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{url} exited during start-up")
         try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -156,11 +158,12 @@ def measure(levels: tuple[int, ...]) -> Table:
         app = _start([sys.executable, "-m", "app"], app_env)
         try:
             app_url, model_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{model_port}"
-            _wait(model_url, model)
+            _wait(model_url, model, "/v1/models")
             _wait(app_url, app)
             with httpx.Client(base_url=app_url, timeout=60, headers={"Origin": app_url}) as c:
                 c.post("/auth/dev-login", data={"email": "streams@localhost.test"})
                 csrf = c.get("/api/me").json()["csrf_token"]
+                c.headers["X-CSRF-Token"] = csrf
                 started = time.perf_counter()
                 answer = c.post("/api/chat", json={"message": QUESTION})
                 paced = time.perf_counter() - started

@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings
 class CapacitySettings(BaseSettings):
     # --- capacity (see docs/caps.md, "Overload") ------------------------------------
     max_inflight_admissions: int = Field(
-        64,
+        128,
         ge=1,
         description="Chat requests one worker admits at once (before their first token).",
     )
@@ -19,7 +19,7 @@ class CapacitySettings(BaseSettings):
         1, ge=1, le=3600, description="Retry-After sent with an overload 503, seconds."
     )
     db_pool_timeout_s: float = Field(
-        5, gt=0, le=60, description="Longest wait for a database connection before a 503."
+        30, gt=0, le=60, description="Longest wait for a database connection before a 503."
     )
     db_max_overflow: int = Field(
         10, ge=0, description="Connections a worker may open past DB_POOL_SIZE at peaks."
