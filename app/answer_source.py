@@ -18,7 +18,7 @@ from app.services import Services
 from app.settle import Outcome
 
 if TYPE_CHECKING:
-    from app.chat import PreparedChat
+    from app.prepare import PreparedChat
 
 
 def answer_source(

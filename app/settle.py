@@ -24,7 +24,7 @@ from app.services import Services
 from app.tokens import count_message_tokens, count_tokens
 
 if TYPE_CHECKING:
-    from app.chat import PreparedChat
+    from app.prepare import PreparedChat
 
 log = logging.getLogger("ragship.chat")
 

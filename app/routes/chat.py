@@ -20,7 +20,7 @@ from starlette.background import BackgroundTask
 from app.caps.chain import admit, release_unused
 from app.caps.overload import record_overload
 from app.caps.refusal import CapRefused
-from app.chat import ChatEvent, prepare_chat, record_question, stream_answer
+from app.chat import record_question, stream_answer
 from app.conversations import (
     ConversationNotFound,
     conversation_messages,
@@ -34,6 +34,7 @@ from app.deps import ApiUserDep, CurrentUser, ServicesDep
 from app.feedback import MessageNotFound, give_feedback
 from app.http.params import RowId
 from app.observability.tracing import trace_id_of
+from app.prepare import ChatEvent, prepare_chat
 from app.services import Services
 from app.shutdown import StopSignal, finish_window_s
 from app.textclean import CleanStr

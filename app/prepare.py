@@ -1,0 +1,167 @@
+"""Preparing an answer: everything it needs, read before the cap chain admits the call.
+
+`prepare_chat` screens the question, embeds it, reads the conversation (its running summary
+and the turns after it), looks the question up in the response cache, retrieves passages,
+fits all of it into the model's context budget and builds the prompt. It holds no database
+connection afterwards: the cap chain (`app/caps/chain.py`) admits the call with the result,
+and `app/chat.py` streams it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.cache.responses import CachedAnswer, CacheKey, corpus_version
+from app.cache.responses import lookup as lookup_answer
+from app.conversations import (
+    find_conversation,
+    unsummarised_history,
+)
+from app.db import session_scope
+from app.guardrails.chain import (
+    Trigger,
+    screen_input,
+    screen_sources,
+    upstream_question,
+)
+from app.rag.context_budget import (
+    budget_for,
+    check_fits,
+    fit_history,
+    fit_passages,
+    fit_summary,
+    window_of,
+)
+from app.rag.prompt import PROMPT_VERSION, build_messages
+from app.rag.retrieve import Passage, Relevance, hybrid_search
+from app.rag.summarise import MAX_UNSUMMARISED, Turn, fold, turns_to_fold
+from app.services import Services
+
+
+@dataclass(frozen=True)
+class ChatEvent:
+    name: str
+    data: dict[str, Any]
+
+
+@dataclass
+class PreparedChat:
+    user_id: uuid.UUID
+    conversation_id: uuid.UUID
+    is_new_conversation: bool
+    question: str
+    trace_id: str
+    passages: list[Passage]
+    messages: list[dict[str, str]]
+    planted: list[str] = field(default_factory=list)  # instruction sentences in sources
+    triggers: list[Trigger] = field(default_factory=list)  # guardrail flags so far
+    embedding: list[float] = field(default_factory=list)  # the question's
+    cache_key: CacheKey | None = None  # set when the response cache applies (first turns)
+    cached: CachedAnswer | None = None  # a cache hit: streamed instead of calling the model
+
+
+async def prepare_chat(
+    services: Services,
+    *,
+    user_id: uuid.UUID,
+    question: str,
+    conversation_id: uuid.UUID | None,
+    trace_id: str,
+) -> PreparedChat:
+    settings = services.settings
+    embedding = await asyncio.to_thread(services.embedder.embed_one, question)
+    triggers = await screen_input(  # raises GuardrailBlocked
+        services, user_id=user_id, trace_id=trace_id, question=question, embedding=embedding
+    )
+    async with session_scope(services.sessions) as session:
+        turns: list[Turn] = []
+        summary: str | None = None
+        if conversation_id is not None:
+            conversation = await find_conversation(
+                session, conversation_id=conversation_id, owner=str(user_id)
+            )
+        if conversation_id is not None and settings.history_messages:
+            summary = conversation.summary
+            turns = await unsummarised_history(
+                session,
+                conversation_id=conversation_id,
+                after=conversation.summary_through,
+                limit=MAX_UNSUMMARISED,
+            )
+        cache_key, cached = None, None
+        if settings.response_cache and conversation_id is None and not triggers:
+            cache_key = CacheKey(await corpus_version(session), PROMPT_VERSION, services.llm.model)
+            cached = await lookup_answer(
+                session,
+                key=cache_key,
+                question=question,
+                embedding=embedding,
+                threshold=settings.response_cache_similarity,
+            )
+        passages = (
+            cached.passages
+            if cached
+            else await hybrid_search(
+                session,
+                query=question,
+                embedding=embedding,
+                top_k=settings.retrieval_top_k,
+                candidates=settings.retrieval_candidates,
+                min_similarity=settings.retrieval_min_similarity,
+                rrf_k=settings.rrf_k,
+                relevance=Relevance(
+                    settings.relevance_similarity, settings.relevance_keyword_share
+                ),
+            )
+        )
+    window = window_of(services.prices, services.llm.models)
+    budget = budget_for(settings, window=window, max_output=settings.llm_max_tokens)
+    passages = fit_passages(passages, budget.passages)
+    folded = turns_to_fold(
+        turns,
+        budget=budget,
+        threshold=settings.context_summary_threshold,
+        max_messages=settings.history_messages,
+    )
+    if folded and conversation_id is not None:
+        summary = (
+            await fold(
+                services,
+                user_id=user_id,
+                conversation_id=conversation_id,
+                trace_id=trace_id,
+                summary=summary,
+                older=turns[:folded],
+                max_tokens=min(settings.llm_max_tokens_summary, budget.summary),
+            )
+            or summary
+        )
+        turns = turns[folded:]
+    history = fit_history([{"role": r, "content": c} for _, r, c in turns], budget.history)
+    flagged, planted, source_flags = screen_sources(settings, passages)
+    messages = build_messages(
+        question=upstream_question(settings, question),
+        passages=passages,
+        history=history,
+        flagged=flagged,
+        summary=fit_summary(summary, budget.summary),
+        bot_name=settings.bot_name,
+    )
+    check_fits(messages, budget)  # raises CapRefused (413)
+    return PreparedChat(
+        user_id=user_id,
+        conversation_id=conversation_id or uuid.uuid4(),
+        is_new_conversation=conversation_id is None,
+        question=question,
+        trace_id=trace_id,
+        passages=passages,
+        messages=messages,
+        planted=planted,
+        triggers=triggers + source_flags,
+        embedding=embedding,
+        cache_key=cache_key,
+        cached=cached,
+    )
