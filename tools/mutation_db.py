@@ -133,7 +133,7 @@ def recheck(name: str, only: list[str] | None = None) -> list[str]:
                 codes[mutant] = 1
                 killed.append(mutant)
             print(f"{'killed' if result.returncode == 1 else 'alive':<7} {mutant}", flush=True)
-        meta.write_text(json.dumps(data), encoding="utf-8")
+            meta.write_text(json.dumps(data), encoding="utf-8")  # kept if stopped midway
     return killed
 
 
