@@ -63,6 +63,11 @@ GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ),
         ("tests/test_llm_retry.py", "tests/test_breaker.py"),
     ),
+    # The retry loop's helpers alone: the backoff and the attempt count on the answer.
+    "backoff": (
+        ("app.llm.client.x_backoff_s*", "app.llm.client.x__with_attempts*"),
+        ("tests/test_llm_retry.py",),
+    ),
     # The rate limiter and the Redis and Upstash stores behind it.
     "stores": (
         ("app.caps.redis_store*", "app.caps.ratelimit*"),
