@@ -346,14 +346,15 @@ def test_each_cap_refuses_with_its_own_status_message_and_time_to_reset(new_data
         hours, minutes = divmod(refused.retry_after_s // 60, 60)
         return f"(in {hours}h {minutes:02d}m)"
 
-    user = attempt(uuid.uuid4(), "0.06")
+    people = [uuid.uuid4() for _ in range(3)]
+    user = attempt(people[0], "0.06")
     assert isinstance(user, CapRefused)
     assert (user.layer, user.status) == (USER_DAILY, 429)
     assert user.message == (
         f"You've reached today's limit of $0.05. It resets at 00:00 UTC {until(user)}."
     )
 
-    day = attempt(uuid.uuid4(), "1.01", user_daily_cap_usd="100")
+    day = attempt(people[1], "1.01", user_daily_cap_usd="100")
     assert isinstance(day, CapRefused)
     assert (day.layer, day.status) == (GLOBAL_DAILY, 503)
     assert day.message == (
@@ -361,7 +362,7 @@ def test_each_cap_refuses_with_its_own_status_message_and_time_to_reset(new_data
         f"It resumes at 00:00 UTC {until(day)}."
     )
 
-    month = attempt(uuid.uuid4(), "2.01", user_daily_cap_usd="100", global_daily_cap_usd="100")
+    month = attempt(people[2], "2.01", user_daily_cap_usd="100", global_daily_cap_usd="100")
     assert month == CapRefused(
         MONTHLY, 503, "The assistant is paused: this month's budget is used up."
     )
@@ -383,6 +384,8 @@ def test_each_cap_refuses_with_its_own_status_message_and_time_to_reset(new_data
         engine.dispose()
     # Refusals reserved nothing anywhere; the service call only on the global counters.
     day, month = budget.periods()
+    # A counter for each person who asked, none for the service call.
+    assert {scope for scope, _ in rows} == {"global", *(f"user:{p}" for p in people)}
     held = {key: rows.pop(key) for key in [("global", day), ("global", month)]}
     assert held == {("global", day): Decimal("0.50"), ("global", month): Decimal("0.50")}
     assert rows and all(v == 0 for v in rows.values()), rows

@@ -9,6 +9,7 @@ one mutant at a time, and every session reuses one PostgreSQL server kept in
 
     python -m tools.mutation_db budget      # one group (names in GROUPS)
     python -m tools.mutation_db budget --recheck   # its survivors, against today's tests
+    python -m tools.mutation_db budget --recheck NAME...   # only these
     python -m tools.mutation_report         # the kill rate of every group run so far
 
 Each group's results are moved to ``mutants-db/<group>/`` (git ignores it), where the
@@ -30,6 +31,7 @@ from mutmut.configuration import config
 
 PG_DIR = Path("/tmp/ragship-mutation/pg")
 RESULTS = Path("mutants-db")
+ALIVE_CODES = (0, -24, 24)  # mutmut's exit codes for survived and timed out (SIGXCPU)
 
 BUDGET_TESTS = "tests/test_caps_budget.py::test_"
 # group: (mutmut globs of the mutants, the tests that cover them)
@@ -60,6 +62,11 @@ GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "app.llm.client.x__with_attempts*",
         ),
         ("tests/test_llm_retry.py", "tests/test_breaker.py"),
+    ),
+    # The retry loop's helpers alone: the backoff and the attempt count on the answer.
+    "backoff": (
+        ("app.llm.client.x_backoff_s*", "app.llm.client.x__with_attempts*"),
+        ("tests/test_llm_retry.py",),
     ),
     # The rate limiter and the Redis and Upstash stores behind it.
     "stores": (
@@ -103,12 +110,13 @@ def run_group(name: str) -> None:
     shutil.move("mutants", target)
 
 
-def recheck(name: str) -> list[str]:
+def recheck(name: str, only: list[str] | None = None) -> list[str]:
     """Check each mutant the group's last run left alive against the tests as they are now
     (tests written since that run), the way mutmut checks one: the mutated copy in
     ``mutants-db/<group>/``, ``MUTANT_UNDER_TEST`` naming the mutant, the group's tests,
     stopping at the first failure. A mutant a test fails on is recorded as killed.
 
+    ``only``: these mutants (names as mutmut prints them), not every one left alive.
     Returns the names of the mutants newly killed."""
     root = RESULTS / name
     _, tests = GROUPS[name]
@@ -118,7 +126,8 @@ def recheck(name: str) -> list[str]:
     for meta in sorted(root.rglob("*.py.meta")):
         data = json.loads(meta.read_text(encoding="utf-8"))
         codes = data["exit_code_by_key"]
-        for mutant in [m for m, code in codes.items() if code == 0]:  # 0: survived
+        alive = [m for m, code in codes.items() if code in ALIVE_CODES]
+        for mutant in [m for m in alive if only is None or m in only]:
             env = {**os.environ, "MUTANT_UNDER_TEST": mutant}
             # Newest tests first (GROUPS lists them last): they were written for survivors.
             args = ["-x", "-q", "-p", "no:cacheprovider", f"--pg-dir={PG_DIR}", *tests[::-1]]
@@ -129,22 +138,15 @@ def recheck(name: str) -> list[str]:
                 codes[mutant] = 1
                 killed.append(mutant)
             print(f"{'killed' if result.returncode == 1 else 'alive':<7} {mutant}", flush=True)
-        meta.write_text(json.dumps(data), encoding="utf-8")
+            meta.write_text(json.dumps(data), encoding="utf-8")  # kept if stopped midway
     return killed
 
 
 if __name__ == "__main__":
-    if (
-        len(sys.argv) not in (2, 3)
-        or sys.argv[1] not in GROUPS
-        or sys.argv[2:]
-        not in (
-            [],
-            ["--recheck"],
-        )
-    ):
-        sys.exit(f"usage: python -m tools.mutation_db {{{'|'.join(GROUPS)}}} [--recheck]")
-    if sys.argv[2:]:
-        recheck(sys.argv[1])
+    group, *rest = sys.argv[1:] or [""]
+    if group not in GROUPS or rest[:1] not in ([], ["--recheck"]):
+        sys.exit(f"usage: python -m tools.mutation_db {{{'|'.join(GROUPS)}}} [--recheck [NAME...]]")
+    if rest:
+        recheck(group, rest[1:] or None)
     else:
-        run_group(sys.argv[1])
+        run_group(group)

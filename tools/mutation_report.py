@@ -43,7 +43,9 @@ def report(root: Path = MUTANTS) -> list[str]:
             f"{counts['not checked']:>8}"
         )
         alive += [f"  {status:<10} {name}" for name, status in results.items() if status in ALIVE]
-    return lines + (["", "alive (`mutmut show NAME` prints the change):", *alive] if alive else [])
+    # mutmut show reads mutants/; a group's copy holds the mutant as x_NAME in its module.
+    hint = "`mutmut show NAME` prints the change" if root == MUTANTS else f"in {root}/"
+    return lines + (["", f"alive ({hint}):", *alive] if alive else [])
 
 
 if __name__ == "__main__":
