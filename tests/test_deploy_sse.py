@@ -21,7 +21,7 @@ from tests import proxies
 from tests.conftest import LocalModel, sign_in
 
 DELAY_S = 0.25
-MAX_TOKENS = 12  # a short answer: about a dozen tokens, DELAY_S apart
+MAX_TOKENS = 40  # a short answer: several pieces even when it opens with long code spans
 
 Proxy = Callable[[Path, str], AbstractContextManager[str]]
 

@@ -250,5 +250,5 @@ def test_a_spent_quota_alerts_and_keeps_the_model_paused_without_the_fallback(
     assert kinds == ["insufficient_quota", "insufficient_quota"]
     assert int(local_model.stats()["requests"]) - before == 1  # type: ignore[call-overload]
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
-        ("ERROR", f"ALERT provider quota exhausted for {MAIN}: pausing")
+        ("ERROR", f"upstream insufficient_quota on {MAIN}: no watcher to alert the operator")
     ]

@@ -18,6 +18,9 @@ from tests.conftest import LocalModel, eventually, sign_in
 from tests.sse import chat
 
 QUESTION = "How do I run the tests?"
+# Each test's database is empty, so nothing is retrieved: without this, the question would
+# be answered "I don't know" locally (docs/context.md) and never reach the failing upstream.
+TO_THE_MODEL: dict[str, Any] = {"answer_without_sources_locally": False}
 
 
 @pytest.fixture
@@ -58,6 +61,7 @@ def test_wrong_api_key_is_an_error_log_and_one_alert_from_the_start_up_probe(
     url, received = webhook
     caplog.set_level(logging.ERROR, logger="ragship")
     app = start_app(
+        **TO_THE_MODEL,
         database_url=new_database(),
         llm_base_url=keyed_model,
         llm_api_key="wrong-key",
@@ -86,7 +90,12 @@ def test_without_a_channel_the_user_is_not_promised_an_alert(
     caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
 ) -> None:
     caplog.set_level(logging.ERROR, logger="ragship")
-    app = start_app(database_url=new_database(), llm_base_url=keyed_model, llm_api_key="wrong")
+    app = start_app(
+        **TO_THE_MODEL,
+        database_url=new_database(),
+        llm_base_url=keyed_model,
+        llm_api_key="wrong",
+    )
     with sign_in(app.url, "nochannel@example.com") as client:
         events = chat(client, QUESTION)
     message = events[-1][1]["message"]
@@ -100,7 +109,7 @@ def test_spent_quota_alerts_once_and_says_so_while_paused(
     start_app, new_database, local_model: LocalModel, webhook: tuple[str, list[dict[str, Any]]]
 ) -> None:  # type: ignore[no-untyped-def]
     url, received = webhook
-    app = start_app(database_url=new_database(), alert_webhook_url=url)
+    app = start_app(database_url=new_database(), alert_webhook_url=url, **TO_THE_MODEL)
     local_model.fault("insufficient_quota")
     with sign_in(app.url, "quota-alert@example.com") as client:
         first = chat(client, QUESTION)[-1][1]
@@ -116,10 +125,12 @@ def test_status_follows_the_breaker_within_one_request(
     start_app, new_database, local_model: LocalModel
 ) -> None:  # type: ignore[no-untyped-def]
     app = start_app(
+        **TO_THE_MODEL,
         database_url=new_database(),
         llm_max_retries=0,
         breaker_failures=2,
         breaker_cooldown_s=1,
+        rate_limit_requests=1000,  # the poll below asks until the cool-down has passed
     )
     with sign_in(app.url, "streak@example.com") as client:
         assert chat(client, QUESTION)[-1][0] == "done"

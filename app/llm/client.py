@@ -123,7 +123,7 @@ class LLMClient:
                     )
                     if last is None:
                         last = UpstreamError(kind, retry_after_s=breaker.retry_in_s())
-                        await self._failed(last, model)
+                        await self._failed(last, model, held=True)
                     break
                 attempts += 1
                 verdict = False
@@ -245,9 +245,12 @@ class LLMClient:
         usage = result.usage
         return (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
 
-    async def _failed(self, err: UpstreamError, model: str) -> None:
+    async def _failed(self, err: UpstreamError, model: str, *, held: bool = False) -> None:
+        """Tell the watcher (status page, operator alert) of a failure. Without one, an
+        operator-kind failure is logged at ERROR when the upstream returned it, not again
+        for each request the breaker then holds back (`held`)."""
         if self.watcher is None:
-            if err.kind in OPERATOR_KINDS:
+            if err.kind in OPERATOR_KINDS and not held:
                 log.error("upstream %s on %s: no watcher to alert the operator", err.kind, model)
             return
         await self.watcher.failed(err, model=model, breaker=self.breakers[model])
