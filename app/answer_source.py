@@ -13,6 +13,7 @@ from app.cache.responses import store as store_answer
 from app.caps.chain import Admission
 from app.db import session_scope
 from app.llm.client import Finished, TextDelta
+from app.observability.redact import redact
 from app.rag.no_context import answer_locally, answers_locally
 from app.services import Services
 from app.settle import Outcome
@@ -43,13 +44,22 @@ def answer_source(
 async def remember_answer(
     services: Services, prepared: PreparedChat, outcome: Outcome, cost: Decimal
 ) -> None:
-    """Cache a live first-turn answer that ended well and that no guardrail flagged."""
+    """Cache a live first-turn answer that ended well and that no guardrail flagged.
+
+    Never cached: an answer the model cut at its token limit (a caller's small
+    ``max_tokens`` must not become everyone's answer), and the answer to a question holding
+    personal data the call log would mask (an email, a phone or card number, a key): a
+    similar question from someone else must not be served it."""
+    finished = outcome.finished
     if (
         prepared.cache_key is None
         or prepared.cached is not None
         or outcome.status != "ok"
         or outcome.flags
         or prepared.triggers
+        or finished is None
+        or finished.reason != "stop"
+        or redact(prepared.question) != prepared.question
     ):
         return
     async with session_scope(services.sessions) as session:

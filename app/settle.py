@@ -18,6 +18,7 @@ from app.guardrails.record import record_triggers
 from app.guardrails.verdict import RETRACTED_MESSAGE, Verdict
 from app.llm.client import Finished
 from app.observability.redact import for_call_log
+from app.rag.no_context import answers_locally
 from app.rag.prompt import PROMPT_VERSION
 from app.rag.retrieve import Passage
 from app.services import Services
@@ -58,15 +59,22 @@ class Outcome:
     flags: list[Verdict] = field(default_factory=list)  # output rules in flag mode that hit
 
 
-def _usage(prepared: PreparedChat, outcome: Outcome) -> tuple[int, int, int]:
+def _usage(
+    prepared: PreparedChat, outcome: Outcome, *, without_model: bool
+) -> tuple[int, int, int]:
     """(input, cached input, output) tokens to charge: as the upstream reported them, else
     counted locally.
+
+    An answer made without the model (a cache hit, or the local "I don't know" when nothing
+    was retrieved) is charged nothing, however it ended: no upstream request was made.
 
     An upstream failure that streamed nothing and reported no usage (a 5xx, a refused
     connection, a timeout before the first token) is charged nothing: providers do not
     bill failed requests. A client that leaves, or a stream cut after some text, is charged
     for the prompt and what was streamed: the provider did the work.
     """
+    if without_model:
+        return 0, 0, 0
     finished = outcome.finished
     text = "".join(outcome.parts)
     reported = finished is not None and finished.input_tokens is not None
@@ -86,7 +94,10 @@ async def settle_call(
     Raises SQLAlchemyError when the database refuses (the caller reports it)."""
     prepared = admission.prepared
     reservation = admission.reservation
-    input_tokens, cached, output_tokens = _usage(prepared, outcome)
+    without_model = prepared.cached is not None or answers_locally(
+        enabled=services.settings.answer_without_sources_locally, passages=prepared.passages
+    )
+    input_tokens, cached, output_tokens = _usage(prepared, outcome, without_model=without_model)
     model = (outcome.finished.model if outcome.finished else outcome.model) or services.llm.model
     price = services.prices[model]
     cost = price.cost(

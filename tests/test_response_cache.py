@@ -164,3 +164,23 @@ def test_the_dashboard_shows_the_hit_rate_and_the_money_saved(
     assert levers["cache_hits"] == hits and levers["answered"] == answered
     assert levers["cache_hit_rate"] == hits / answered
     assert Decimal(levers["cache_saved_usd"]) == saved
+
+
+def test_an_answer_cut_by_a_callers_max_tokens_or_holding_personal_data_is_not_cached(
+    cached_app: tuple[BackgroundServer, Engine], local_model: LocalModel
+) -> None:
+    """One caller's tiny `max_tokens` must not become everyone's answer, and an answer to a
+    question with an email in it must not be served to someone else."""
+    server, _ = cached_app
+    question = "Which command runs the whole test suite?"
+    cut, upstream = _asked(server, local_model, "cut@example.com", question, max_tokens=2)
+    assert upstream == 1 and cut[-1][0] == "done"
+    again, upstream = _asked(server, local_model, "next@example.com", question)
+    assert upstream == 1, "the truncated answer was served from the cache"
+    assert len(_answer(again)) > len(_answer(cut))
+
+    personal = "I am bob@example.org: how do I start ragship locally?"
+    first, upstream = _asked(server, local_model, "bob@example.org", personal)
+    assert upstream == 1 and first[-1][0] == "done"
+    other, upstream = _asked(server, local_model, "eve@example.com", personal)
+    assert upstream == 1, "an answer to a question with personal data was shared"

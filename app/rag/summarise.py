@@ -17,7 +17,9 @@ import time
 import uuid
 from contextlib import aclosing
 from dataclasses import dataclass
+from decimal import Decimal
 
+import anyio
 from sqlalchemy import update
 
 from app.calls import record_call
@@ -98,11 +100,63 @@ async def fold(
     amount = services.prices.max_cost(
         services.llm.models, input_tokens=prompt_tokens, max_output_tokens=max_tokens
     )
+    # The same gate as an answer's: the kill switch and the per-request ceiling apply.
     reservation = await reservations.reserve(
-        services.sessions, services.settings, user_id=user_id, amount=amount
+        services.sessions,
+        services.settings,
+        user_id=user_id,
+        amount=amount,
+        kill_switch=True,
+        ceiling=services.settings.max_request_cost_usd,
     )
     started = time.perf_counter()
     result = _Result()
+
+    async def settle() -> bool:
+        """Settle the reservation at the call's cost and record it; store the summary."""
+        finished = result.finished
+        model = finished.model if finished else services.llm.model
+        price = services.prices[model]
+        ok = result.status == "ok" and bool(result.text.strip())
+        input_tokens = finished.input_tokens if finished and finished.input_tokens else 0
+        if not input_tokens and result.text:
+            input_tokens = prompt_tokens
+        output_tokens = (
+            finished.output_tokens
+            if finished and finished.output_tokens is not None
+            else count_tokens(result.text)
+        )
+        cost = price.cost(input_tokens=input_tokens, output_tokens=output_tokens)
+        async with session_scope(services.sessions) as session:
+            settled = await reservations.settle(session, reservation_id=reservation.id, cost=cost)
+            await record_call(
+                session,
+                user_id=user_id,
+                conversation_id=conversation_id,
+                model=model,
+                status=result.status if ok or result.status != "ok" else "refused",
+                feature=SUMMARY_FEATURE,
+                prompt_version=SUMMARY_PROMPT_VERSION,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost_usd=cost if settled else Decimal(0),  # a late settle was charged already
+                reserved_usd=reservation.amount,
+                ttft_ms=result.ttft_ms,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                reservation_id=reservation.id if settled else None,
+                trace_id=trace_id,
+                attempts=finished.attempts if finished else 1,
+                provider=services.llm.provider,
+                price_source=price.source,
+            )
+            if ok:
+                await session.execute(
+                    update(Conversation)
+                    .where(Conversation.id == conversation_id)
+                    .values(summary=result.text.strip(), summary_through=older[-1][0])
+                )
+            return ok
+
     try:
         stream = services.llm.stream_chat(messages, max_tokens=max_tokens, temperature=0.0)
         async with aclosing(stream) as events:
@@ -115,45 +169,11 @@ async def fold(
     except UpstreamError as err:
         result.status = f"error:{err.kind}"
         log.warning("summary of conversation %s failed: %s", conversation_id, err.kind)
-    finished = result.finished
-    model = finished.model if finished else services.llm.model
-    price = services.prices[model]
-    ok = result.status == "ok" and bool(result.text.strip())
-    input_tokens = finished.input_tokens if finished and finished.input_tokens else 0
-    if not input_tokens and result.text:
-        input_tokens = prompt_tokens
-    output_tokens = (
-        finished.output_tokens
-        if finished and finished.output_tokens is not None
-        else count_tokens(result.text)
-    )
-    cost = price.cost(input_tokens=input_tokens, output_tokens=output_tokens)
-    async with session_scope(services.sessions) as session:
-        settled = await reservations.settle(session, reservation_id=reservation.id, cost=cost)
-        await record_call(
-            session,
-            user_id=user_id,
-            conversation_id=conversation_id,
-            model=model,
-            status=result.status if ok or result.status != "ok" else "refused",
-            feature=SUMMARY_FEATURE,
-            prompt_version=SUMMARY_PROMPT_VERSION,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cost_usd=cost,
-            reserved_usd=reservation.amount,
-            ttft_ms=result.ttft_ms,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            reservation_id=reservation.id if settled else None,
-            trace_id=trace_id,
-            attempts=finished.attempts if finished else 1,
-            provider=services.llm.provider,
-            price_source=price.source,
-        )
-        if ok:
-            await session.execute(
-                update(Conversation)
-                .where(Conversation.id == conversation_id)
-                .values(summary=result.text.strip(), summary_through=older[-1][0])
-            )
-    return result.text.strip() if ok else None
+    except BaseException:
+        # Cancelled (client gone, shutdown) or failed otherwise: settle what was used, shielded
+        # from the cancellation, so the reservation is not left to the expiry sweep.
+        result.status = "cancelled"
+        with anyio.CancelScope(shield=True):
+            await settle()
+        raise
+    return result.text.strip() if await settle() else None
