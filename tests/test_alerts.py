@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from fastapi import FastAPI, Request
 from sqlalchemy import text
 
 from app.caps.budget import periods
@@ -26,21 +25,6 @@ class Inbox:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(message_from_bytes(envelope.content))
         return "250 OK"
-
-
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    received: list[dict[str, Any]] = []
-    app = FastAPI()
-
-    @app.post("/hook")
-    async def hook(request: Request) -> dict[str, bool]:
-        received.append(await request.json())
-        return {"ok": True}
-
-    server = BackgroundServer(app).start()
-    yield f"{server.url}/hook", received
-    server.stop()
 
 
 @pytest.fixture

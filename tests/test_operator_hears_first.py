@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
 
 from app.localmodel.runner import BackgroundServer
 from app.localmodel.server import create_local_model
@@ -21,21 +20,6 @@ QUESTION = "How do I run the tests?"
 # Each test's database is empty, so nothing is retrieved: without this, the question would
 # be answered "I don't know" locally (docs/context.md) and never reach the failing upstream.
 TO_THE_MODEL: dict[str, Any] = {"answer_without_sources_locally": False}
-
-
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    received: list[dict[str, Any]] = []
-    app = FastAPI()
-
-    @app.post("/hook")
-    async def hook(request: Request) -> dict[str, bool]:
-        received.append(await request.json())
-        return {"ok": True}
-
-    server = BackgroundServer(app).start()
-    yield f"{server.url}/hook", received
-    server.stop()
 
 
 @pytest.fixture

@@ -126,7 +126,7 @@ def _shoot(base_url: str, model_url: str) -> None:
                 other.click("#menu")
             other.locator("#conversations a.open").last.click()  # the PDF question
             expect(other.locator(".msg.assistant")).not_to_have_count(0)
-            other.screenshot(path=IMAGES / name)
+            other.screenshot(path=IMAGES / name, animations="disabled")  # not mid-slide
             context.close()
         browser.close()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
+from app.cache.replay import replay
 from app.llm.client import Finished, TextDelta
 
 NO_CONTEXT_STATUS = "no_context"
@@ -24,15 +25,8 @@ def answers_locally(*, enabled: bool, passages: Sequence[object]) -> bool:
     return enabled and not passages
 
 
-async def answer_locally(model: str) -> AsyncIterator[TextDelta | Finished]:
-    """The "I don't know" answer as a stream: one delta, then a `Finished` with zero
-    tokens and zero attempts (no upstream request was made), reason ``no_context``."""
-    yield TextDelta(DONT_KNOW_MESSAGE, model)
-    yield Finished(
-        model=model,
-        reason=NO_CONTEXT_STATUS,
-        input_tokens=0,
-        output_tokens=0,
-        cached_input_tokens=0,
-        attempts=0,
-    )
+def answer_locally(model: str) -> AsyncIterator[TextDelta | Finished]:
+    """The "I don't know" answer as a stream, like a cached one: word-sized deltas, then a
+    `Finished` with zero tokens and zero attempts (no upstream request was made), reason
+    ``no_context``."""
+    return replay(DONT_KNOW_MESSAGE, model, reason=NO_CONTEXT_STATUS)
