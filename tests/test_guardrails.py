@@ -17,7 +17,6 @@ from app.localmodel.runner import BackgroundServer
 from app.rag.prompt import system_prompt
 from tests.conftest import LocalModel, scalar, sign_in
 from tests.sse import chat, read_events
-from tests.test_alerts import webhook  # noqa: F401  (a fixture)
 
 QUESTION = "How do I ingest PDF files?"
 
@@ -217,7 +216,7 @@ def test_sources_are_delimited_with_a_code_the_document_cannot_know(
 def test_triggers_reach_the_dashboard_the_metrics_and_an_alert(
     start_app,
     new_database,
-    webhook: tuple[str, list[dict[str, Any]]],  # noqa: F811  (the fixture imported above)
+    webhook: tuple[str, list[dict[str, Any]]],
 ) -> None:  # type: ignore[no-untyped-def]
     url, received = webhook
     app = start_app(
