@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING
 from app.cache.replay import replay
 from app.cache.responses import store as store_answer
 from app.caps.chain import Admission
+from app.conversations import hold_conversation
 from app.db import session_scope
 from app.llm.client import Finished, TextDelta
 from app.observability.redact import redact
-from app.rag.no_context import answer_locally, answers_locally
+from app.rag.no_context import answer_locally
 from app.services import Services
 from app.settle import Outcome
 
@@ -30,9 +31,7 @@ def answer_source(
     prepared = admission.prepared
     if prepared.cached is not None:
         return replay(prepared.cached.answer, services.llm.model)
-    if answers_locally(
-        enabled=services.settings.answer_without_sources_locally, passages=prepared.passages
-    ):
+    if prepared.without_model:  # nothing was retrieved
         return answer_locally(services.llm.model)
     return services.llm.stream_chat(
         prepared.messages,
@@ -49,7 +48,8 @@ async def remember_answer(
     Never cached: an answer the model cut at its token limit (a caller's small
     ``max_tokens`` must not become everyone's answer), and the answer to a question holding
     personal data the call log would mask (an email, a phone or card number, a key): a
-    similar question from someone else must not be served it."""
+    similar question from someone else must not be served it. The entry belongs to its
+    conversation: deleting the conversation deletes it."""
     finished = outcome.finished
     if (
         prepared.cache_key is None
@@ -63,9 +63,13 @@ async def remember_answer(
     ):
         return
     async with session_scope(services.sessions) as session:
+        # Deleted while it streamed: its answer is not kept anywhere.
+        if not await hold_conversation(session, conversation_id=prepared.conversation_id):
+            return
         await store_answer(
             session,
             key=prepared.cache_key,
+            conversation_id=prepared.conversation_id,
             question=prepared.question,
             embedding=prepared.embedding,
             answer="".join(outcome.parts),

@@ -35,6 +35,18 @@ async def ensure_conversation(
         await session.flush()
 
 
+async def hold_conversation(session: AsyncSession, *, conversation_id: uuid.UUID) -> bool:
+    """Lock the conversation against deletion until the transaction ends (``FOR KEY SHARE``:
+    a concurrent delete waits). False when it is gone: deleted by its owner, say, while an
+    answer streamed."""
+    row = await session.execute(
+        select(Conversation.id).where(Conversation.id == conversation_id).with_for_update(
+            key_share=True
+        )
+    )
+    return row.first() is not None
+
+
 async def append_message(
     session: AsyncSession,
     *,
@@ -133,13 +145,18 @@ async def rename_conversation(
 async def delete_conversation(
     session: AsyncSession, *, conversation_id: uuid.UUID, owner: str
 ) -> None:
-    """Delete the conversation for good: its messages and their feedback (cascading foreign
-    keys), and the question and answer text of its call records. The call records
-    themselves stay, without text, for cost accounting. Raises ConversationNotFound."""
+    """Delete the conversation for good: its messages and their feedback, the answer it put
+    in the response cache (cascading foreign keys), and the question and answer text of its
+    call records. The call records themselves stay, without text, for cost accounting.
+    Raises ConversationNotFound.
+
+    The row is deleted first: an answer settling at that moment holds it (`hold_conversation`),
+    so the delete waits for that settle to commit and the text update below then sees its
+    call record too."""
     await find_conversation(session, conversation_id=conversation_id, owner=owner)
+    await session.execute(delete(Conversation).where(Conversation.id == conversation_id))
     await session.execute(
         update(LLMCall)
         .where(LLMCall.conversation_id == conversation_id)
         .values(question=None, answer=None)
     )
-    await session.execute(delete(Conversation).where(Conversation.id == conversation_id))

@@ -299,6 +299,10 @@ class ResponseCacheEntry(Base):
     passages: Mapped[list[dict[str, object]]] = mapped_column(JSONB)
     cost_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6))  # what the live answer cost
     hits: Mapped[int] = mapped_column(Integer, default=0)
+    # The conversation it was first given in: deleting that conversation deletes the entry.
+    conversation_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), nullable=True, index=True
+    )
 
     __table_args__ = (
         Index(

@@ -35,6 +35,7 @@ from app.rag.context_budget import (
     fit_summary,
     window_of,
 )
+from app.rag.no_context import answers_locally
 from app.rag.prompt import PROMPT_VERSION, build_messages
 from app.rag.retrieve import Passage, Relevance, hybrid_search
 from app.rag.summarise import MAX_UNSUMMARISED, Turn, fold, turns_to_fold
@@ -61,6 +62,9 @@ class PreparedChat:
     embedding: list[float] = field(default_factory=list)  # the question's
     cache_key: CacheKey | None = None  # set when the response cache applies (first turns)
     cached: CachedAnswer | None = None  # a cache hit: streamed instead of calling the model
+    # Answered without the model (a cache hit, or "I don't know" with nothing retrieved):
+    # nothing is reserved and nothing is charged (docs/caps.md).
+    without_model: bool = False
 
 
 async def prepare_chat(
@@ -164,4 +168,6 @@ async def prepare_chat(
         embedding=embedding,
         cache_key=cache_key,
         cached=cached,
+        without_model=cached is not None
+        or answers_locally(enabled=settings.answer_without_sources_locally, passages=passages),
     )

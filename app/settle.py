@@ -12,13 +12,12 @@ from typing import TYPE_CHECKING, Any
 from app.calls import record_call
 from app.caps import budget
 from app.caps.chain import Admission
-from app.conversations import append_message
+from app.conversations import append_message, hold_conversation
 from app.db import session_scope
 from app.guardrails.record import record_triggers
 from app.guardrails.verdict import RETRACTED_MESSAGE, Verdict
 from app.llm.client import Finished
 from app.observability.redact import for_call_log
-from app.rag.no_context import answers_locally
 from app.rag.prompt import PROMPT_VERSION
 from app.rag.retrieve import Passage
 from app.services import Services
@@ -90,14 +89,14 @@ def _usage(
 async def settle_call(
     services: Services, admission: Admission[PreparedChat], outcome: Outcome
 ) -> dict[str, Any]:
-    """Settle and record the call; returns the record the `done` (or final) event carries.
-    Raises SQLAlchemyError when the database refuses (the caller reports it)."""
+    """Settle and record the call; returns the record the `done` (or final) event carries
+    (its ``message_id`` is None when the conversation was deleted while the answer
+    streamed). Raises SQLAlchemyError when the database refuses (the caller reports it)."""
     prepared = admission.prepared
     reservation = admission.reservation
-    without_model = prepared.cached is not None or answers_locally(
-        enabled=services.settings.answer_without_sources_locally, passages=prepared.passages
+    input_tokens, cached, output_tokens = _usage(
+        prepared, outcome, without_model=prepared.without_model
     )
-    input_tokens, cached, output_tokens = _usage(prepared, outcome, without_model=without_model)
     model = (outcome.finished.model if outcome.finished else outcome.model) or services.llm.model
     price = services.prices[model]
     cost = price.cost(
@@ -112,19 +111,27 @@ async def settle_call(
         )
     # A retracted answer is never stored or logged: the user saw the retraction message.
     shown = RETRACTED_MESSAGE if outcome.retracted else "".join(outcome.parts)
+    policy = services.settings.content_logging
     async with session_scope(services.sessions) as session:
-        message_id = await append_message(
-            session,
-            conversation_id=prepared.conversation_id,
-            role="assistant",
-            content=shown,
-            status=outcome.status,
-            sources=source_payload(prepared.passages),
-            model=model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cost_usd=cost,
-            trace_id=prepared.trace_id,
+        # The user may have deleted the conversation while it streamed: the answer is then
+        # not stored (nor its text logged), but the call is still settled and recorded.
+        kept = await hold_conversation(session, conversation_id=prepared.conversation_id)
+        message_id = (
+            await append_message(
+                session,
+                conversation_id=prepared.conversation_id,
+                role="assistant",
+                content=shown,
+                status=outcome.status,
+                sources=source_payload(prepared.passages),
+                model=model,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost_usd=cost,
+                trace_id=prepared.trace_id,
+            )
+            if kept
+            else None
         )
         # False when the expiry sweep already charged the whole reservation for this call.
         settled = await budget.settle(session, reservation_id=reservation.id, cost=cost)
@@ -147,8 +154,8 @@ async def settle_call(
             attempts=outcome.finished.attempts if outcome.finished else 1,
             provider=services.llm.provider,
             price_source=price.source,
-            question=for_call_log(prepared.question, policy=services.settings.content_logging),
-            answer=for_call_log(shown, policy=services.settings.content_logging),
+            question=for_call_log(prepared.question, policy=policy) if kept else None,
+            answer=for_call_log(shown, policy=policy) if kept else None,
             cache_hit=prepared.cached is not None,
             saved_usd=prepared.cached.live_cost_usd if prepared.cached else Decimal(0),
         )
@@ -160,7 +167,7 @@ async def settle_call(
             verdicts,
             user_id=prepared.user_id,
             trace_id=prepared.trace_id,
-            policy=services.settings.content_logging,
+            policy=policy,
         )
         spent, reserved = await budget.spend_today(session, user_id=prepared.user_id)
     remaining = max(services.settings.user_daily_cap_usd - spent - reserved, Decimal(0))

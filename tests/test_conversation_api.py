@@ -3,12 +3,15 @@ text), thumbs state on reopen, one URL per conversation, and only the owner may 
 
 from __future__ import annotations
 
+import itertools
+from decimal import Decimal
+
 import httpx
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from app.localmodel.runner import BackgroundServer
-from tests.conftest import scalar, sign_in
-from tests.sse import chat
+from tests.conftest import LocalModel, scalar, sign_in
+from tests.sse import chat, parse_lines
 
 
 def test_rename_and_reopen_with_thumbs_state(client: httpx.Client) -> None:
@@ -67,3 +70,37 @@ def test_only_the_owner_renames_or_deletes(
         f"{app_server.url}/api/conversations/{conversation_id}", cookies=client.cookies
     )
     assert without_csrf.status_code == 403
+
+
+def test_deleting_a_conversation_while_it_answers_still_settles_the_call(
+    client: httpx.Client, db_engine: Engine, local_model: LocalModel
+) -> None:
+    """The answer's settle must not fail on the deleted conversation: the call is charged
+    what it used (not the whole reservation by the expiry sweep) and recorded, without
+    its text, and no message reappears."""
+    local_model.fault("slow", delay_s=2.0)  # the rest of the answer takes seconds
+    with client.stream(
+        "POST", "/api/chat", json={"message": "How do I ingest PDF files?", "max_tokens": 4}
+    ) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        meta = parse_lines([*itertools.takewhile(lambda line: line != "", lines), ""])[0][1]
+        conversation_id = meta["conversation_id"]
+        assert client.delete(f"/api/conversations/{conversation_id}").status_code == 204
+        done = parse_lines(lines)[-1]
+    assert done[0] == "done" and done[1]["message_id"] is None  # deleted before it settled
+    assert Decimal(done[1]["cost_usd"]) > 0
+    row = (
+        "SELECT status, cost_usd, reserved_usd, question, answer, r.settled_at IS NOT NULL "
+        "FROM llm_calls c JOIN reservations r ON r.id = c.reservation_id "
+        "WHERE c.trace_id = :t"
+    )
+    with db_engine.connect() as conn:
+        status, cost, reserved, question, answer, settled = conn.execute(
+            text(row), {"t": meta["trace_id"]}
+        ).one()
+    assert status == "ok" and settled and 0 < cost < reserved
+    assert cost == Decimal(done[1]["cost_usd"])
+    assert question is None and answer is None
+    messages = "SELECT count(*) FROM messages WHERE conversation_id = CAST(:c AS uuid)"
+    assert scalar(db_engine, messages, c=conversation_id) == 0

@@ -48,7 +48,8 @@ def _call(engine: Engine, trace_id: str) -> dict[str, object]:
     with engine.connect() as conn:
         row = conn.execute(
             text(
-                "SELECT status, cost_usd, cache_hit, saved_usd, attempts FROM llm_calls "
+                "SELECT status, cost_usd, cache_hit, saved_usd, attempts, reserved_usd "
+                "FROM llm_calls "
                 "WHERE trace_id = :t"
             ),
             {"t": trace_id},
@@ -89,6 +90,7 @@ def test_a_repeated_question_is_served_from_the_cache_at_no_cost(
     assert _answer(hit) == _answer(live) and hit[1] == live[1]  # same answer, same sources
     call = _call(engine, str(hit[0][1]["trace_id"]))
     assert call["cache_hit"] is True and call["cost_usd"] == 0 and call["attempts"] == 0
+    assert call["reserved_usd"] == 0  # nothing held against the caps while it streams
     assert call["saved_usd"] == live_cost and call["status"] == "ok"
 
 
@@ -184,3 +186,19 @@ def test_an_answer_cut_by_a_callers_max_tokens_or_holding_personal_data_is_not_c
     assert upstream == 1 and first[-1][0] == "done"
     other, upstream = _asked(server, local_model, "eve@example.com", personal)
     assert upstream == 1, "an answer to a question with personal data was shared"
+
+
+def test_deleting_the_conversation_deletes_its_cached_answer(
+    cached_app: tuple[BackgroundServer, Engine], local_model: LocalModel
+) -> None:
+    server, _ = cached_app
+    question = "Where does ragship keep its data in development?"
+    first, upstream = _asked(server, local_model, "gil@example.com", question)
+    assert upstream == 1 and first[-1][0] == "done"
+    _, upstream = _asked(server, local_model, "hal@example.com", question)
+    assert upstream == 0  # served from gil's answer
+    with sign_in(server.url, "gil@example.com") as gil:
+        gone = gil.delete(f"/api/conversations/{first[0][1]['conversation_id']}")
+        assert gone.status_code == 204
+    _, upstream = _asked(server, local_model, "hal@example.com", question)
+    assert upstream == 1, "the deleted conversation's answer was still served"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -112,6 +113,7 @@ async def store(
     session: AsyncSession,
     *,
     key: CacheKey,
+    conversation_id: uuid.UUID,
     question: str,
     embedding: list[float],
     answer: str,
@@ -119,7 +121,8 @@ async def store(
     cost_usd: Decimal,
     ttl_s: int,
 ) -> None:
-    """Cache a live first-turn answer for `ttl_s` seconds, and drop entries that expired
+    """Cache a live first-turn answer for `ttl_s` seconds, tied to the conversation it was
+    given in (deleting that conversation deletes the entry), and drop entries that expired
     or belong to another corpus version (an ingest happened)."""
     await session.execute(_PRUNE, {"cv": key.corpus_version})
     now = utcnow()
@@ -131,6 +134,7 @@ async def store(
             prompt_version=key.prompt_version,
             model=key.model,
             question_hash=question_hash(question),
+            conversation_id=conversation_id,
             embedding=embedding,
             answer=answer,
             passages=[_jsonable(p) for p in passages],

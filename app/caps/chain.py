@@ -32,6 +32,7 @@ from app.tokens import count_message_tokens
 
 class HasMessages(Protocol):
     messages: list[dict[str, str]]
+    without_model: bool  # answered without an upstream call: nothing to reserve
 
 
 P = TypeVar("P", bound=HasMessages)
@@ -64,7 +65,13 @@ async def admit(
             with tracer.start_as_current_span("retrieve", context=trace_context):
                 prepared = await prepare()
             with tracer.start_as_current_span("caps.reserve", context=trace_context):
-                reservation = await _reserve(services, user_id, prepared.messages, tokens)
+                reservation = await _reserve(
+                    services,
+                    user_id,
+                    prepared.messages,
+                    max_tokens=tokens,
+                    without_model=prepared.without_model,
+                )
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await services.limiter.release(lease)
@@ -79,15 +86,28 @@ async def admit(
 
 
 async def _reserve(
-    services: Services, user_id: uuid.UUID, messages: list[dict[str, str]], max_tokens: int
+    services: Services,
+    user_id: uuid.UUID,
+    messages: list[dict[str, str]],
+    *,
+    max_tokens: int,
+    without_model: bool,
 ) -> budget.Reservation:
-    """Layers 3 and 4 in one round trip: kill switch, request ceiling, the three caps."""
+    """Layers 3 and 4 in one round trip: kill switch, request ceiling, the three caps.
+
+    An answer made without the model (a cache hit, the local "I don't know") reserves $0:
+    it still passes the kill switch and leaves a reservation to settle, but holds no
+    budget that other requests could have used."""
     # Reserved at the dearest model that may answer (main or fallback): a fallback can
     # never cost more than the reservation (docs/caps.md, "Fallback pricing").
-    amount = services.prices.max_cost(
-        services.llm.models,
-        input_tokens=count_message_tokens(messages),
-        max_output_tokens=max_tokens,
+    amount = (
+        Decimal(0)
+        if without_model
+        else services.prices.max_cost(
+            services.llm.models,
+            input_tokens=count_message_tokens(messages),
+            max_output_tokens=max_tokens,
+        )
     )
     return await budget.reserve(
         services.sessions,
