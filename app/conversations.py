@@ -40,9 +40,9 @@ async def hold_conversation(session: AsyncSession, *, conversation_id: uuid.UUID
     a concurrent delete waits). False when it is gone: deleted by its owner, say, while an
     answer streamed."""
     row = await session.execute(
-        select(Conversation.id).where(Conversation.id == conversation_id).with_for_update(
-            key_share=True
-        )
+        select(Conversation.id)
+        .where(Conversation.id == conversation_id)
+        .with_for_update(key_share=True)
     )
     return row.first() is not None
 
