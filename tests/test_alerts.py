@@ -13,9 +13,9 @@ from sqlalchemy import text
 from app.caps.budget import periods
 from app.db import make_sync_engine
 from app.localmodel.runner import BackgroundServer
+from tests.app_process import free_port
 from tests.conftest import LocalModel, eventually, sign_in
 from tests.sse import chat
-from tests.test_caps_replicas import _free_port
 
 
 class Inbox:
@@ -30,7 +30,7 @@ class Inbox:
 @pytest.fixture
 def smtp() -> Iterator[tuple[int, Inbox]]:
     inbox = Inbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     yield port, inbox

@@ -10,7 +10,6 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import Engine, text
 
@@ -18,9 +17,9 @@ from app.db import make_sync_engine
 from app.rag.embedder import Embedder
 from app.textclean import is_clean
 from ingest.pipeline import ingest_paths
-from tests.conftest import ROOT, LocalModel, eventually
+from tests.app_process import app_process, free_port
+from tests.conftest import LocalModel
 from tests.pdf import make_pdf
-from tests.test_caps_replicas import _free_port
 from tests.test_retrieve import search
 
 QUOKKA = b"Quokka facts.\x00 The quokka is small."
@@ -110,7 +109,7 @@ def test_cli_exits_0_when_all_is_well_and_2_without_a_database(
     assert ok.returncode == 0, ok.stderr
     assert "1 files: 1 ingested" in ok.stdout and "error:" not in ok.stderr
 
-    closed = f"postgresql://nobody@127.0.0.1:{_free_port()}/nothing"
+    closed = f"postgresql://nobody@127.0.0.1:{free_port()}/nothing"
     unreachable = run_ingest_cli(tmp_path, closed, "good.md")
     assert unreachable.returncode == 2
     assert "error: cannot use the database: connection failed" in unreachable.stderr
@@ -164,34 +163,16 @@ def test_file_name_that_is_not_utf8_is_reported_not_fatal(
 def test_app_starts_when_a_document_cannot_be_ingested(
     bad_folder: Path, engine_url: str, engine: Engine, local_model: LocalModel, tmp_path: Path
 ) -> None:
-    port = _free_port()
     env = {
-        **os.environ,
-        "ENV": "dev",
         "DATABASE_URL": engine_url,
         "LLM_BASE_URL": local_model.base_url,
         "DOCS_DIR": str(bad_folder),
         "INGEST_ON_START": "true",
         "DATA_DIR": str(tmp_path),
-        "PORT": str(port),
         "LOG_LEVEL": "info",
     }
     log_path = tmp_path / "app.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=log, stderr=log
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        assert proc.poll() is None, log_path.read_text()
-        try:
-            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        eventually(ready, timeout_s=120, what="the app to start")
+    with app_process(env, log=log_path):
         logged = log_path.read_text()
         # Outside the working directory, files are named relative to DOCS_DIR's last part.
         folder = bad_folder.name
@@ -200,6 +181,3 @@ def test_app_starts_when_a_document_cannot_be_ingested(
         assert "5 files: 3 ingested, 0 unchanged, 0 pruned, 2 failed" in logged
         quokka = texts_by_source(engine)[f"{folder}/a-quokka.txt"]
         assert quokka == "Quokka facts. The quokka is small."
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 
 from app.embedded_db import postmaster_pid
+from tests.app_process import free_port
 from tests.conftest import ROOT, LocalModel, eventually
-from tests.test_caps_replicas import _free_port
 
 
 def _env(data_dir: Path, local_model: LocalModel, port: int) -> dict[str, str]:
@@ -35,7 +35,7 @@ def _env(data_dir: Path, local_model: LocalModel, port: int) -> dict[str, str]:
 
 def _run_until_sigterm(data_dir: Path, local_model: LocalModel, log_path: Path) -> str:
     """Start the app, check "ready" means listening, SIGTERM it; returns its log."""
-    port = _free_port()
+    port = free_port()
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "app"],

@@ -4,52 +4,30 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
-import httpx
 from sqlalchemy import Engine
 
-from tests.conftest import ROOT, LocalModel, eventually, scalar, sign_in
+from tests.app_process import app_process
+from tests.conftest import LocalModel, scalar, sign_in
 from tests.sse import parse_lines
-from tests.test_caps_replicas import _free_port
 
 
 def test_shutdown_ends_a_live_stream_with_a_terminal_event(
     db_url: str, db_engine: Engine, local_model: LocalModel, tmp_path: Path, corpus: object
 ) -> None:
-    port = _free_port()
     env = {
-        **os.environ,
-        "ENV": "dev",
         "DATABASE_URL": db_url,
         "LLM_BASE_URL": local_model.base_url,
-        "INGEST_ON_START": "false",
         "DATA_DIR": str(tmp_path),
-        "PORT": str(port),
         "SHUTDOWN_GRACE_S": "6",
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "info",
     }
     log_path = tmp_path / "app.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=log, stderr=log
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        assert proc.poll() is None, log_path.read_text()
-        try:
-            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        eventually(ready, timeout_s=120, what="the app to start")
+    with app_process(env, log=log_path) as app:
+        proc, url = app.proc, app.url
         # One word every 2 s: the answer needs minutes, far past the 6 s grace.
         local_model.fault("slow", delay_s=2.0)
         with sign_in(url, "grace-over@example.com") as client:
@@ -68,10 +46,6 @@ def test_shutdown_ends_a_live_stream_with_a_terminal_event(
         assert events[-1][1]["kind"] == "shutdown"
         assert "restarting" in events[-1][1]["message"]
         assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     row = scalar(
         db_engine,
         "SELECT c.status || ' ' || (c.cost_usd > 0)::text || ' ' || "

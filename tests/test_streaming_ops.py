@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
 from app.localmodel.runner import BackgroundServer
-from tests.conftest import ROOT, LocalModel, eventually, sign_in
-from tests.test_caps_replicas import _free_port
+from tests.app_process import app_process
+from tests.conftest import LocalModel, sign_in
 
 
 def test_heartbeat_comments_keep_a_slow_stream_alive(start_app, local_model: LocalModel) -> None:  # type: ignore[no-untyped-def]
@@ -34,36 +31,15 @@ def test_heartbeat_comments_keep_a_slow_stream_alive(start_app, local_model: Loc
 def test_sigterm_lets_a_live_answer_finish(
     db_url: str, local_model: LocalModel, tmp_path: Path, corpus: object
 ) -> None:
-    port = _free_port()
     env = {
-        **os.environ,
-        "ENV": "dev",
         "DATABASE_URL": db_url,
         "LLM_BASE_URL": local_model.base_url,
-        "INGEST_ON_START": "false",
         "DATA_DIR": str(tmp_path),
-        "PORT": str(port),
         "SHUTDOWN_GRACE_S": "60",  # far above the answer's few seconds, on a busy machine too
         "LOG_LEVEL": "warning",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        assert proc.poll() is None
-        try:
-            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        eventually(ready, timeout_s=120, what="the app to start")
+    with app_process(env) as app:
+        proc, url = app.proc, app.url
         local_model.fault("slow", delay_s=0.05)  # about three seconds of answer
         with sign_in(url, "shutdown@example.com") as client:
             with client.stream(
@@ -86,7 +62,3 @@ def test_sigterm_lets_a_live_answer_finish(
                 raise AssertionError("the app still answers after shutdown")
             except httpx.ConnectError:
                 pass
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
