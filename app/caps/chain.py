@@ -12,7 +12,7 @@ Every refusal is recorded in the call ledger with the layer that refused.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Generic, Protocol, TypeVar
@@ -32,6 +32,11 @@ from app.tokens import count_message_tokens
 
 class HasMessages(Protocol):
     messages: list[dict[str, str]]
+
+    @property
+    def models(self) -> Sequence[str]:
+        """The models that may answer: the routed one, then the fallback."""
+        ...
 
 
 P = TypeVar("P", bound=HasMessages)
@@ -64,7 +69,9 @@ async def admit(
             with tracer.start_as_current_span("retrieve", context=trace_context):
                 prepared = await prepare()
             with tracer.start_as_current_span("caps.reserve", context=trace_context):
-                reservation = await _reserve(services, user_id, prepared.messages, tokens)
+                reservation = await _reserve(
+                    services, user_id, prepared.messages, tokens, prepared.models
+                )
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await services.limiter.release(lease)
@@ -79,13 +86,18 @@ async def admit(
 
 
 async def _reserve(
-    services: Services, user_id: uuid.UUID, messages: list[dict[str, str]], max_tokens: int
+    services: Services,
+    user_id: uuid.UUID,
+    messages: list[dict[str, str]],
+    max_tokens: int,
+    models: Sequence[str],
 ) -> budget.Reservation:
     """Layers 3 and 4 in one round trip: kill switch, request ceiling, the three caps."""
-    # Reserved at the dearest model that may answer (main or fallback): a fallback can
-    # never cost more than the reservation (docs/caps.md, "Fallback pricing").
+    # Reserved at the dearest model that may answer (the routed or canary model chosen for
+    # this request, or its fallback): a fallback can never cost more than the reservation
+    # (docs/caps.md, "Fallback pricing"; docs/routing.md).
     amount = services.prices.max_cost(
-        services.llm.models,
+        models,
         input_tokens=count_message_tokens(messages),
         max_output_tokens=max_tokens,
     )
