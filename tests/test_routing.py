@@ -4,6 +4,7 @@ model priced at start, and the cache never shared between the canary and the mai
 
 from __future__ import annotations
 
+import statistics
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -225,6 +226,7 @@ def canary_cache_app(
         llm_route_short_model=CHEAP,
         llm_canary_model=CHEAP,
         llm_canary_percent=50.0,
+        admin_emails="ops@example.com",
     )
     server = BackgroundServer(create_app(settings, embedder=embedder)).start()
     yield server, engine
@@ -274,3 +276,79 @@ def test_a_canary_answer_is_never_served_from_the_cache_to_the_main_side(
     for email, arm in ((canary_b, ARM_CANARY), (main_b, ARM_SHORT)):
         hit, upstream = ask(email)
         assert (hit["arm"], upstream, hit["cache_hit"]) == (arm, 0, True)
+
+
+def test_the_dashboard_compares_arms_and_models_side_by_side(
+    canary_cache_app: tuple[BackgroundServer, Engine], local_model: LocalModel
+) -> None:
+    """Answers of every kind on the main arm of a database of its own (a live one, one
+    thumbed down, an upstream error, a local "I don't know"), then the table against
+    figures computed here from the ledger."""
+    server, engine = canary_cache_app
+    settings = make_settings(llm_canary_model=CHEAP, llm_canary_percent=50.0)
+    email = next(
+        e
+        for e in (f"board-{i}@example.com" for i in range(60))
+        if _signed_in_on_main(server, engine, e, settings)
+    )
+    with sign_in(server.url, email) as client:
+        liked = chat(client, LONG_Q)
+        disliked = chat(client, LONG_Q + " Please be brief.")
+        down = client.post(
+            f"/api/messages/{disliked[-1][1]['message_id']}/feedback", json={"rating": "down"}
+        )
+        assert down.status_code == 200
+        local_model.fault("server_error", times=3)  # the first try and both retries
+        failed = chat(client, LONG_Q + " Explain in detail.")
+        assert failed[-1][0] == "error"
+        unknown = chat(client, "Who painted the Mona Lisa in Florence?")
+        assert unknown[-1][0] == "done"
+    assert liked[-1][0] == "done"
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT coalesce(c.arm, 'main') AS arm, c.model, c.status, c.cost_usd, "
+                "c.ttft_ms, c.latency_ms, c.cache_hit, m.content, "
+                "EXISTS (SELECT 1 FROM feedback f WHERE f.message_id = m.id AND f.rating < 0) "
+                "AS down FROM llm_calls c LEFT JOIN messages m "
+                "ON m.trace_id = c.trace_id AND m.role = 'assistant' "
+                "WHERE c.feature = 'chat' AND c.admission = 'allowed'"
+            )
+        ).all()
+    with sign_in(server.url, "ops@example.com") as ops:
+        table = ops.get("/api/admin/dashboard/models?days=1").json()
+        assert ops.get("/api/admin/dashboard/models?days=1").status_code == 200
+    with sign_in(server.url, email) as client:
+        assert client.get("/api/admin/dashboard/models").status_code == 403
+    arms = {(r["arm"], r["model"]) for r in table}
+    assert (ARM_MAIN, MAIN) in arms and (ARM_SHORT, CHEAP) in arms and (ARM_CANARY, CHEAP) in arms
+    for shown in table:
+        mine = [r for r in rows if (r.arm, r.model) == (shown["arm"], shown["model"])]
+        live = [r for r in mine if not r.cache_hit and r.status != "no_context"]
+        n = len(mine)
+        assert shown["answers"] == n
+        assert Decimal(shown["cost_usd"]) == sum(Decimal(r.cost_usd) for r in mine)
+        assert shown["error_rate"] == sum(r.status.startswith("error:") for r in mine) / n
+        assert shown["thumbs_down_rate"] == sum(bool(r.down) for r in mine) / n
+        dont_know = sum(
+            r.status in ("no_context", "refused") or "i don't know" in (r.content or "").lower()
+            for r in mine
+        )
+        assert shown["dont_know_rate"] == dont_know / n
+        for key, values in (
+            ("ttft_p50_ms", [float(r.ttft_ms) for r in live if r.ttft_ms is not None]),
+            ("latency_p50_ms", [float(r.latency_ms) for r in live if r.latency_ms is not None]),
+        ):
+            median = statistics.median(values) if values else None
+            assert shown[key] == (None if median is None else pytest.approx(median, abs=0.06))
+    main = next(r for r in table if (r["arm"], r["model"]) == (ARM_MAIN, MAIN))
+    assert main["thumbs_down"] == 1 and main["error_rate"] > 0
+    assert Decimal(main["cost_per_answer_usd"]) > 0
+    short = next(r for r in table if r["arm"] == ARM_SHORT)
+    assert short["dont_know_rate"] > 0  # the Mona Lisa: nothing retrieved, answered locally
+
+
+def _signed_in_on_main(server: BackgroundServer, engine: Engine, email: str, settings: Any) -> bool:
+    with sign_in(server.url, email):
+        pass
+    return not on_canary(settings, _user_id(engine, email))
