@@ -35,7 +35,7 @@ _CORPUS_VERSION = text(
 _LOOKUP = text(
     "SELECT id, answer, passages, cost_usd, question_hash = :qh AS exact, "
     "1 - (embedding <=> :embedding) AS similarity FROM response_cache "
-    "WHERE corpus_version = :cv AND prompt_version = :pv AND model = :model "
+    "WHERE corpus_version = :cv AND prompt_version = :pv AND model = :model AND arm = :arm "
     "AND expires_at > now() "
     "AND (question_hash = :qh OR 1 - (embedding <=> :embedding) >= :threshold) "
     "ORDER BY question_hash = :qh DESC, embedding <=> :embedding LIMIT 1"
