@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import Engine, text
 
 from app.db import make_sync_engine
@@ -352,3 +353,19 @@ def _signed_in_on_main(server: BackgroundServer, engine: Engine, email: str, set
     with sign_in(server.url, email):
         pass
     return not on_canary(settings, _user_id(engine, email))
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"llm_canary_percent": 10}, "needs LLM_CANARY_MODEL or LLM_CANARY_PROMPT_VERSION"),
+        ({"llm_canary_percent": 101, "llm_canary_model": CHEAP}, "less than or equal to 100"),
+        ({"llm_canary_price_input_per_mtok": "1"}, "LLM_CANARY_PRICE_OUTPUT_PER_MTOK"),
+        ({"llm_route_short_price_output_per_mtok": "1"}, "LLM_ROUTE_SHORT_PRICE_INPUT_PER_MTOK"),
+    ],
+)
+def test_routing_settings_that_cannot_work_are_refused(
+    values: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        make_settings(**values)
