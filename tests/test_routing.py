@@ -300,7 +300,8 @@ def test_the_dashboard_compares_arms_and_models_side_by_side(
         )
         assert down.status_code == 200
         local_model.fault("server_error", times=3)  # the first try and both retries
-        failed = chat(client, LONG_Q + " Explain in detail.")
+        # A follow-up: never served from the cache, so it reaches the failing upstream.
+        failed = chat(client, LONG_Q, conversation_id=liked[0][1]["conversation_id"])
         assert failed[-1][0] == "error"
         unknown = chat(client, "Who painted the Mona Lisa in Florence?")
         assert unknown[-1][0] == "done"
