@@ -287,11 +287,11 @@ def test_the_dashboard_compares_arms_and_models_side_by_side(
     figures computed here from the ledger."""
     server, engine = canary_cache_app
     settings = make_settings(llm_canary_model=CHEAP, llm_canary_percent=50.0)
-    email = next(
-        e
-        for e in (f"board-{i}@example.com" for i in range(60))
-        if _signed_in_on_main(server, engine, e, settings)
-    )
+    emails = [f"board-{i}@example.com" for i in range(60)]
+    email = next(e for e in emails if _signed_in_on_main(server, engine, e, settings))
+    on_the_canary = next(e for e in emails if not _signed_in_on_main(server, engine, e, settings))
+    with sign_in(server.url, on_the_canary) as client:
+        assert chat(client, LONG_Q + " Answer for the canary.")[-1][0] == "done"
     with sign_in(server.url, email) as client:
         liked = chat(client, LONG_Q)
         disliked = chat(client, LONG_Q + " Please be brief.")
