@@ -22,6 +22,7 @@ from pydantic_settings import SettingsError
 from app.db import database_url, make_sync_engine
 from app.embedded_db import stop_embedded_postgres
 from app.llm.pricing import UnpricedModel, build_price_book
+from app.llm.routing import RoutingError, check_routing
 from app.main import create_app
 from app.migrate import upgrade_to_head
 from app.observability.logs import configure_logging
@@ -43,6 +44,11 @@ def main() -> int:
     except UnpricedModel as err:
         problems = "\n".join(f"  - {problem}" for problem in str(err).split("; "))
         print(f"ragship cannot start: a model has no price:\n{problems}", file=sys.stderr)
+        return 2
+    try:
+        check_routing(settings)
+    except RoutingError as err:
+        print(f"ragship cannot start: {err}", file=sys.stderr)
         return 2
     log_format = settings.log_format or ("text" if settings.env == "dev" else "json")
     configure_logging(level=settings.log_level, json_format=log_format == "json")

@@ -30,13 +30,14 @@ def answer_source(
     retrieved), or the model."""
     prepared = admission.prepared
     if prepared.cached is not None:
-        return replay(prepared.cached.answer, services.llm.model)
+        return replay(prepared.cached.answer, prepared.route.model)
     if prepared.without_model:  # nothing was retrieved
-        return answer_locally(services.llm.model)
+        return answer_locally(prepared.route.model)
     return services.llm.stream_chat(
         prepared.messages,
         max_tokens=admission.max_tokens,
         temperature=services.settings.llm_temperature,
+        model=prepared.route.model,
     )
 
 

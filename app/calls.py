@@ -42,8 +42,10 @@ async def record_call(
     answer: str | None = None,
     cache_hit: bool = False,
     saved_usd: Decimal = Decimal(0),
+    arm: str | None = None,
 ) -> None:
-    """Add the call to the ledger and to the rollups, in the caller's transaction."""
+    """Add the call to the ledger and to the rollups, in the caller's transaction. `arm`:
+    the routing arm of a chat answer (main, canary, route:short; app/llm/routing.py)."""
     now = utcnow()
     session.add(
         LLMCall(
@@ -71,6 +73,7 @@ async def record_call(
             answer=answer,
             cache_hit=cache_hit,
             saved_usd=saved_usd,
+            arm=arm,
             api_token_id=CALLER_TOKEN.get(),  # the request's API token, if it came with one
         )
     )

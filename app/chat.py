@@ -36,7 +36,6 @@ from app.guardrails.verdict import RETRACTED_MESSAGE
 from app.llm.client import TextDelta, UpstreamError
 from app.prepare import ChatEvent, PreparedChat
 from app.rag.no_context import NO_CONTEXT_STATUS
-from app.rag.prompt import PROMPT_VERSION
 from app.services import Services
 from app.settle import Outcome, settle_call, source_payload
 from app.shutdown import SHUTDOWN_MESSAGE, ShuttingDown, StopSignal, until_stopped
@@ -91,7 +90,7 @@ async def stream_answer(
             {
                 "conversation_id": str(prepared.conversation_id),
                 "trace_id": prepared.trace_id,
-                "prompt_version": PROMPT_VERSION,
+                "prompt_version": prepared.route.prompt_version,
             },
         )
         yield ChatEvent("sources", {"sources": source_payload(prepared.passages)})

@@ -33,6 +33,7 @@ from app.http.overload import HANDLERS as OVERLOAD_HANDLERS
 from app.http.security_headers import SecurityHeadersMiddleware
 from app.llm.client import LLMClient
 from app.llm.pricing import build_price_book
+from app.llm.routing import check_routing
 from app.localmodel.runner import BackgroundServer
 from app.localmodel.server import create_local_model
 from app.observability.alerts import Alerter
@@ -59,6 +60,7 @@ def create_app(
     settings = settings or get_settings()
     # Every model the service may call must have a price before anything starts.
     prices = build_price_book(settings)  # raises UnpricedModel
+    check_routing(settings)  # raises RoutingError: a canary prompt file that is missing
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

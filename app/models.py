@@ -211,6 +211,8 @@ class LLMCall(Base):
     question: Mapped[str | None] = mapped_column(Text, nullable=True)
     answer: Mapped[str | None] = mapped_column(Text, nullable=True)
     api_token_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
+    # main, canary or route:short (app/llm/routing.py); NULL for calls that are not answers
+    arm: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class AppFlag(Base):
@@ -293,6 +295,7 @@ class ResponseCacheEntry(Base):
     corpus_version: Mapped[str] = mapped_column(String(32))
     prompt_version: Mapped[str] = mapped_column(String(32))
     model: Mapped[str] = mapped_column(Text)
+    arm: Mapped[str] = mapped_column(String(32), server_default="main")  # routing arm
     question_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the normalised question
     embedding: Mapped[list[float]] = mapped_column(Vector(EMBEDDING_DIM))
     answer: Mapped[str] = mapped_column(Text)

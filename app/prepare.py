@@ -27,6 +27,7 @@ from app.guardrails.chain import (
     screen_sources,
     upstream_question,
 )
+from app.llm.routing import Route, choose_route
 from app.rag.context_budget import (
     budget_for,
     check_fits,
@@ -36,7 +37,7 @@ from app.rag.context_budget import (
     window_of,
 )
 from app.rag.no_context import answers_locally
-from app.rag.prompt import PROMPT_VERSION, build_messages
+from app.rag.prompt import build_messages
 from app.rag.retrieve import Passage, Relevance, hybrid_search
 from app.rag.summarise import MAX_UNSUMMARISED, Turn, fold, turns_to_fold
 from app.services import Services
@@ -57,6 +58,7 @@ class PreparedChat:
     trace_id: str
     passages: list[Passage]
     messages: list[dict[str, str]]
+    route: Route  # arm, model and prompt version (app/llm/routing.py)
     planted: list[str] = field(default_factory=list)  # instruction sentences in sources
     triggers: list[Trigger] = field(default_factory=list)  # guardrail flags so far
     embedding: list[float] = field(default_factory=list)  # the question's
@@ -65,6 +67,11 @@ class PreparedChat:
     # Answered without the model (a cache hit, or "I don't know" with nothing retrieved):
     # nothing is reserved and nothing is charged (docs/caps.md).
     without_model: bool = False
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The models that may answer (the reservation covers the dearest)."""
+        return self.route.models
 
 
 async def prepare_chat(
@@ -76,6 +83,9 @@ async def prepare_chat(
     trace_id: str,
 ) -> PreparedChat:
     settings = services.settings
+    route = choose_route(
+        settings, user_id=user_id, question=question, first_turn=conversation_id is None
+    )
     embedding = await asyncio.to_thread(services.embedder.embed_one, question)
     triggers = await screen_input(  # raises GuardrailBlocked
         services, user_id=user_id, trace_id=trace_id, question=question, embedding=embedding
@@ -97,7 +107,10 @@ async def prepare_chat(
             )
         cache_key, cached = None, None
         if settings.response_cache and conversation_id is None and not triggers:
-            cache_key = CacheKey(await corpus_version(session), PROMPT_VERSION, services.llm.model)
+            # The arm is in the key: a canary answer is never served to the main side.
+            cache_key = CacheKey(
+                await corpus_version(session), route.prompt_version, route.model, route.arm
+            )
             cached = await lookup_answer(
                 session,
                 key=cache_key,
@@ -121,7 +134,7 @@ async def prepare_chat(
                 ),
             )
         )
-    window = window_of(services.prices, services.llm.models)
+    window = window_of(services.prices, route.models)
     budget = budget_for(settings, window=window, max_output=settings.llm_max_tokens)
     passages = fit_passages(passages, budget.passages)
     folded = turns_to_fold(
@@ -153,6 +166,7 @@ async def prepare_chat(
         flagged=flagged,
         summary=fit_summary(summary, budget.summary),
         bot_name=settings.bot_name,
+        prompt_version=route.prompt_version,
     )
     check_fits(messages, budget)  # raises CapRefused (413)
     return PreparedChat(
@@ -163,6 +177,7 @@ async def prepare_chat(
         trace_id=trace_id,
         passages=passages,
         messages=messages,
+        route=route,
         planted=planted,
         triggers=triggers + source_flags,
         embedding=embedding,

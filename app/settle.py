@@ -18,7 +18,6 @@ from app.guardrails.record import record_triggers
 from app.guardrails.verdict import RETRACTED_MESSAGE, Verdict
 from app.llm.client import Finished
 from app.observability.redact import for_call_log
-from app.rag.prompt import PROMPT_VERSION
 from app.rag.retrieve import Passage
 from app.services import Services
 from app.tokens import count_message_tokens, count_tokens
@@ -97,7 +96,8 @@ async def settle_call(
     input_tokens, cached, output_tokens = _usage(
         prepared, outcome, without_model=prepared.without_model
     )
-    model = (outcome.finished.model if outcome.finished else outcome.model) or services.llm.model
+    route = prepared.route
+    model = (outcome.finished.model if outcome.finished else outcome.model) or route.model
     price = services.prices[model]
     cost = price.cost(
         input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached
@@ -140,7 +140,8 @@ async def settle_call(
             user_id=prepared.user_id,
             conversation_id=prepared.conversation_id,
             model=model,
-            prompt_version=PROMPT_VERSION,
+            prompt_version=route.prompt_version,
+            arm=route.arm,
             status=outcome.status if settled else f"{outcome.status}:late",
             input_tokens=input_tokens,
             cached_input_tokens=cached,

@@ -42,7 +42,7 @@ from app.rag.embedder import Embedder
 from app.rag.prompt import build_messages
 from app.rag.retrieve import Passage
 from app.services import Services
-from app.settings import Settings
+from app.settings import LOCAL_MODEL_ID, Settings
 from app.tokens import count_message_tokens
 from bench.fixtures import (
     DOCS,
@@ -81,6 +81,7 @@ class Prepared:
     """What `prepare` hands the chain: only the messages matter to it."""
 
     messages: list[dict[str, str]]
+    models: list[str] = field(default_factory=lambda: [LOCAL_MODEL_ID])
 
 
 @dataclass

@@ -86,6 +86,10 @@ async function refreshDashboard() {
     levers.cache_hit_rate === null ? "–" : `${(levers.cache_hit_rate * 100).toFixed(1)}%`,
     `$${levers.cache_saved_usd}`, levers.no_context_answers]]);
   const percent = (v) => `${(v * 100).toFixed(1)}%`;
+  const rate = (v) => (v === null ? null : percent(v));
+  const models = await call(`/api/admin/dashboard/models${q}`);
+  cells("#models", models.map((m) => [m.arm, m.model, m.prompt_version, m.answers, `$${m.cost_per_answer_usd}`,
+    ms(m.ttft_p50_ms), ms(m.latency_p50_ms), rate(m.error_rate), rate(m.dont_know_rate), rate(m.thumbs_down_rate)]));
   lineChart(document.getElementById("outcomes-chart"), outcomes.map((r) => r.t), [
     { label: "Requests", values: outcomes.map((r) => r.calls), format: (v) => String(v) },
     { label: "Error rate", values: outcomes.map((r) => r.error_rate), scale: "rate", format: percent },

@@ -215,6 +215,8 @@ def test_admin_dashboard_shows_the_chats_with_cost_and_latency(
         expect(page.locator("#calls tbody tr").first).to_contain_text("boss@example.com")
         expect(page.locator("#calls tbody tr").first).to_contain_text("$0.0")
         expect(page.locator("#latency tbody tr")).not_to_have_count(0)
+        main_arm = page.locator("#models tbody tr", has_text="ragship-local-1")
+        expect(main_arm.first).to_contain_text("main")  # models and arms side by side
         expect(page.locator("#caps")).to_contain_text("Kill switch: off")
         expect(page.locator("#users tbody")).to_contain_text("boss@example.com")
         page.locator("#calls tbody tr").first.click()

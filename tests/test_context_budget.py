@@ -31,7 +31,7 @@ def test_a_long_conversation_stays_inside_a_small_window(
     # for passages (about two chunks) and 384 for history.
     server = start_app(llm_context_window=2048, rate_limit_requests=10_000)
     with sign_in(server.url, "lin@example.com") as client:
-        conversation_id, sources = None, []
+        conversation_id, sources, kept = None, [], []
         for question in QUESTIONS:
             events = chat(client, question, conversation_id=conversation_id)
             assert events[-1][0] == "done", events[-1]
@@ -43,9 +43,13 @@ def test_a_long_conversation_stays_inside_a_small_window(
             assert count_tokens(sent[-1]["content"]) <= 768 + count_tokens(question)
             history = [m for m in sent[1:-1] if m["role"] != "system"]  # not the summary
             assert history_tokens(history) <= 384
+            assert not history or history[0]["role"] == "user"
+            kept.append(len(history))
         assert min(sources) < 5  # top-k is 5: the least relevant passages were dropped
-        assert 0 < len(history) < 2 * (len(QUESTIONS) - 1)  # oldest turns dropped
-        assert history[0]["role"] == "user"
+        # Turns were sent verbatim, and the oldest dropped. (Right after a fold, the newest
+        # turn alone may exceed half the history share, and is folded too: which turn that
+        # is depends on the answers, so on the docs corpus.)
+        assert max(kept) > 0 and kept[-1] < 2 * (len(QUESTIONS) - 1)
 
 
 def test_a_prompt_that_cannot_fit_is_refused_before_the_upstream(

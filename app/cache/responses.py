@@ -3,9 +3,11 @@
 A hit is either *exact* (the same question once normalised: case, spacing and trailing
 punctuation ignored) or *semantic* (pgvector cosine similarity of the question embeddings
 at least ``RESPONSE_CACHE_SIMILARITY``). Entries are keyed by the corpus version, the
-prompt version and the model, so an ingest that changes any document, a new prompt or a
-new model never serves an old answer. Only first turns are cached and served: a follow-up
-depends on its conversation. The question is stored as a hash, never as text.
+prompt version, the model and the routing arm, so an ingest that changes any document, a
+new prompt or a new model never serves an old answer, and an answer made on the canary
+side is never served on the main side, nor the other way (docs/routing.md). Only first
+turns are cached and served: a follow-up depends on its conversation. The question is
+stored as a hash, never as text.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ _CORPUS_VERSION = text(
 _LOOKUP = text(
     "SELECT id, answer, passages, cost_usd, question_hash = :qh AS exact, "
     "1 - (embedding <=> :embedding) AS similarity FROM response_cache "
-    "WHERE corpus_version = :cv AND prompt_version = :pv AND model = :model "
+    "WHERE corpus_version = :cv AND prompt_version = :pv AND model = :model AND arm = :arm "
     "AND expires_at > now() "
     "AND (question_hash = :qh OR 1 - (embedding <=> :embedding) >= :threshold) "
     "ORDER BY question_hash = :qh DESC, embedding <=> :embedding LIMIT 1"
@@ -49,6 +51,7 @@ class CacheKey:
     corpus_version: str
     prompt_version: str
     model: str
+    arm: str = "main"  # the routing arm (app/llm/routing.py): canary and main never share
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ async def lookup(
                 "cv": key.corpus_version,
                 "pv": key.prompt_version,
                 "model": key.model,
+                "arm": key.arm,
                 "threshold": threshold,
             },
         )
@@ -133,6 +137,7 @@ async def store(
             corpus_version=key.corpus_version,
             prompt_version=key.prompt_version,
             model=key.model,
+            arm=key.arm,
             question_hash=question_hash(question),
             conversation_id=conversation_id,
             embedding=embedding,

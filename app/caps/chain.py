@@ -12,7 +12,7 @@ Every refusal is recorded in the call ledger with the layer that refused.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Generic, Protocol, TypeVar
@@ -33,6 +33,11 @@ from app.tokens import count_message_tokens
 class HasMessages(Protocol):
     messages: list[dict[str, str]]
     without_model: bool  # answered without an upstream call: nothing to reserve
+
+    @property
+    def models(self) -> Sequence[str]:
+        """The models that may answer: the routed one, then the fallback."""
+        ...
 
 
 P = TypeVar("P", bound=HasMessages)
@@ -70,6 +75,7 @@ async def admit(
                     user_id,
                     prepared.messages,
                     max_tokens=tokens,
+                    models=prepared.models,
                     without_model=prepared.without_model,
                 )
         except BaseException:
@@ -91,6 +97,7 @@ async def _reserve(
     messages: list[dict[str, str]],
     *,
     max_tokens: int,
+    models: Sequence[str],
     without_model: bool,
 ) -> budget.Reservation:
     """Layers 3 and 4 in one round trip: kill switch, request ceiling, the three caps.
@@ -98,13 +105,14 @@ async def _reserve(
     An answer made without the model (a cache hit, the local "I don't know") reserves $0:
     it still passes the kill switch and leaves a reservation to settle, but holds no
     budget that other requests could have used."""
-    # Reserved at the dearest model that may answer (main or fallback): a fallback can
-    # never cost more than the reservation (docs/caps.md, "Fallback pricing").
+    # Reserved at the dearest model that may answer (the routed or canary model chosen for
+    # this request, or its fallback): a fallback can never cost more than the reservation
+    # (docs/caps.md, "Fallback pricing"; docs/routing.md).
     amount = (
         Decimal(0)
         if without_model
         else services.prices.max_cost(
-            services.llm.models,
+            models,
             input_tokens=count_message_tokens(messages),
             max_output_tokens=max_tokens,
         )

@@ -27,6 +27,7 @@ from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 from app.llm.breaker import CircuitBreaker
 from app.llm.errors import OPERATOR_KINDS, UpstreamError, classify
+from app.llm.routing import chain_of, routable_models
 from app.llm.watch import UpstreamWatcher
 from app.settings import Settings
 
@@ -85,16 +86,14 @@ class LLMClient:
         self.settings = settings
         self.watcher = watcher  # told of every verdict: alerts, the live status page
         self.model = settings.llm_model
-        self.models = [self.model] + (
-            [settings.llm_fallback_model] if settings.llm_fallback_model else []
-        )
-        self.breakers = {
+        self.models = list(chain_of(self.model, settings.llm_fallback_model))
+        self.breakers = {  # one per model a request may be routed to (app/llm/routing.py)
             m: CircuitBreaker(
                 failures=settings.breaker_failures,
                 cooldown_s=settings.breaker_cooldown_s,
                 clock=breaker_clock,
             )
-            for m in self.models
+            for m in routable_models(settings)
         }
         self.provider = httpx.URL(base_url).host  # recorded with each call
         self._client = AsyncOpenAI(
@@ -102,15 +101,24 @@ class LLMClient:
         )
 
     async def stream_chat(
-        self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int,
+        temperature: float,
+        model: str | None = None,
     ) -> AsyncGenerator[TextDelta | Finished, None]:
+        """Deltas, then a `Finished`, from `model` (default ``LLM_MODEL``; a routed or canary
+        model, app/llm/routing.py), then ``LLM_FALLBACK_MODEL`` when it keeps failing.
+        Raises `UpstreamError` once every model and retry is spent."""
         s = self.settings
         started = time.monotonic()
         total_deadline = started + s.llm_total_timeout_s
         retry_deadline = started + s.llm_retry_budget_s
         last: UpstreamError | None = None
         attempts = 0
-        for model in self.models:
+        first = model or self.model
+        for model in chain_of(first, s.llm_fallback_model):
             breaker = self.breakers[model]
             for attempt in range(s.llm_max_retries + 1):
                 permit = breaker.admit()

@@ -3,7 +3,8 @@
 Sources, first match wins, per model:
 
 1. settings: ``LLM_PRICE_INPUT_PER_MTOK`` / ``LLM_PRICE_OUTPUT_PER_MTOK`` for ``LLM_MODEL``,
-   ``LLM_FALLBACK_PRICE_*`` for ``LLM_FALLBACK_MODEL`` (0 for a self-hosted model);
+   ``LLM_FALLBACK_PRICE_*`` for ``LLM_FALLBACK_MODEL``, ``LLM_ROUTE_SHORT_PRICE_*`` and
+   ``LLM_CANARY_PRICE_*`` for the routed and canary models (0 for a self-hosted model);
 2. `genai-prices <https://github.com/pydantic/genai-prices>`_, a maintained price database,
    from the snapshot bundled with the installed package (never fetched at run time): the
    provider is matched from ``LLM_BASE_URL``, else from the model id alone;
@@ -170,8 +171,9 @@ def lookup(model: str, *, base_url: str | None = None) -> ModelPrice | None:
 
 
 def build_price_book(settings: Settings) -> PriceBook:
-    """Price every model the service may call (main, fallback; the health probe uses the
-    main one). Raises `UnpricedModel` naming each unpriced model and how to price it."""
+    """Price every model the service may call (main, fallback, the short route's and the
+    canary's when they are on; the health probe uses the main one). Raises `UnpricedModel`
+    naming each unpriced model and how to price it."""
     base_url = settings.llm_base_url
     wanted = [
         (
@@ -195,8 +197,30 @@ def build_price_book(settings: Settings) -> PriceBook:
                 "LLM_FALLBACK_PRICE",
             )
         )
-    prices, missing = [], []
+    routed = (
+        (
+            "LLM_ROUTE_SHORT_MODEL",
+            settings.llm_route_short_model,
+            settings.llm_route_short_price_input_per_mtok,
+            settings.llm_route_short_price_output_per_mtok,
+            "LLM_ROUTE_SHORT_PRICE",
+        ),
+        (
+            "LLM_CANARY_MODEL",
+            settings.llm_canary_model if settings.llm_canary_percent > 0 else None,
+            settings.llm_canary_price_input_per_mtok,
+            settings.llm_canary_price_output_per_mtok,
+            "LLM_CANARY_PRICE",
+        ),
+    )
+    for setting, routed_model, inp, out, prefix in routed:
+        if routed_model:
+            wanted.append((setting, routed_model, _from_settings(inp, out), None, prefix))
+    prices: list[ModelPrice] = []
+    missing = []
     for setting, model, rates, window, prefix in wanted:
+        if rates is None and any(p.model == model for p in prices):
+            continue  # the same model under two settings: priced once, by the first
         price = _resolve(model, rates, window, base_url)
         if price is None:
             missing.append(

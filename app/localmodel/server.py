@@ -44,6 +44,7 @@ class Stats:
         self.disconnects = 0
         self.model_lists = 0
         self.last_messages: list[dict[str, Any]] = []
+        self.last_model: str | None = None  # the model the last completion request named
         # When recent completion requests arrived (time.monotonic()), so a test can see the
         # gap a client left between a failed attempt and its retry.
         self.arrivals: deque[float] = deque(maxlen=100)
@@ -117,6 +118,7 @@ def create_local_model(*, api_key: str | None = None, token_delay_s: float = 0.0
             return _error(400, "'messages' is a required property", "invalid_request_error", None)
         stats.last_messages = messages
         model = body.get("model")
+        stats.last_model = str(model)
         if model not in LOCAL_MODEL_IDS:
             return _error(
                 404,

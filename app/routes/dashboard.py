@@ -1,5 +1,5 @@
 """The admin dashboard's JSON APIs (the page is /admin): spend, top users, latency,
-errors and refusals, live cap state, recent calls with drill-down."""
+errors and refusals, models side by side, live cap state, recent calls with drill-down."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from app.db import session_scope
 from app.deps import AdminDep, AlerterDep, ServicesDep
 from app.http.params import BIGINT_MAX, RowId
 from app.models import Alert
-from app.observability import dashboard, levers
+from app.observability import dashboard, levers, models
 
 router = APIRouter(prefix="/api/admin/dashboard", tags=["admin"])
 Days = Query(7, ge=1, le=400, description="Time range, in days back from now.")
@@ -60,6 +60,15 @@ async def cost_levers(admin: AdminDep, services: ServicesDep, days: int = Days) 
     """Response cache hit rate and saving, and answers given without a model call."""
     async with session_scope(services.sessions) as session:
         return await levers.cost_levers(session, days=days)
+
+
+@router.get("/models")
+async def compare_models(
+    admin: AdminDep, services: ServicesDep, days: int = Days
+) -> list[dict[str, Any]]:
+    """Models, prompt versions and routing arms side by side (docs/routing.md)."""
+    async with session_scope(services.sessions) as session:
+        return await models.compare_models(session, days=days)
 
 
 @router.get("/caps")

@@ -38,6 +38,7 @@ from app.settings.observability import ObservabilitySettings
 from app.settings.operator import OperatorSettings
 from app.settings.relevance import RelevanceSettings
 from app.settings.retrieval import RetrievalSettings
+from app.settings.routing import RoutingSettings
 from app.settings.runtime import RuntimeSettings
 from app.settings.signin import SignInSettings
 
@@ -45,6 +46,7 @@ __all__ = ["LOCAL_MODEL_ID", "LOCAL_MODEL_IDS", "Settings", "get_settings"]
 
 
 class Settings(
+    RoutingSettings,
     CacheSettings,
     ContextSettings,
     CapacitySettings,
