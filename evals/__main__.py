@@ -50,7 +50,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     judge.add_argument("--judge-base-url", help="the judge's OpenAI-compatible upstream")
     judge.add_argument("--judge-model")
     judge.add_argument("--judge-api-key", default="local")
-    judge.add_argument("--judge-prompt", default=JUDGE_PROMPT_VERSION, help="evals/prompts/*")
+    judge.add_argument("--judge-prompt", default=JUDGE_PROMPT_VERSION, help="app/prompts/judge-*")
     judge.add_argument("--judge-max-calls", type=int, default=200, help="cap on judge calls")
     out = p.add_argument_group("results and the gate")
     out.add_argument("--out", type=Path, default=OUT, help="folder for report.md, results.json")

@@ -198,7 +198,7 @@ def test_judge_calls_are_versioned_capped_and_recorded(
     assert status == 0, out
     assert "judge judge-v1: 2 calls, tokens {'input': 400, 'output': 24}" in out
     assert len(seen) == 2  # capped: the third answer is not graded
-    prompt = (Path("evals/prompts/judge-v1.txt")).read_text()
+    prompt = Path("app/prompts/judge-v1.txt").read_text().strip()
     assert seen[0]["messages"][0]["content"] == prompt
     assert "Sources:\n[1] " in seen[0]["messages"][1]["content"]
     results = json.loads((tmp_path / "results.json").read_text())

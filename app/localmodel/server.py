@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from app.localmodel.adversary import misbehave
 from app.localmodel.answer import answer
 from app.localmodel.faults import Fault, FaultQueue
+from app.localmodel.judge import grade, is_judge_request
 from app.localmodel.moderation import moderate
 from app.localmodel.summary import is_summary_request, summarise
 from app.localmodel.truncate import truncate
@@ -139,6 +140,10 @@ def create_local_model(*, api_key: str | None = None, token_delay_s: float = 0.0
             text = summarise(
                 messages, max_tokens=max_tokens if isinstance(max_tokens, int) else None
             )
+        elif is_judge_request(messages) and not (
+            fault and fault.kind in ("scripted", "adversarial", "content_filter")
+        ):
+            text = grade(messages)
         pieces = _PIECES.findall(text)
         if isinstance(max_tokens, int) and max_tokens > 0:
             pieces = truncate(pieces, max_tokens)
@@ -152,6 +157,8 @@ def create_local_model(*, api_key: str | None = None, token_delay_s: float = 0.0
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         if not body.get("stream"):
+            if fault and fault.kind == "stall":  # no first byte for delay_s, as when streaming
+                await asyncio.sleep(fault.delay_s)
             return JSONResponse(
                 {
                     "id": completion_id,
