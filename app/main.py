@@ -135,6 +135,8 @@ def create_app(
         finally:
             for task in background:
                 task.cancel()
+            # A judge call in flight settles its reservation as it is cancelled (shielded).
+            await asyncio.wait(background, timeout=5)
             await app.state.prober.close()
             await app.state.alerter.close()
             await alarm.close()

@@ -158,7 +158,9 @@ def create_local_model(*, api_key: str | None = None, token_delay_s: float = 0.0
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         if not body.get("stream"):
             if fault and fault.kind == "stall":  # no first byte for delay_s, as when streaming
-                await asyncio.sleep(fault.delay_s)
+                until = time.monotonic() + fault.delay_s
+                while time.monotonic() < until and not await request.is_disconnected():
+                    await asyncio.sleep(0.05)  # a client that gave up is not waited for
             return JSONResponse(
                 {
                     "id": completion_id,

@@ -58,7 +58,7 @@ async def quality_drops(session: AsyncSession, settings: Settings) -> list[str]:
                 lines.append(
                     f"{m.replace('_', ' ')} of {row['model']} / {row['prompt_version']}: "
                     f"{float(now_mean):.2f} over the last {settings.alert_quality_window_h:g} h "
-                    f"({now_n} answers) vs {float(base_mean):.2f} before ({base_n} answers)"
+                    f"({now_n} scores) vs {float(base_mean):.2f} before ({base_n} scores)"
                 )
     return lines
 
