@@ -159,7 +159,8 @@ def create_local_model(*, api_key: str | None = None, token_delay_s: float = 0.0
         if not body.get("stream"):
             if fault and fault.kind == "stall":  # no first byte for delay_s, as when streaming
                 until = time.monotonic() + fault.delay_s
-                while time.monotonic() < until and not await request.is_disconnected():
+                # Polled: Starlette tells of a disconnect only when asked.
+                while time.monotonic() < until and not await request.is_disconnected():  # noqa: ASYNC110
                     await asyncio.sleep(0.05)  # a client that gave up is not waited for
             return JSONResponse(
                 {
