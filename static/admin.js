@@ -95,8 +95,10 @@ async function refreshDashboard() {
     `$${r.judge_cost_usd}`]));
   const grounded = pivot(quality.trend.filter((r) => r.groundedness !== null), "at",
     (r) => `${r.model} · ${r.prompt_version}`, "groundedness");
-  lineChart(document.getElementById("quality-chart"), grounded.times,
-    grounded.series.map((s) => ({ ...s, format: (v) => v.toFixed(2) })), { yLabel: "groundedness", days: Number(days) });
+  if (grounded.series.length) {
+    lineChart(document.getElementById("quality-chart"), grounded.times,
+      grounded.series.map((s) => ({ ...s, format: (v) => v.toFixed(2) })), { yLabel: "groundedness", days: Number(days) });
+  }
   const percent = (v) => `${(v * 100).toFixed(1)}%`;
   lineChart(document.getElementById("outcomes-chart"), outcomes.map((r) => r.t), [
     { label: "Requests", values: outcomes.map((r) => r.calls), format: (v) => String(v) },

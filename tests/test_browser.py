@@ -216,6 +216,9 @@ def test_admin_dashboard_shows_the_chats_with_cost_and_latency(
         expect(page.locator("#calls tbody tr").first).to_contain_text("$0.0")
         expect(page.locator("#latency tbody tr")).not_to_have_count(0)
         expect(page.locator("#caps")).to_contain_text("Kill switch: off")
+        expect(page.locator("#quality-note")).to_contain_text(
+            "0.0% of live answers are scored by ragship-local-1"
+        )
         expect(page.locator("#users tbody")).to_contain_text("boss@example.com")
         page.locator("#calls tbody tr").first.click()
         expect(page.locator("#call-detail")).to_contain_text("trace_id")
