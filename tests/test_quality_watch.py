@@ -128,8 +128,18 @@ def test_a_stalled_judge_never_holds_up_an_answer(  # type: ignore[no-untyped-de
     start_app, fresh, local_model: LocalModel
 ) -> None:
     url, engine = fresh
-    app = start_app(database_url=url, quality_interval_s=0.05, **ON)  # the background loop
-    local_model.fault("stall", model=JUDGE, delay_s=600)  # the judge's first byte never comes
+    # The background loop every 50 ms; a judge call may wait as long as the stall, and no
+    # heartbeat keeps an answer's stream alive: an answer that waited on the judge would
+    # send nothing for 30 s and fail the client's read timeout.
+    app = start_app(
+        database_url=url,
+        quality_interval_s=0.05,
+        quality_judge_timeout_s=600,
+        stream_heartbeat_s=3600,
+        **ON,
+    )
+    # Every judge call's first byte never comes (while the test runs).
+    local_model.fault("stall", model=JUDGE, delay_s=600, times=3)
     ask_all(app, QUESTIONS[:1])
 
     def judge_stalled() -> bool:
