@@ -81,9 +81,13 @@ ingest: install ## Ingest DOCS_DIR (default docs/) incrementally: it is the whol
 reset-corpus: install ## Delete every ingested document (the next start or `make ingest` refills it)
 	$(PY) -m ingest --reset
 
-eval: install ## Run the eval suite and the attack corpus, gated on evals/baseline.json
+eval: install ## Run the eval suite and the attack corpus, gated on evals/baseline.json (MODELS=A,B: two tiers)
+ifdef MODELS
+	$(PY) -m evals --models $(MODELS)
+else
 	$(PY) -m evals
 	$(PY) -m evals.attacks
+endif
 
 eval-attacks: install ## Measure the input guardrails on the attack corpus and gate (evals/attacks/)
 	$(PY) -m evals.attacks

@@ -15,6 +15,7 @@ from app.auth.sessions import SESSION_COOKIE, resolve_session
 from app.auth.tokens import CALLER_TOKEN, resolve_token
 from app.db import autocommit_scope, session_scope
 from app.observability.alerts import Alerter
+from app.quality.watch import QualityWatch
 from app.services import Services
 from app.status.llm_health import LLMHealthCheck
 from app.status.prober import Prober
@@ -58,6 +59,14 @@ def get_alerter(request: Request) -> Alerter:
 
 
 AlerterDep = Annotated[Alerter, Depends(get_alerter)]
+
+
+def get_quality(request: Request) -> QualityWatch:
+    quality: QualityWatch = request.app.state.quality
+    return quality
+
+
+QualityDep = Annotated[QualityWatch, Depends(get_quality)]
 LLMHealthDep = Annotated[LLMHealthCheck, Depends(get_llm_health)]
 ProberDep = Annotated[Prober, Depends(get_prober)]
 

@@ -41,6 +41,7 @@ from app.observability.retention import run_retention
 from app.observability.tracing import build_tracing
 from app.observability.upstream_alarm import UpstreamAlarm
 from app.observability.upstream_watch import UpstreamWatch
+from app.quality.watch import QualityWatch
 from app.rag.embedder import TextEmbedder, load_embedder
 from app.rag.threads import size_torch_threads
 from app.routes import admin, auth, chat, dashboard, health, metrics, pages, status, tokens
@@ -113,6 +114,7 @@ def create_app(
         app.state.llm_health = LLMHealthCheck(app.state.services)
         app.state.prober = Prober(app.state.services, app.state.llm_health)
         app.state.alerter = Alerter(app.state.services)
+        app.state.quality = QualityWatch(app.state.services)  # raises UnpricedModel
         log.info("start-up: services in %.2fs", time.perf_counter() - started)
         if settings.status_probe_on_start:
             started = time.perf_counter()
@@ -128,11 +130,15 @@ def create_app(
                 run_retention(app.state.services.sessions, days=settings.retention_days)
             ),
         ]
+        if settings.quality_sample_rate > 0:
+            background.append(asyncio.create_task(app.state.quality.run_forever()))
         try:
             yield
         finally:
             for task in background:
                 task.cancel()
+            # A judge call in flight settles its reservation as it is cancelled (shielded).
+            await asyncio.wait(background, timeout=5)
             await app.state.prober.close()
             await app.state.alerter.close()
             await alarm.close()

@@ -20,6 +20,7 @@ from evals.gate import BASELINE, check, dump_baseline, load_baseline, new_baseli
 from evals.judge import JUDGE_PROMPT_VERSION, Grading, Judge
 from evals.metrics import Outcome, score
 from evals.report import Run, table, write_reports
+from evals.tiers import parse_models, tiers_table
 
 if TYPE_CHECKING:
     from evals.runner import EvalConfig
@@ -46,11 +47,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     run.add_argument("--llm-base-url", help="an OpenAI-compatible upstream (default: local)")
     run.add_argument("--llm-api-key", default="local")
     run.add_argument("--llm-model", help="the pinned model id (must be in the price table)")
+    run.add_argument("--models", metavar="A,B", help="each model in turn: a quality/cost table")
     judge = p.add_argument_group("LLM-as-judge (off unless a judge model is given)")
     judge.add_argument("--judge-base-url", help="the judge's OpenAI-compatible upstream")
     judge.add_argument("--judge-model")
     judge.add_argument("--judge-api-key", default="local")
-    judge.add_argument("--judge-prompt", default=JUDGE_PROMPT_VERSION, help="evals/prompts/*")
+    judge.add_argument("--judge-prompt", default=JUDGE_PROMPT_VERSION, help="app/prompts/judge-*")
     judge.add_argument("--judge-max-calls", type=int, default=200, help="cap on judge calls")
     out = p.add_argument_group("results and the gate")
     out.add_argument("--out", type=Path, default=OUT, help="folder for report.md, results.json")
@@ -75,12 +77,44 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # pgserver asks platformdirs for a runtime dir; without XDG_RUNTIME_DIR it warns, harmlessly.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-    from evals.runner import EvalConfig  # imports torch: not needed to compare or check cases
-
     subset = len(cases) < len(every_case)
     if subset and args.update_baseline:
         print("error: --update-baseline needs the whole suite (no --case)")
         return 2
+    if args.models:
+        return tiers(args, cases, subset)
+    status, _ = run_suite(args, cases, subset)
+    return status
+
+
+def tiers(args: argparse.Namespace, cases: list[Case], subset: bool) -> int:
+    """The suite on each of `--models`, then the quality/cost table and the paired
+    comparison of the first two; the baseline gate is not applied (the models differ)."""
+    try:
+        models = parse_models(args.models)
+    except ValueError as err:
+        print(f"error: {err}")
+        return 2
+    if args.update_baseline:
+        print("error: --update-baseline takes one model, not --models")
+        return 2
+    out = args.out
+    results = []
+    for model in models:
+        print(f"== {model}")
+        args.llm_model, args.out = model, out / model
+        _, path = run_suite(args, cases, subset)
+        results.append(path)
+    print(f"\nquality and cost per model ({len(cases)} cases)\n{tiers_table(results)}\n")
+    print(compare(results[0], results[1], metric=args.compare_metric))
+    return 0
+
+
+def run_suite(args: argparse.Namespace, cases: list[Case], subset: bool) -> tuple[int, Path]:
+    """One run of `cases` on `args.llm_model`: report, results file, gate (or a new
+    baseline). Returns (exit status, the results.json path)."""
+    from evals.runner import EvalConfig  # imports torch: not needed to compare or check cases
+
     config = EvalConfig(
         top_k=args.top_k,
         min_similarity=args.min_similarity,
@@ -126,9 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         args.baseline.write_text(dump_baseline(accepted), encoding="utf-8")
         print(f"baseline updated: {args.baseline}")
-        return 0
+        return 0, results_path
     print("\n".join(verdict.lines()))
-    return 0 if verdict.passed else 1
+    return (0 if verdict.passed else 1), results_path
 
 
 def evaluate(
@@ -166,7 +200,7 @@ def evaluate(
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     """The run's flags for the results file, secrets masked."""
-    skip = ("compare", "compare_metric", "update_baseline")
+    skip = ("compare", "compare_metric", "update_baseline", "models")
     values = {k: v for k, v in vars(args).items() if k not in skip}
     for key in _SECRET_FLAGS:
         if values.get(key) not in (None, "local"):

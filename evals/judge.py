@@ -1,25 +1,23 @@
 """LLM-as-judge (when a judge model is configured): groundedness and answer relevance.
 
-The judge's prompt is versioned (evals/prompts/judge-v1.txt). Every judge call goes through
-the official `openai` client, is capped (`max_calls`), and is recorded (case, tokens, the raw
-verdict) in the results file. A verdict that cannot be parsed is recorded and left out of
-the scores, never guessed.
+The judge's prompt and verdict format are shared with the production scorer
+(app/quality/judge.py; the prompt is versioned in app/prompts/judge-v1.txt). Every judge
+call goes through the official `openai` client, is capped (`max_calls`), and is recorded
+(case, tokens, the raw verdict) in the results file. A verdict that cannot be parsed is
+recorded and left out of the scores, never guessed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import openai
 
-JUDGE_PROMPT_VERSION = "judge-v1"
-PROMPTS = Path(__file__).resolve().parent / "prompts"
-_OBJECT = re.compile(r"\{.*?\}", re.DOTALL)
+from app.quality.judge import JUDGE_PROMPT_VERSION, judge_messages, parse_verdict
+
+__all__ = ["JUDGE_PROMPT_VERSION", "Grading", "Judge", "parse_verdict"]
 
 
 @dataclass
@@ -46,39 +44,32 @@ class Judge:
 
     async def grade_all(self, items: list[Grading]) -> dict[str, dict[str, float]]:
         """{case id: {"groundedness": g, "relevance": r}} for the cases the judge scored."""
-        system = (PROMPTS / f"{self.prompt_version}.txt").read_text(encoding="utf-8")
         bound = asyncio.Semaphore(self.concurrency)
         client = openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, max_retries=2)
         try:
 
             async def one(item: Grading) -> tuple[str, dict[str, float]]:
                 async with bound:
-                    return item.case_id, await self._grade(client, system, item)
+                    return item.case_id, await self._grade(client, item)
 
             results = await asyncio.gather(*(one(item) for item in items))
         finally:
             await client.close()
         return {case_id: scores for case_id, scores in results if scores}
 
-    async def _grade(
-        self, client: openai.AsyncOpenAI, system: str, item: Grading
-    ) -> dict[str, float]:
+    async def _grade(self, client: openai.AsyncOpenAI, item: Grading) -> dict[str, float]:
         if self.calls >= self.max_calls:
             return {}
         self.calls += 1  # counted before the await, so concurrent calls respect the cap
         record: dict[str, Any] = {"case": item.case_id, "model": self.model}
         self.records.append(record)
-        sources = "\n\n".join(f"[{n}] {p}" for n, p in enumerate(item.passages, start=1))
-        user = (
-            f"Question: {item.question}\n\nSources:\n{sources or '(none)'}\n\nAnswer: {item.answer}"
+        messages = judge_messages(
+            item.question, item.passages, item.answer, version=self.prompt_version
         )
         try:
             result = await client.chat.completions.create(
                 model=self.model,
-                messages=[
-                    {"role": "system", "content": system},
-                    {"role": "user", "content": user},
-                ],
+                messages=messages,  # type: ignore[arg-type]
                 max_completion_tokens=200,
                 temperature=0,
             )
@@ -97,16 +88,3 @@ class Judge:
             return {}
         record["scores"] = scores
         return scores
-
-
-def parse_verdict(text: str) -> dict[str, float] | None:
-    """{"grounded": G, "relevant": R} (possibly inside prose or a code fence), each 0 to 1."""
-    for candidate in _OBJECT.findall(text):
-        try:
-            data = json.loads(candidate)
-            grounded, relevant = float(data["grounded"]), float(data["relevant"])
-        except (ValueError, KeyError, TypeError):
-            continue
-        if 0 <= grounded <= 1 and 0 <= relevant <= 1:
-            return {"groundedness": grounded, "relevance": relevant}
-    return None

@@ -111,6 +111,7 @@ def eval_settings(config: EvalConfig, *, database_url: str, llm_base_url: str) -
         "status_probe_interval_s": 3600,
         "alert_interval_s": 3600,
         "response_cache": False,  # the suite measures the model, never a replayed answer
+        "quality_sample_rate": 0,  # no production judge calls behind the suite's back
     }
     if config.llm_model:
         values["llm_model"] = config.llm_model

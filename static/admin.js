@@ -85,6 +85,20 @@ async function refreshDashboard() {
   cells("#levers", [[levers.answered, levers.cache_hits,
     levers.cache_hit_rate === null ? "–" : `${(levers.cache_hit_rate * 100).toFixed(1)}%`,
     `$${levers.cache_saved_usd}`, levers.no_context_answers]]);
+  const quality = await call(`/api/admin/dashboard/quality${q}&bucket=${Number(days) <= 2 ? "hour" : "day"}`);
+  document.getElementById("quality-note").textContent =
+    `${(quality.sample_rate * 100).toFixed(1)}% of live answers are scored by ${quality.judge_model} ` +
+    "in the background, per model and prompt version (docs/evals.md).";
+  const score = (v) => (v === null ? "–" : v.toFixed(2));
+  cells("#quality", quality.trend.map((r) => [r.at, r.model, r.prompt_version, r.scored, score(r.groundedness),
+    score(r.relevance), score(r.citation_validity), r.dont_know_rate === null ? "–" : `${(r.dont_know_rate * 100).toFixed(1)}%`,
+    `$${r.judge_cost_usd}`]));
+  const grounded = pivot(quality.trend.filter((r) => r.groundedness !== null), "at",
+    (r) => `${r.model} · ${r.prompt_version}`, "groundedness");
+  if (grounded.series.length) {
+    lineChart(document.getElementById("quality-chart"), grounded.times,
+      grounded.series.map((s) => ({ ...s, format: (v) => v.toFixed(2) })), { yLabel: "groundedness", days: Number(days) });
+  }
   const percent = (v) => `${(v * 100).toFixed(1)}%`;
   const rate = (v) => (v === null ? null : percent(v));
   const models = await call(`/api/admin/dashboard/models${q}`);

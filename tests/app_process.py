@@ -43,7 +43,7 @@ def app_process(
     timeout_s: float = 120,
 ) -> Iterator[AppProcess]:
     """Run `python -m app` in dev mode with `env` over the test's environment (no ingest on
-    start unless `env` asks for it), wait until `/healthz` answers 200 and `ready` holds,
+    start and no quality sampling unless `env` asks for them), wait until `/healthz` answers 200 and `ready` holds,
     and kill it on the way out if it is still running. Raises AssertionError when it exits
     during start-up (with its log, when there is one)."""
     with app_processes([env], log=log, ready=ready, timeout_s=timeout_s) as apps:
@@ -76,7 +76,10 @@ def app_processes(
 
 def _start(env: dict[str, str], log: Path | None) -> AppProcess:
     port = free_port()
-    full = {**os.environ, "ENV": "dev", "INGEST_ON_START": "false", **env, "PORT": str(port)}
+    # No quality sampling unless asked for: a judge call behind the test's back would use
+    # up the faults it queues on the local model.
+    defaults = {"ENV": "dev", "INGEST_ON_START": "false", "QUALITY_SAMPLE_RATE": "0"}
+    full = {**os.environ, **defaults, **env, "PORT": str(port)}
     with ExitStack() as stack:
         out = stack.enter_context(log.open("wb")) if log else subprocess.DEVNULL
         proc = subprocess.Popen(

@@ -222,6 +222,9 @@ def make_settings(**overrides: object) -> Settings:
         "status_probe_interval_s": 3600,
         "status_probe_on_start": False,
         "alert_interval_s": 3600,
+        # Production scoring is off: its judge calls would consume injected faults behind a
+        # test's back (tests/test_quality_watch.py turns it on).
+        "quality_sample_rate": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -218,6 +218,9 @@ def test_admin_dashboard_shows_the_chats_with_cost_and_latency(
         main_arm = page.locator("#models tbody tr", has_text="ragship-local-1")
         expect(main_arm.first).to_contain_text("main")  # models and arms side by side
         expect(page.locator("#caps")).to_contain_text("Kill switch: off")
+        expect(page.locator("#quality-note")).to_contain_text(
+            "0.0% of live answers are scored by ragship-local-1"
+        )
         expect(page.locator("#users tbody")).to_contain_text("boss@example.com")
         page.locator("#calls tbody tr").first.click()
         expect(page.locator("#call-detail")).to_contain_text("trace_id")

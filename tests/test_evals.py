@@ -198,7 +198,7 @@ def test_judge_calls_are_versioned_capped_and_recorded(
     assert status == 0, out
     assert "judge judge-v1: 2 calls, tokens {'input': 400, 'output': 24}" in out
     assert len(seen) == 2  # capped: the third answer is not graded
-    prompt = (Path("evals/prompts/judge-v1.txt")).read_text()
+    prompt = Path("app/prompts/judge-v1.txt").read_text().strip()
     assert seen[0]["messages"][0]["content"] == prompt
     assert "Sources:\n[1] " in seen[0]["messages"][1]["content"]
     results = json.loads((tmp_path / "results.json").read_text())
@@ -244,3 +244,31 @@ def test_compare_pairs_cases_and_tells_noise_from_a_difference(tmp_path: Path) -
     assert "verdict: more than noise" in text
     same = compare(a, results({**dict.fromkeys(ids, 0.5), "c0": 0.6}, tmp_path / "c.json"))
     assert "verdict: within noise" in same
+
+
+# --- two tiers -------------------------------------------------------------------------------
+
+
+def test_two_models_print_a_quality_and_cost_table_with_the_paired_comparison(
+    eval_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both built-in models answer alike but are priced apart (app/llm/pricing.py)."""
+    models = "ragship-local-1,ragship-local-1-mini"
+    argv = ["--database-url", eval_db, "--out", str(tmp_path), "--models", models]
+    status, out = run([*argv, "--case", "run-tests", "--case", "csrf"], capsys)
+    assert status == 0, out
+    table = out.split("quality and cost per model (2 cases)\n", 1)[1]
+    header, _, main, mini = table.splitlines()[:4]
+    assert header.split()[:3] == ["model", "recall@k", "facts"] and "$/answer" in header
+    assert main.split()[0] == "ragship-local-1" and mini.split()[0] == "ragship-local-1-mini"
+    assert main.split()[1:4] == mini.split()[1:4]  # the same answers: the same quality
+    assert float(mini.split()[5]) < float(main.split()[5])  # the mini model is cheaper
+    assert "2 paired cases" in out and "verdict: within noise" in out
+    for model in models.split(","):
+        results = json.loads((tmp_path / model / "results.json").read_text())
+        assert results["run"]["model"] == model
+
+
+def test_models_needs_two_distinct_ids(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out = run(["--models", "ragship-local-1"], capsys)
+    assert status == 2 and "at least two distinct model ids" in out

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from app.localmodel.adversary import misbehave
 from app.localmodel.answer import answer
 from app.localmodel.faults import Fault, FaultQueue
+from app.localmodel.judge import grade, is_judge_request
 from app.localmodel.moderation import moderate
 from app.localmodel.summary import is_summary_request, summarise
 from app.localmodel.truncate import truncate
@@ -141,6 +142,10 @@ def create_local_model(*, api_key: str | None = None, token_delay_s: float = 0.0
             text = summarise(
                 messages, max_tokens=max_tokens if isinstance(max_tokens, int) else None
             )
+        elif is_judge_request(messages) and not (
+            fault and fault.kind in ("scripted", "adversarial", "content_filter")
+        ):
+            text = grade(messages)
         pieces = _PIECES.findall(text)
         if isinstance(max_tokens, int) and max_tokens > 0:
             pieces = truncate(pieces, max_tokens)
@@ -154,6 +159,11 @@ def create_local_model(*, api_key: str | None = None, token_delay_s: float = 0.0
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         if not body.get("stream"):
+            if fault and fault.kind == "stall":  # no first byte for delay_s, as when streaming
+                until = time.monotonic() + fault.delay_s
+                # Polled: Starlette tells of a disconnect only when asked.
+                while time.monotonic() < until and not await request.is_disconnected():  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)  # a client that gave up is not waited for
             return JSONResponse(
                 {
                     "id": completion_id,

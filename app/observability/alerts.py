@@ -20,6 +20,7 @@ from app.caps.budget import GLOBAL, periods
 from app.models import Alert, utcnow
 from app.observability.notify import deliver
 from app.observability.prompt_size import prompt_size_alert
+from app.quality.alert import quality_drop_alert
 from app.rag.context_budget import window_of
 from app.services import Services
 from app.settings import Settings
@@ -160,6 +161,8 @@ class Alerter:
             window = window_of(self.services.prices, self.services.llm.models)
             prompt_size = await prompt_size_alert(session, settings, window=window)
             firings += [Firing(*prompt_size)] if prompt_size else []
+            quality = await quality_drop_alert(session, settings)
+            firings += [Firing(*quality)] if quality else []
             for firing in firings:
                 since = utcnow() - timedelta(seconds=settings.alert_cooldown_s)
                 recent = await session.scalar(

@@ -9,10 +9,11 @@ from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy import select
 
 from app.db import session_scope
-from app.deps import AdminDep, AlerterDep, ServicesDep
+from app.deps import AdminDep, AlerterDep, QualityDep, ServicesDep
 from app.http.params import BIGINT_MAX, RowId
 from app.models import Alert
 from app.observability import dashboard, levers, models
+from app.quality.trend import Bucket, quality_trend
 
 router = APIRouter(prefix="/api/admin/dashboard", tags=["admin"])
 Days = Query(7, ge=1, le=400, description="Time range, in days back from now.")
@@ -115,3 +116,25 @@ async def alerts(admin: AdminDep, services: ServicesDep) -> list[dict[str, Any]]
 async def evaluate_alerts(admin: AdminDep, alerter: AlerterDep) -> list[dict[str, Any]]:
     """Run the alert rules now (they also run every ALERT_INTERVAL_S)."""
     return [{"rule": a.rule, "message": a.message} for a in await alerter.run_once()]
+
+
+@router.get("/quality")
+async def quality(
+    admin: AdminDep, services: ServicesDep, days: int = Days, bucket: Bucket = "day"
+) -> dict[str, Any]:
+    """Judge scores of sampled live answers per model and prompt version (docs/evals.md)."""
+    async with session_scope(services.sessions) as session:
+        trend = await quality_trend(session, days=days, bucket=bucket)
+    settings = services.settings
+    return {
+        "sample_rate": settings.quality_sample_rate,
+        "judge_model": settings.quality_judge_model or settings.llm_model,
+        "trend": trend,
+    }
+
+
+@router.post("/quality/score")
+async def score_quality(admin: AdminDep, quality: QualityDep) -> dict[str, int]:
+    """Claim and score one batch of sampled answers now (it also runs every
+    QUALITY_INTERVAL_S); {status: count}."""
+    return await quality.run_once()

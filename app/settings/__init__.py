@@ -36,6 +36,7 @@ from app.settings.guardrails import GuardrailsSettings
 from app.settings.llm import LLMSettings
 from app.settings.observability import ObservabilitySettings
 from app.settings.operator import OperatorSettings
+from app.settings.quality import QualitySettings
 from app.settings.relevance import RelevanceSettings
 from app.settings.retrieval import RetrievalSettings
 from app.settings.routing import RoutingSettings
@@ -47,6 +48,7 @@ __all__ = ["LOCAL_MODEL_ID", "LOCAL_MODEL_IDS", "Settings", "get_settings"]
 
 class Settings(
     RoutingSettings,
+    QualitySettings,
     CacheSettings,
     ContextSettings,
     CapacitySettings,
