@@ -5,15 +5,11 @@ webhook; two replicas never score the same answer twice."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -21,9 +17,9 @@ from sqlalchemy.engine import Engine
 from app.localmodel.runner import BackgroundServer
 from app.rag.embedder import Embedder
 from app.rag.prompt import PROMPT_VERSION
-from tests.conftest import ROOT, LocalModel, eventually, new_engine_for, scalar, sign_in
+from tests.app_process import app_processes
+from tests.conftest import LocalModel, eventually, new_engine_for, scalar, sign_in
 from tests.sse import chat
-from tests.test_caps_replicas import _free_port
 
 JUDGE = "ragship-local-1-mini"  # the answers use ragship-local-1: faults can pick either
 QUESTIONS = [
@@ -192,13 +188,9 @@ def test_two_replicas_never_score_the_same_answer_twice(  # type: ignore[no-unty
     fresh, local_model: LocalModel, tmp_path
 ) -> None:
     url, engine = fresh
-    ports = [_free_port() for _ in range(2)]
     env = {
-        **os.environ,
-        "ENV": "dev",
         "DATABASE_URL": url,
         "LLM_BASE_URL": local_model.base_url,
-        "INGEST_ON_START": "false",
         "STATUS_PROBE_ON_START": "false",
         "STATUS_PROBE_INTERVAL_S": "3600",
         "ALERT_INTERVAL_S": "3600",
@@ -212,27 +204,9 @@ def test_two_replicas_never_score_the_same_answer_twice(  # type: ignore[no-unty
         "DATA_DIR": str(tmp_path),
         "LOG_LEVEL": "warning",
     }
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "app"],
-            cwd=ROOT,
-            env={**env, "PORT": str(port)},
-            stdout=subprocess.DEVNULL,
-            stderr=(tmp_path / f"replica-{port}.log").open("w"),
-        )
-        for port in ports
-    ]
-    urls = [f"http://127.0.0.1:{port}" for port in ports]
-    try:
-
-        def both_up() -> bool:
-            assert all(p.poll() is None for p in procs), "a replica exited"
-            try:
-                return all(httpx.get(f"{u}/healthz", timeout=1).status_code == 200 for u in urls)
-            except httpx.HTTPError:
-                return False
-
-        eventually(both_up, timeout_s=180, what="two replicas to start")
+    log = tmp_path / "replica.log"
+    with app_processes([env, env], log=log, timeout_s=180) as replicas:
+        urls = [replica.url for replica in replicas]
         # The first judge call stalls a while: its replica is busy, the other one takes over.
         local_model.fault("stall", model=JUDGE, delay_s=5)
         with ThreadPoolExecutor(4) as pool:  # answers arrive at both replicas at once
@@ -242,25 +216,21 @@ def test_two_replicas_never_score_the_same_answer_twice(  # type: ignore[no-unty
                 )
             )
         assert scalar(engine, "SELECT count(*) FROM llm_calls WHERE feature = 'chat'") == 12
-        eventually(
-            lambda: (
-                scalar(engine, "SELECT count(*) FROM quality_scores WHERE status = 'scored'") == 12
-            ),
-            timeout_s=120,
-            what="every answer to be scored",
-        )
-    except AssertionError:  # say why: the claims, and the replicas' logs
-        print(
-            rows(engine, "SELECT call_id, status, attempts, claimed_by, detail FROM quality_scores")
-        )
-        for log in tmp_path.glob("replica-*.log"):
-            print(log.read_text()[-3000:])
-        raise
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=30)
+        try:
+            eventually(
+                lambda: (
+                    scalar(engine, "SELECT count(*) FROM quality_scores WHERE status = 'scored'")
+                    == 12
+                ),
+                timeout_s=120,
+                what="every answer to be scored",
+            )
+        except AssertionError:  # say why: the claims, and the replicas' logs
+            claims = "SELECT call_id, status, attempts, claimed_by, detail FROM quality_scores"
+            print(rows(engine, claims))
+            for replica in replicas:
+                print(replica.logged()[-3000:])
+            raise
     # One judge call per answer that did not say "I don't know" (those are not judged).
     to_judge = scalar(engine, "SELECT count(*) FROM quality_scores WHERE NOT dont_know")
     judged = rows(engine, "SELECT trace_id FROM llm_calls WHERE feature = 'judge'")
