@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Invite, User, utcnow
@@ -72,12 +73,25 @@ async def admit(
         if invite_id is None:
             raise AccessDenied("This invite code is not valid: it was used up, expired or revoked.")
     if user is None:
-        user = User(id=uuid.uuid4(), email=email, name=identity.name or email)
-        session.add(user)
+        user = await _create_user(session, email=email, name=identity.name or email)
     if invite_id is not None:
         user.invited_by = invite_id
     user.last_login_at = utcnow()
     await session.flush()
+    return user
+
+
+async def _create_user(session: AsyncSession, *, email: str, name: str) -> User:
+    """A new user, or the one a concurrent first sign-in with the same email just created
+    (two tabs, two replicas): the unique email decides, under a savepoint, so neither
+    sign-in fails."""
+    try:
+        async with session.begin_nested():
+            user = User(id=uuid.uuid4(), email=email, name=name)
+            session.add(user)
+            await session.flush()
+    except IntegrityError:
+        user = (await session.execute(select(User).where(User.email == email))).scalar_one()
     return user
 
 
