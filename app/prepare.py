@@ -129,6 +129,8 @@ async def prepare_chat(
                 candidates=settings.retrieval_candidates,
                 min_similarity=settings.retrieval_min_similarity,
                 rrf_k=settings.rrf_k,
+                pool=settings.retrieval_keyword_pool,
+                ef_search=settings.retrieval_ef_search,
                 relevance=Relevance(
                     settings.relevance_similarity, settings.relevance_keyword_share
                 ),

@@ -7,7 +7,8 @@ before the first event (rate limit, retrieval, reservation). Rounds alternate: t
 prompt straight to the upstream (the messages the app sent, read back from its `/_stats`),
 then through ragship, at concurrency 1 and then 50.
 
-LiteLLM's proxy is not part of the run: it is not installed with ragship's dependencies.
+LiteLLM's proxy (one worker, in front of the same upstream) is a third side when it is
+installed (`pip install -e '.[bench]'`, bench/litellm_proxy.py); otherwise its row says so.
 
 Columns: TTFT as the client sees it (first answer text), the first SSE event (`meta`,
 sent once the request is admitted: everything before the stream), streams per second at
@@ -18,6 +19,7 @@ step the p50/p95 of its span.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import time
@@ -34,6 +36,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from app.localmodel.runner import BackgroundServer
 from app.settings import LOCAL_MODEL_ID
 from bench.fixtures import DOCS, ingest_corpus, shared_embedder, temp_database, temp_redis
+from bench.litellm_proxy import installed, litellm_proxy
 from bench.streams import _free_port, _start, _wait
 from bench.table import Table, latency
 
@@ -99,7 +102,7 @@ async def _direct(http: httpx.AsyncClient, body: dict[str, Any], side: Side) -> 
     try:
         async with http.stream("POST", "/v1/chat/completions", json=body) as response:
             async for line in response.aiter_lines():
-                if ttft is None and '"content": "' in line and '"content": ""' not in line:
+                if ttft is None and _has_text(line):
                     ttft = time.perf_counter() - started
             ok = response.status_code == 200
     except httpx.HTTPError:
@@ -109,6 +112,14 @@ async def _direct(http: httpx.AsyncClient, body: dict[str, Any], side: Side) -> 
         side.first_event.append(ttft)
     else:
         side.errors += 1
+
+
+def _has_text(line: str) -> bool:
+    """Whether one SSE line of an OpenAI-style stream carries answer text."""
+    if not line.startswith("data:") or line.endswith("[DONE]"):
+        return False
+    choices = json.loads(line[5:]).get("choices") or [{}]
+    return bool((choices[0].get("delta") or {}).get("content"))
 
 
 async def _round(concurrency: int, n: int, send: Any) -> float:
@@ -124,9 +135,10 @@ async def _round(concurrency: int, n: int, send: Any) -> float:
 
 
 async def _upstream_side(
-    url: str, concurrency: int, n: int, body: dict[str, Any], side: Side
+    url: str, concurrency: int, n: int, body: dict[str, Any], side: Side, key: str = ""
 ) -> None:
-    async with _client(url, concurrency) as up:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async with _client(url, concurrency, headers=headers) as up:
         side.wall = await _round(concurrency, n, lambda: _direct(up, body, side))
 
 
@@ -152,8 +164,8 @@ def run() -> list[Table]:
     spans: list[tuple[str, float]] = []
     table = Table(
         "ragship vs the bare upstream (local model, 20 ms a piece), Redis store",
-        ["concurrency", "side", "n", "TTFT p50 ms", "TTFT p95 ms", "first event p50/p95 ms",
-         "streams/s", "errors"],
+        ["concurrency", "side", "n", "TTFT p50 ms", "TTFT p95 ms", "added p50/p95 ms",
+         "first event p50/p95 ms", "streams/s", "errors"],
     )  # fmt: skip
     split = Table(
         "ragship before the first event, by step (span durations)",
@@ -183,6 +195,9 @@ def run() -> list[Table]:
                 "RATE_LIMIT_REQUESTS": str(most),
                 "MAX_CONCURRENT_STREAMS": str(most),
                 "USER_DAILY_CAP_USD": "1000",
+                # The same question every time: with the cache on, every request after the
+                # first would be a replay, not the full RAG path to the model.
+                "RESPONSE_CACHE": "false",
                 "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
             },
         )
@@ -190,7 +205,11 @@ def run() -> list[Table]:
         try:
             _wait(model_url, model, "/v1/models")
             _wait(app_url, app)
-            _measure(app_url, model_url, spans, table, split)
+            if installed():
+                with litellm_proxy(model_url, LOCAL_MODEL_ID) as litellm:
+                    _measure(app_url, model_url, litellm, spans, table, split)
+            else:
+                _measure(app_url, model_url, None, spans, table, split)
         finally:
             for proc in (app, model):
                 proc.terminate()
@@ -199,13 +218,19 @@ def run() -> list[Table]:
     table.notes += [
         "TTFT through ragship includes the guardrail hold-back (GUARDRAIL_HOLD_CHARS=64, "
         "about 12 pieces): the first event shows the cost of everything before the stream",
-        "LiteLLM not measured: not installed with ragship",
+        "added = TTFT p50/p95 minus the direct side's in the same round; sides run one "
+        "after the other per concurrency: direct, LiteLLM proxy, ragship",
     ]
     return [table, split]
 
 
 def _measure(
-    app_url: str, model_url: str, spans: list[tuple[str, float]], table: Table, split: Table
+    app_url: str,
+    model_url: str,
+    litellm: tuple[str, str] | None,
+    spans: list[tuple[str, float]],
+    table: Table,
+    split: Table,
 ) -> None:
     with httpx.Client(base_url=app_url, timeout=60, headers={"Origin": app_url}) as c:
         c.post("/auth/dev-login", data={"email": "gateway@localhost.test"})
@@ -218,20 +243,29 @@ def _measure(
     body = {"model": LOCAL_MODEL_ID, "messages": messages, "stream": True, "max_tokens": 512}
     headers = {"Origin": app_url, "X-CSRF-Token": csrf}
     for concurrency, n in PLAN.items():
-        direct, ours = Side(), Side()
-
+        direct, lite, ours = Side(), Side(), Side()
         asyncio.run(_upstream_side(model_url, concurrency, n, body, direct))
+        if litellm is not None:
+            asyncio.run(_upstream_side(litellm[0], concurrency, n, body, lite, litellm[1]))
         spans.clear()
         asyncio.run(_ragship_side(app_url, concurrency, n, cookies, headers, ours))
         deadline = time.monotonic() + 30
         while sum(name == "chat" for name, _ in spans) < n and time.monotonic() < deadline:
             time.sleep(0.5)  # the app exports its spans in batches
-        for label, side in (("direct", direct), ("ragship", ours)):
+        base = latency(direct.ttft)
+        sides = [("direct", direct), ("LiteLLM proxy", lite), ("ragship", ours)]
+        for label, side in sides:
+            if side is lite and litellm is None:
+                table.add(concurrency, "LiteLLM proxy: not installed (pip install -e '.[bench]')",
+                          *["-"] * 7)  # fmt: skip
+                continue
             ttft, first = latency(side.ttft), latency(side.first_event)
+            added = f"{(ttft.p50 - base.p50) * 1000:+.1f}/{(ttft.p95 - base.p95) * 1000:+.1f}"
             table.add(
                 concurrency, label, len(side.ttft), f"{ttft.p50 * 1000:.1f}",
-                f"{ttft.p95 * 1000:.1f}", f"{first.p50 * 1000:.1f}/{first.p95 * 1000:.1f}",
-                f"{n / side.wall:.1f}", side.errors,
+                f"{ttft.p95 * 1000:.1f}", "-" if side is direct else added,
+                f"{first.p50 * 1000:.1f}/{first.p95 * 1000:.1f}", f"{n / side.wall:.1f}",
+                side.errors,
             )  # fmt: skip
         for step in STEPS:
             took = latency([s for name, s in spans if name == step])

@@ -26,28 +26,79 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import EMBEDDING_DIM
 
-# Chunks holding any of the question's lexemes, best first: the keyword side of the search.
+# The keyword side, bounded: `ts_rank` scores at most :pool chunks, gathered in three tiers
+# (an Append under one LIMIT runs a tier only while the pool is short):
+#   1. chunks holding every lexeme of the question (an AND, whose GIN scan is driven by its
+#      rarest lexeme), run only when the question has a selective lexeme;
+#   2. chunks holding any selective lexeme: one held by at most COMMON_SHARE of the chunks by
+#      the planner's statistics (pg_stats.most_common_elems, kept by ANALYZE and autovacuum);
+#      a lexeme missing from those statistics counts as selective;
+#   3. chunks holding any lexeme (the OR), in scan order, until the pool is full.
+# A corpus whose OR matches fit in the pool ranks every match, as the unbounded OR did; at
+# 100k chunks that OR ranked every chunk (hybrid p50 426 ms, `python -m bench scale`).
+# The question's tsqueries are written inline, not in a CTE, so that the planner sees them as
+# constants and picks a seq scan for a common OR and the GIN index for a rare one;
+# hybrid_search makes the transaction's plans custom so a prepared statement keeps that.
 # ts_rank's weights are {D, C, B, A}: text D 0.1, title and heading path A 0.2.
-_KEYWORD = """
+_STRICT = "plainto_tsquery('english', :query)"
+_LOOSE = f"replace({_STRICT}::text, ' & ', ' | ')::tsquery"
+_KEYWORD = f"""
     SELECT id, ROW_NUMBER() OVER (ORDER BY score DESC, id) AS rank
     FROM (
-        SELECT id, ts_rank('{0.1, 0.2, 0.4, 0.2}', tsv, query, 1) AS score
-        FROM chunks,
-             (SELECT replace(plainto_tsquery('english', :query)::text, ' & ', ' | ')::tsquery
-              AS query) AS terms
-        WHERE tsv @@ query
+        SELECT id, ts_rank('{{0.1, 0.2, 0.4, 0.2}}', tsv, {_LOOSE}, 1) AS score
+        FROM (
+            (SELECT id, tsv FROM chunks
+             WHERE (SELECT query FROM selective) IS NOT NULL AND tsv @@ {_STRICT}
+             LIMIT :pool)
+            UNION ALL
+            (SELECT id, tsv FROM chunks
+             WHERE tsv @@ (SELECT query FROM selective) AND NOT tsv @@ {_STRICT}
+             LIMIT :pool)
+            UNION ALL
+            (SELECT id, tsv FROM chunks
+             WHERE tsv @@ {_LOOSE} AND NOT COALESCE(tsv @@ (SELECT query FROM selective), false)
+             LIMIT :pool)
+            LIMIT :pool
+        ) AS pool
         ORDER BY score DESC, id
         LIMIT :candidates
     ) AS matched
+"""  # noqa: S608 (constant fragments only; values are bound)
+
+# The question's selective lexemes as one OR tsquery (NULL when it has none). Each lexeme is
+# quoted for the tsquery parser (backslash and quote escaped); the question is a bound value.
+_SELECTIVE = r"""
+    common AS (  -- the frequencies array ends with three more numbers: no word, skipped
+        SELECT word
+        FROM pg_stats,
+             unnest(most_common_elems::text::text[], most_common_elem_freqs) AS e(word, share)
+        WHERE schemaname = current_schema() AND tablename = 'chunks' AND attname = 'tsv'
+          AND word IS NOT NULL AND share > :common_share
+    ),
+    selective AS (
+        SELECT string_agg(
+                   '''' || replace(replace(word, '\', '\\'), '''', '''''') || '''', ' | '
+               )::tsquery AS query
+        FROM unnest(tsvector_to_array(to_tsvector('english', :query))) AS q(word)
+        WHERE NOT EXISTS (SELECT FROM common WHERE common.word = q.word)
+    )
 """
-_KEYWORD_SQL = text(f"SELECT id FROM ({_KEYWORD}) AS keyword ORDER BY rank")  # noqa: S608
+
+# A lexeme in more than this share of the chunks is common, and tier 2 leaves it out: a word
+# in one chunk of twenty says little about which passage answers (inverse document frequency).
+COMMON_SHARE = 0.05
+
+_KEYWORD_SQL = text(
+    f"WITH {_SELECTIVE} SELECT id FROM ({_KEYWORD}) AS keyword ORDER BY rank"  # noqa: S608
+)
 
 # The question's distinct lexemes, as the keyword side sees them (stop words dropped).
 _LEXEMES = "SELECT unnest(tsvector_to_array(to_tsvector('english', :query))) AS word"
 
 _HYBRID_SQL = text(
     f"""
-    WITH semantic AS (
+    WITH {_SELECTIVE},
+    semantic AS (
         SELECT id, ROW_NUMBER() OVER (ORDER BY embedding <=> :embedding) AS rank
         FROM chunks
         ORDER BY embedding <=> :embedding
@@ -84,6 +135,23 @@ _HYBRID_SQL = text(
 ).bindparams(bindparam("embedding", type_=Vector(EMBEDDING_DIM)))
 
 
+# Defaults of the settings RETRIEVAL_KEYWORD_POOL and RETRIEVAL_EF_SEARCH (docs/configuration.md).
+KEYWORD_POOL = 500
+EF_SEARCH = 200
+
+_PLAN_SQL = text(
+    "SELECT set_config('hnsw.ef_search', :ef_search, true), "
+    "set_config('plan_cache_mode', 'force_custom_plan', true)"
+)
+
+
+async def _plan_per_query(session: AsyncSession, *, ef_search: int) -> None:
+    """For the rest of the transaction: pgvector's HNSW scan keeps `ef_search` candidates,
+    and statements are planned with their bound values (a generic plan of the keyword side
+    cannot tell a common OR, best scanned in order, from a rare one, best read from GIN)."""
+    await session.execute(_PLAN_SQL, {"ef_search": str(ef_search)})
+
+
 @dataclass(frozen=True)
 class Relevance:
     """The relevance gate: a question retrieves passages only when at least one candidate
@@ -101,10 +169,17 @@ class Relevance:
 Relevance.OFF = Relevance(similarity=-1.0, keyword_share=0.0)
 
 
-async def keyword_search(session: AsyncSession, *, query: str, candidates: int) -> list[int]:
+async def keyword_search(
+    session: AsyncSession, *, query: str, candidates: int, pool: int = KEYWORD_POOL
+) -> list[int]:
     """Ids of the chunks the keyword side ranks for `query`, best first (at most
-    `candidates`); empty when the question has no lexeme (only stop words)."""
-    rows = await session.execute(_KEYWORD_SQL, {"query": query, "candidates": candidates})
+    `candidates`, ranked among at most `pool` matches); empty when the question has no
+    lexeme (only stop words)."""
+    await _plan_per_query(session, ef_search=EF_SEARCH)
+    rows = await session.execute(
+        _KEYWORD_SQL,
+        {"query": query, "candidates": candidates, "pool": pool, "common_share": COMMON_SHARE},
+    )
     return [r.id for r in rows]
 
 
@@ -135,11 +210,16 @@ async def hybrid_search(
     min_similarity: float,
     rrf_k: int,
     relevance: Relevance = Relevance.OFF,
+    pool: int = KEYWORD_POOL,
+    ef_search: int = EF_SEARCH,
 ) -> list[Passage]:
     """The `top_k` best passages for the question, best first (RRF of the vector and the
     keyword side, each `candidates` long), each with a cosine similarity of at least
     `min_similarity`; empty when none clears it or the question fails the `relevance` gate
-    (an empty list means: nothing in the corpus is relevant, so do not ask the model)."""
+    (an empty list means: nothing in the corpus is relevant, so do not ask the model).
+    The keyword side ranks at most `pool` matches; the vector side's HNSW scan keeps
+    `ef_search` candidates (pgvector's hnsw.ef_search, for the rest of the transaction)."""
+    await _plan_per_query(session, ef_search=max(ef_search, candidates, top_k))
     rows = await session.execute(
         _HYBRID_SQL,
         {
@@ -151,6 +231,8 @@ async def hybrid_search(
             "top_k": top_k,
             "confident_similarity": relevance.similarity,
             "keyword_share": relevance.keyword_share,
+            "pool": pool,
+            "common_share": COMMON_SHARE,
         },
     )
     return [

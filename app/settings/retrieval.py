@@ -27,3 +27,9 @@ class RetrievalSettings(BaseSettings):
         0.25, ge=-1, le=1, description="Minimum cosine similarity for a passage."
     )
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    retrieval_keyword_pool: int = Field(
+        500, ge=1, le=1_000_000, description="Full-text matches ts_rank scores per question."
+    )
+    retrieval_ef_search: int = Field(
+        200, ge=1, le=1000, description="pgvector hnsw.ef_search per question (recall vs time)."
+    )

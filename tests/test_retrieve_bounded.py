@@ -1,0 +1,126 @@
+"""The keyword side ranks a bounded pool, and the vector side's hnsw.ef_search is set per
+question: against the ingested docs, in real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy import Engine, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import make_async_engine
+from app.rag.embedder import Embedder
+from app.rag.retrieve import COMMON_SHARE, hybrid_search, keyword_search
+from ingest.pipeline import IngestReport
+
+T = TypeVar("T")
+
+# The keyword side before it was bounded: every chunk holding any lexeme, ranked.
+UNBOUNDED = """
+    SELECT id FROM chunks,
+         (SELECT replace(plainto_tsquery('english', :query)::text, ' & ', ' | ')::tsquery
+          AS query) AS terms
+    WHERE tsv @@ query
+    ORDER BY ts_rank('{0.1, 0.2, 0.4, 0.2}', tsv, query, 1) DESC, id
+    LIMIT :candidates
+"""
+
+
+def in_session(db_url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def go() -> T:
+        engine = make_async_engine(db_url)
+        try:
+            async with async_sessionmaker(engine)() as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def keywords(db_url: str, query: str, *, pool: int, candidates: int = 40) -> list[int]:
+    return in_session(
+        db_url, lambda s: keyword_search(s, query=query, candidates=candidates, pool=pool)
+    )
+
+
+def test_a_corpus_whose_matches_fit_the_pool_is_ranked_in_full(
+    db_url: str, db_engine: Engine, corpus: IngestReport
+) -> None:
+    """Bounding changes nothing on a corpus the pool holds: same ids, same order as
+    ranking every match."""
+    question = "How do I roll back a release when the migration failed?"
+    with db_engine.connect() as conn:
+        matches = conn.execute(text(UNBOUNDED), {"query": question, "candidates": 10_000}).scalars()
+        expected = list(matches)
+    assert len(expected) > 40, "the question must match more chunks than it keeps"
+    assert keywords(db_url, question, pool=len(expected)) == expected[:40]
+
+
+def test_the_keyword_side_ranks_at_most_the_pool(db_url: str, corpus: IngestReport) -> None:
+    question = "How do I roll back a release when the migration failed?"
+    assert len(keywords(db_url, question, pool=1000)) == 40
+    assert len(keywords(db_url, question, pool=3)) == 3
+
+
+def test_a_rare_word_is_found_however_many_chunks_share_a_common_one(
+    db_url: str, db_engine: Engine, corpus: IngestReport
+) -> None:
+    """A full pool does not crowd out the one chunk holding a selective word: chunks with
+    a word in at most COMMON_SHARE of them come before the scan of every match."""
+    pool = 3
+    with db_engine.begin() as conn:
+        conn.execute(text("ANALYZE chunks"))  # the statistics that tell common from rare
+        common, share = conn.execute(
+            text(
+                "SELECT e.word, e.share FROM pg_stats, "
+                "unnest(most_common_elems::text::text[], most_common_elem_freqs) AS e(word, share) "
+                "WHERE tablename = 'chunks' AND attname = 'tsv' "
+                "AND tsvector_to_array(to_tsvector('english', e.word)) = ARRAY[e.word] "
+                "ORDER BY e.share DESC, e.word LIMIT 1"
+            )
+        ).one()
+        rare, rare_id = conn.execute(
+            text(
+                "SELECT s.word, c.id FROM ts_stat('SELECT tsv FROM chunks') AS s "
+                "JOIN chunks c ON c.tsv @@ s.word::tsquery "
+                "WHERE s.ndoc = 1 AND s.word ~ '^[a-z]{6,}$' "
+                "AND tsvector_to_array(to_tsvector('english', s.word)) = ARRAY[s.word] "
+                "ORDER BY c.id DESC, s.word LIMIT 1"
+            )
+        ).one()
+        scanned = conn.execute(
+            text("SELECT id FROM chunks WHERE tsv @@ to_tsquery(:q) LIMIT :pool"),
+            {"q": f"{common} | {rare}", "pool": pool},
+        ).scalars()
+        assert rare_id not in list(scanned), "the rare chunk must lie past the pool in a scan"
+    assert share > COMMON_SHARE
+    assert rare_id in keywords(db_url, f"{common} {rare}", pool=pool)
+
+
+def test_each_question_sets_ef_search_for_its_transaction(
+    db_url: str, embedder: Embedder, corpus: IngestReport
+) -> None:
+    """The HNSW scan keeps the setting's candidates; the next transaction is back to the
+    server's default."""
+    question = "What happens if ingest is interrupted halfway?"
+
+    async def work(session: AsyncSession) -> tuple[str, str]:
+        await hybrid_search(
+            session,
+            query=question,
+            embedding=embedder.embed_one(question),
+            top_k=5,
+            candidates=40,
+            min_similarity=0.25,
+            rrf_k=60,
+            ef_search=123,
+        )
+        during = (await session.execute(text("SHOW hnsw.ef_search"))).scalar_one()
+        await session.commit()
+        after = (await session.execute(text("SHOW hnsw.ef_search"))).scalar_one()
+        return during, after
+
+    assert in_session(db_url, work) == ("123", "40")
