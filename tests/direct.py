@@ -15,7 +15,7 @@ from genai_prices.data_snapshot import get_snapshot
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app.caps.ratelimit import RateLimiter
-from app.caps.store import MemoryStore
+from app.caps.redis_store import open_store
 from app.db import make_async_engine
 from app.llm.client import LLMClient
 from app.llm.pricing import build_price_book
@@ -37,12 +37,13 @@ NO_UPSTREAM = "http://127.0.0.1:9/v1"
 
 @asynccontextmanager
 async def direct_services(db_url: str, **overrides: object) -> AsyncIterator[Services]:
-    """Services on the database at ``db_url`` with these settings; the memory rate-limit
-    store. The embedder is absent (None): the functions these tests call never embed."""
+    """Services on the database at ``db_url`` with these settings (the rate-limit store is
+    memory unless ``rate_limit_store`` names a Redis). The embedder is absent (None): the functions these tests call never embed."""
     settings = make_settings(**{"database_url": db_url, "llm_base_url": NO_UPSTREAM, **overrides})
     engine = make_async_engine(db_url)
     assert settings.llm_base_url is not None
     llm = LLMClient(base_url=settings.llm_base_url, api_key="unused", settings=settings)
+    store = open_store(settings)
     try:
         yield Services(
             settings=settings,
@@ -51,9 +52,10 @@ async def direct_services(db_url: str, **overrides: object) -> AsyncIterator[Ser
             llm=llm,
             prices=build_price_book(settings),
             oidc=None,
-            limiter=RateLimiter(MemoryStore(), settings),
+            limiter=RateLimiter(store, settings),
             tracer=build_tracing(settings)[0],
         )
     finally:
+        await store.close()
         await llm.close()
         await engine.dispose()

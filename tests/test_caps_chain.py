@@ -12,6 +12,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+import anyio
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -171,17 +172,17 @@ def _refused_admission(
         values = {**SETTINGS, "max_concurrent_streams": 1, **settings}
         async with direct_services(db_url, **values) as services:
             services, exporter = _traced(services)
-            with services.tracer.start_as_current_span("request") as span:
-                context = trace.set_span_in_context(span)
-                with pytest.raises(CapRefused) as refused:
-                    await admit(
-                        services,
-                        user_id=user,
-                        message=message,
-                        max_tokens=max_tokens,
-                        prepare=_prepare,
-                        trace_context=context,
-                    )
+            span = services.tracer.start_span("request")  # the caller's, not current here
+            with pytest.raises(CapRefused) as refused:
+                await admit(
+                    services,
+                    user_id=user,
+                    message=message,
+                    max_tokens=max_tokens,
+                    prepare=_prepare,
+                    trace_context=trace.set_span_in_context(span),
+                )
+            span.end()
             attributes = [dict(s.attributes or {}) for s in exporter.get_finished_spans()]
         async with direct_services(db_url, **SETTINGS, max_concurrent_streams=1) as fresh:
             fresh = dataclasses.replace(fresh, limiter=services.limiter)
@@ -300,6 +301,36 @@ def test_a_failing_or_cancelled_preparation_gives_the_stream_back_and_is_no_refu
     asyncio.run(go())
     assert _refusals(db_engine, user) == []
     assert _reserved(db_engine, user) == (0, 0)
+
+
+def test_a_preparation_cancelled_by_its_scope_still_gives_the_stream_back_to_redis(
+    db_url: str, db_engine: Engine, redis_url: str
+) -> None:
+    """A cancel scope (anyio's, as Starlette cancels a request whose client left) cancels
+    every await inside it again, so the lease goes back to Redis only under a shield."""
+    user = uuid.uuid4()
+
+    async def go() -> bool:
+        values = {**SETTINGS, "max_concurrent_streams": 1, "rate_limit_store": redis_url}
+        async with direct_services(db_url, **values) as services:
+            with anyio.CancelScope() as scope:
+
+                async def prepare() -> Prepared:
+                    scope.cancel()
+                    await anyio.Event().wait()  # cancelled here
+                    raise AssertionError("not cancelled")
+
+                await admit(
+                    services, user_id=user, message=QUESTION, max_tokens=None, prepare=prepare
+                )
+            admission = await admit(  # the one stream is free again
+                services, user_id=user, message="q", max_tokens=1, prepare=_prepare
+            )
+            await release_unused(services, admission)
+            return scope.cancelled_caught
+
+    assert asyncio.run(go()) is True
+    assert _refusals(db_engine, user) == [] and _reserved(db_engine, user) == (0, 0)
 
 
 def test_a_lease_without_a_key_is_released_as_nothing(db_url: str) -> None:
