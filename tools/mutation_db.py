@@ -88,6 +88,8 @@ GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ),
         ("tests/test_auth_direct.py",),
     ),
+    # The alert rules and the alerter (cooldown per rule, delivery, the replicas' lock).
+    "alerts": (("app.observability.alerts*",), ("tests/test_alerts_rules.py",)),
     # The rate limiter and the Redis and Upstash stores behind it.
     "stores": (
         ("app.caps.redis_store*", "app.caps.ratelimit*"),
