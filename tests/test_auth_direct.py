@@ -170,6 +170,8 @@ def test_ending_sessions_one_all_of_a_user_or_the_expired(db_url: str) -> None:
             {"h": hashlib.sha256(b1.encode()).hexdigest()},
         )  # fmt: skip
         purged = await sessions.purge_expired(session)
+        assert await sessions.purge_expired(session) == 0  # nothing left to purge
+        assert await sessions.end_all_sessions(session, user_id=ada) == 0
         count = (
             await _one(session, "SELECT count(*) FROM auth_sessions WHERE user_id = :u", u=bob)
         )[0]

@@ -4,7 +4,7 @@
 modules below need PostgreSQL or Redis, and mutmut starts a pytest session per mutant,
 so each group runs on its own: only its modules are mutated, only its test files are
 selected (a function called by a slow HTTP test elsewhere is not checked against it),
-one mutant at a time, and every session reuses one PostgreSQL server kept in
+two mutants at a time (JOBS), and every session reuses one PostgreSQL server kept in
 ``PG_DIR`` (``--pg-dir``, tests/conftest.py) instead of creating and deleting its own.
 
     python -m tools.mutation_db budget      # one group (names in GROUPS)
