@@ -441,6 +441,7 @@ def test_a_tokens_json_has_its_fields_and_times_in_iso_8601(db_url: str) -> None
         new = await tokens.create_token(
             session, user_id=await _user(session), name="n", created_by="c"
         )
+        await tokens.resolve_token(session, token=new.secret)  # sets last_used_at
         await tokens.revoke_token(session, token_id=new.row.id, user_id=None)
         await session.refresh(new.row)
         return new.row, tokens.token_json(new.row)
@@ -453,10 +454,20 @@ def test_a_tokens_json_has_its_fields_and_times_in_iso_8601(db_url: str) -> None
         "user_id": str(row.user_id),
         "created_by": "c",
         "created_at": row.created_at.isoformat(),
-        "last_used_at": None,
+        "last_used_at": row.last_used_at.isoformat(),
         "revoked_at": row.revoked_at.isoformat(),
     }
-    assert data["revoked_at"] is not None
+
+
+def test_a_token_never_used_or_revoked_has_no_such_times(db_url: str) -> None:
+    async def work(session: AsyncSession) -> dict[str, object]:
+        new = await tokens.create_token(
+            session, user_id=await _user(session), name="n", created_by="c"
+        )
+        return tokens.token_json(new.row)
+
+    data = _run(db_url, work)
+    assert (data["last_used_at"], data["revoked_at"]) == (None, None)
 
 
 # --- the OpenID Connect client
@@ -465,6 +476,7 @@ def test_a_tokens_json_has_its_fields_and_times_in_iso_8601(db_url: str) -> None
 def test_the_oidc_client_uses_discovery_and_pkce_and_is_off_without_credentials() -> None:
     discovery = "https://idp.example/.well-known/openid-configuration"
     assert oidc.build_oidc_client(make_settings(oidc_client_id="id")) is None
+    assert oidc.build_oidc_client(make_settings(oidc_client_secret="s")) is None
     client = oidc.build_oidc_client(
         make_settings(oidc_discovery_url=discovery, oidc_client_id="id", oidc_client_secret="s")
     )
