@@ -214,6 +214,7 @@ def test_admins_are_the_listed_emails_and_in_dev_the_dev_admin() -> None:
         ("bob@sub.trusted.example", False),
         ("root@example.com", True),  # an admin
         ("trusted.example@evil.example", False),
+        ('"a@b"@trusted.example', True),  # a quoted local part may hold an @: the last one counts
     ],
 )
 def test_the_allowlist_is_exact_emails_domains_and_admins(email: str, allowed: bool) -> None:
@@ -246,6 +247,15 @@ def test_an_allowed_person_is_created_once_and_signed_in_again(db_url: str) -> N
     again, before = _admit(db_url, Identity(email, "Ada", True))
     assert again.id == first.id and again.name == email  # the stored name is kept
     assert again.last_login_at >= before > first.last_login_at
+
+
+def test_the_allowlist_applies_unless_the_caller_skips_it(db_url: str) -> None:
+    async def work(session: AsyncSession) -> None:
+        stranger = Identity(f"{uuid.uuid4().hex}@elsewhere.example", "", True)
+        await access.admit(session, _settings(), stranger, invite_code=None)
+
+    with pytest.raises(AccessDenied):
+        _run(db_url, work)
 
 
 def test_a_new_person_gets_the_providers_name(db_url: str) -> None:
@@ -293,6 +303,8 @@ def test_an_invite_lets_in_as_many_people_as_it_has_uses_and_they_stay_in(db_url
     assert len(invite.code) == 16 and (invite.max_uses, invite.uses) == (2, 0)
     assert (invite.created_by, invite.note) == ("root", "n") and invite.created_at >= before
     people = [Identity(f"{uuid.uuid4().hex}@elsewhere.example", "", True) for _ in range(3)]
+    with pytest.raises(AccessDenied):  # another code, while this one is valid
+        _admit(db_url, people[0], code="not-" + invite.code)
     first, _ = _admit(db_url, people[0], code=invite.code)
     second, _ = _admit(db_url, people[1], code=invite.code)
     assert first.invited_by == second.invited_by == invite.id
