@@ -114,7 +114,7 @@ mutation: install ## Mutation-test the money and safety paths, list survivors (M
 	  --max-children $(MUTATION_JOBS) $(foreach m,$(MODULES),'$(m)')
 	$(PY) -m tools.mutation_report
 
-mutation-db: install ## Mutation-test one database-backed group, one mutant at a time (GROUP=budget|backoff|retry|stores)
+mutation-db: install ## Mutation-test one database-backed group (GROUP=budget|settle|chain|killswitch|retry|auth|alerts|stores...)
 	mkdir -p /tmp/ragship-mutation
 	PYTEST_DEBUG_TEMPROOT=/tmp/ragship-mutation $(PY) -m tools.mutation_db $(GROUP)
 	$(PY) -m tools.mutation_report

@@ -132,6 +132,7 @@ async def _half_open(client: LLMClient, local_model: LocalModel, clock: Clock) -
     with pytest.raises(UpstreamError) as fast:  # open: no upstream call at all
         await _drain(client)
     assert fast.value.kind == "breaker_open"
+    assert fast.value.retry_after_s == 30  # the cool-down left, on the test's clock
     clock.now += 31
     assert breaker.state == "half_open"
     return breaker

@@ -26,7 +26,9 @@ MAIN, FALLBACK = "ragship-local-1", "ragship-local-1-mini"
 Events = list[TextDelta | Finished]
 
 
-def _ask(local_model: LocalModel, **settings: object) -> tuple[Events | UpstreamError, int]:
+def _ask(
+    local_model: LocalModel, max_tokens: int = 200, temperature: float = 0, **settings: object
+) -> tuple[Events | UpstreamError, int]:
     """One streamed answer: its events (or the error it ended with) and the upstream calls."""
     values: dict[str, object] = {"llm_base_url": local_model.base_url, "llm_model": MAIN}
     client = LLMClient(
@@ -37,7 +39,8 @@ def _ask(local_model: LocalModel, **settings: object) -> tuple[Events | Upstream
 
     async def go() -> Events:
         try:
-            return [e async for e in client.stream_chat(PROMPT, max_tokens=200, temperature=0)]
+            stream = client.stream_chat(PROMPT, max_tokens=max_tokens, temperature=temperature)
+            return [e async for e in stream]
         finally:
             await client.close()
 
@@ -252,3 +255,11 @@ def test_a_spent_quota_alerts_and_keeps_the_model_paused_without_the_fallback(
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
         ("ERROR", f"upstream insufficient_quota on {MAIN}: no watcher to alert the operator")
     ]
+
+
+def test_the_callers_max_tokens_and_temperature_reach_the_upstream(local_model: LocalModel) -> None:
+    finished = _finished(_ask(local_model, max_tokens=3, temperature=0.7)[0])
+    assert (finished.reason, finished.output_tokens) == ("length", 3)
+    sampling = local_model.stats()["last_sampling"]
+    assert isinstance(sampling, dict) and sampling["temperature"] == 0.7
+    assert 3 in (sampling["max_tokens"], sampling["max_completion_tokens"])

@@ -4,7 +4,7 @@
 modules below need PostgreSQL or Redis, and mutmut starts a pytest session per mutant,
 so each group runs on its own: only its modules are mutated, only its test files are
 selected (a function called by a slow HTTP test elsewhere is not checked against it),
-one mutant at a time, and every session reuses one PostgreSQL server kept in
+two mutants at a time (JOBS), and every session reuses one PostgreSQL server kept in
 ``PG_DIR`` (``--pg-dir``, tests/conftest.py) instead of creating and deleting its own.
 
     python -m tools.mutation_db budget      # one group (names in GROUPS)
@@ -32,6 +32,7 @@ from mutmut.configuration import config
 PG_DIR = Path("/tmp/ragship-mutation/pg")
 RESULTS = Path("mutants-db")
 ALIVE_CODES = (0, -24, 24)  # mutmut's exit codes for survived and timed out (SIGXCPU)
+JOBS = 2  # mutants checked at once: the machine is shared
 
 BUDGET_TESTS = "tests/test_caps_budget.py::test_"
 # group: (mutmut globs of the mutants, the tests that cover them)
@@ -68,6 +69,27 @@ GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("app.llm.client.x_backoff_s*", "app.llm.client.x__with_attempts*"),
         ("tests/test_llm_retry.py",),
     ),
+    # Settling a call: the message, the reservation, the ledger row, the `done` record.
+    "settle": (("app.settle*",), ("tests/test_settle.py",)),
+    # The cap chain's admission (app/caps/chain.py) and the kill switch it checks.
+    "chain": (("app.caps.chain*",), ("tests/test_caps_chain.py",)),
+    "killswitch": (
+        ("app.caps.killswitch*",),
+        ("tests/test_killswitch.py", "tests/test_caps_chain.py"),
+    ),
+    # Sign-in: sessions, the allowlist and invites, access tokens, the OIDC client
+    # (app/auth/csrf.py is in `make mutation`).
+    "auth": (
+        (
+            "app.auth.sessions*",
+            "app.auth.access*",
+            "app.auth.tokens*",
+            "app.auth.oidc*",
+        ),
+        ("tests/test_auth_direct.py",),
+    ),
+    # The alert rules and the alerter (cooldown per rule, delivery, the replicas' lock).
+    "alerts": (("app.observability.alerts*",), ("tests/test_alerts_rules.py",)),
     # The rate limiter and the Redis and Upstash stores behind it.
     "stores": (
         ("app.caps.redis_store*", "app.caps.ratelimit*"),
@@ -103,7 +125,7 @@ def run_group(name: str) -> None:
     cfg.pytest_add_cli_args = [*cfg.pytest_add_cli_args, f"--pg-dir={PG_DIR}"]
     PG_DIR.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree("mutants", ignore_errors=True)
-    _run(list(globs), max_children=1)
+    _run(list(globs), max_children=JOBS)
     target = RESULTS / name
     shutil.rmtree(target, ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)

@@ -9,7 +9,7 @@ again (docs/caps.md, "Sharded global counters"). With one shard (the default) a 
 is the single conditional UPDATE of migration 0014.
 
 Revision ID: 0019
-Revises: 0015
+Revises: 0018
 Create Date: 2026-11-30
 """
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0019"
-down_revision = "0015"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 

@@ -46,6 +46,7 @@ class Stats:
         self.model_lists = 0
         self.last_messages: list[dict[str, Any]] = []
         self.last_model: str | None = None  # the model the last completion request named
+        self.last_sampling: dict[str, Any] = {}  # the last request's temperature, max tokens
         # When recent completion requests arrived (time.monotonic()), so a test can see the
         # gap a client left between a failed attempt and its retry.
         self.arrivals: deque[float] = deque(maxlen=100)
@@ -118,6 +119,9 @@ def create_local_model(*, api_key: str | None = None, token_delay_s: float = 0.0
         if not isinstance(messages, list) or not messages:
             return _error(400, "'messages' is a required property", "invalid_request_error", None)
         stats.last_messages = messages
+        stats.last_sampling = {
+            k: body.get(k) for k in ("temperature", "max_tokens", "max_completion_tokens")
+        }
         model = body.get("model")
         stats.last_model = str(model)
         if model not in LOCAL_MODEL_IDS:
