@@ -4,8 +4,8 @@ Everything here is a workaround for the test machine, kept out of the shipped fi
 rootful podman needs `--runtime runc` and explicit ulimits; no registry is reachable, so
 the base image (the Dockerfile's PYTHON_IMAGE) is made from the Debian mirror with
 mmdebstrap plus this machine's own CPython 3.11 in /usr/local, as in python:3.11-slim
-(Debian 12's Python is 3.11.2, too old for some pinned wheels); pip inside the build gets
-this machine's CA bundle through a build argument.
+(Debian 12's Python is 3.11.2, too old for some pinned wheels, and is left out); pip inside
+the build gets this machine's CA bundle through a build argument.
 
 Every image and container lives in a private podman store (`use_store`), made empty for the
 run and removed with everything in it afterwards (`remove_store`): the test starts cold, as
@@ -26,6 +26,7 @@ import sys
 import sysconfig
 import time
 from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
 from pathlib import Path
 
 from tests.conftest import ROOT
@@ -73,10 +74,20 @@ def remove_store(root: Path) -> None:
     print(f"\n[image build] store removed: {time.monotonic() - started:.1f} s", flush=True)
 
 
+# The shared libraries the copied CPython's extension modules link (ssl, ctypes, sqlite3, bz2,
+# lzma, zlib, expat, curses, readline, uuid, dbm), without Debian's own Python, and passwd
+# for the Dockerfile's useradd.
+PACKAGES = (
+    "ca-certificates,passwd,libssl3,libffi8,libsqlite3-0,libbz2-1.0,liblzma5,zlib1g,libexpat1,"
+    "libncursesw6,libreadline8,libuuid1,libnsl2,libtirpc3,libcrypt1,libgdbm6,libdb5.3"
+)
+
+
 def _debian(work: Path) -> None:
     tar = work / "debian.tar"
-    packages = "python3,python3-venv,ca-certificates,curl,passwd"
-    sh("mmdebstrap", "--quiet", "--variant=minbase", f"--include={packages}", "bookworm", tar)
+    # dpkg without fsync: the tree is thrown away once imported.
+    sh("mmdebstrap", "--quiet", "--variant=minbase", "--dpkgopt=force-unsafe-io",
+       f"--include={PACKAGES}", "bookworm", tar)  # fmt: skip
     path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     sh(*PODMAN, "import", "--change", f"ENV={path}", tar, DEBIAN)
     tar.unlink()
@@ -93,13 +104,35 @@ def build_base(work: Path) -> None:
        f"| tar -C {context / 'py'} -xf -")  # fmt: skip
     (context / "Containerfile").write_text(
         f"FROM {DEBIAN}\nCOPY py /usr/local\n"
-        "RUN ldconfig && ln -sf python3.11 /usr/local/bin/python && python3 -m venv /tmp/v\n"
+        "RUN ldconfig && ln -sf python3.11 /usr/local/bin/python && python3 -m venv /tmp/v"
+        " && python -c 'import bz2, ctypes, lzma, pyexpat, readline, sqlite3, ssl, uuid, zlib'\n"
     )
     sh(*PODMAN, "build", *LIMITS, "--network", "host", "-t", BASE, context)
 
 
+def lock_drift(lock: Path) -> list[tuple[str, str, str | None]]:
+    """(name, locked version, version installed here or None) for each pin of `lock` that this
+    virtualenv does not have as locked."""
+    drift = []
+    for line in lock.read_text().splitlines():
+        pin = line.split(" ")[0].strip()
+        if "==" in pin and not pin.startswith("#"):
+            name, locked = pin.split("==")
+            try:
+                installed: str | None = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                installed = None
+            if installed != locked:
+                drift.append((name, locked, installed))
+    return drift
+
+
 def export_onnx(work: Path) -> Path:
-    """Run the export stage's command here; return the folder holding onnx/, as the stage's /."""
+    """Run the export stage's command here; return the folder holding onnx/, as the stage's /.
+
+    The export stage runs it with infra/torch.lock installed: this virtualenv must hold exactly
+    those versions (`make lock` pins them as installed here), or the export is not the same."""
+    assert not lock_drift(ROOT / "infra" / "torch.lock"), lock_drift(ROOT / "infra" / "torch.lock")
     context = work / "export"
     sh(sys.executable, "-m", "app.rag.onnx_export", context / "onnx")
     return context
@@ -107,6 +140,7 @@ def export_onnx(work: Path) -> Path:
 
 def build_image(work: Path, timings: dict[str, float]) -> str:
     """Build the base and the image into the current store; record each step's seconds."""
+    work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with ThreadPoolExecutor(2) as pool:
         export = pool.submit(export_onnx, work)

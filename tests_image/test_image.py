@@ -45,6 +45,8 @@ ADDED_BUDGET_BYTES = 550_000_000
 SIZE_BUDGET_BYTES = 900_000_000
 MIN_COSINE = 0.9999
 Events = list[tuple[str, Any]]
+FIRST_QUESTION = "How do I deploy ragship?"
+SECOND_QUESTION = "What happens to a live answer when ragship is stopped with SIGTERM?"
 
 
 def shipped_stop_grace_s() -> float:
@@ -63,8 +65,9 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     timings: dict[str, float] = {}
     try:
         started = time.monotonic()
-        yield harness.build_image(store / "work", timings)
+        built = harness.build_image(store / "work", timings)
         print(f"\nimage built cold in {time.monotonic() - started:.0f} s: {timings}")
+        yield built
     finally:
         harness.remove_store(store)
     assert not store.exists(), store
@@ -139,7 +142,9 @@ def test_the_image_releases_boots_serves_through_caddy_and_stops_gracefully(
         "SESSION_SECRET": "image-test-session-secret-0123456789-abcdef",
         "LLM_BASE_URL": local_model.base_url,
         "LLM_API_KEY": "sk-test-key",
-        "LLM_MAX_TOKENS": "12",
+        # Long enough to reach the client in several pieces (an answer opening with a code
+        # span comes as one piece until the span closes).
+        "LLM_MAX_TOKENS": "40",
         "OIDC_DISCOVERY_URL": f"{provider.issuer}/.well-known/openid-configuration",
         "OIDC_CLIENT_ID": CLIENT_ID,
         "OIDC_CLIENT_SECRET": CLIENT_SECRET,
@@ -171,18 +176,24 @@ def test_the_image_releases_boots_serves_through_caddy_and_stops_gracefully(
             provider.next_login()
             browser = Browserish(proxied)
             assert browser.sign_in().status_code == 303
-            events = _chat(browser)
+            events = _chat(browser, FIRST_QUESTION)
             assert events[0][0] == "meta" and events[-1][0] == "done", events
             # A live answer when SIGTERM comes: it finishes within the grace, and is settled.
-            # Tokens 2 s apart: the answer (about 6 tokens) is still running when the signal
-            # lands, and ends well inside the 20 s grace.
-            local_model.fault("slow", delay_s=2.0)
+            # Tokens 0.3 s apart: the answer (at most 40 tokens, 12 s) is still running when
+            # the signal lands, and ends inside the 20 s grace. Another question than the first:
+            # the response cache would answer the same one without the model.
+            local_model.fault("slow", delay_s=0.3)
             late: list[str] = []
             # The signal goes straight to the container's PID 1 (rootful podman: a host
             # process): `podman kill` took seconds on a loaded machine, and the answer could
             # end before it returned.
             pid = int(harness.sh(*harness.PODMAN, "inspect", "--format", "{{.State.Pid}}", name))
-            events = _chat(browser, on_first_token=lambda: os.kill(pid, signal.SIGTERM), late=late)
+            events = _chat(
+                browser,
+                SECOND_QUESTION,
+                on_first_token=lambda: os.kill(pid, signal.SIGTERM),
+                late=late,
+            )
             assert events[-1][0] == "done", events
             # Events the server sent after the signal (read a second or more after it).
             names = [n for n, _ in events]
@@ -209,6 +220,7 @@ def _ready(url: str) -> bool:
 
 def _chat(
     browser: Browserish,
+    question: str,
     on_first_token: Callable[[], None] | None = None,
     late: list[str] | None = None,
 ) -> Events:
@@ -219,7 +231,7 @@ def _chat(
         "X-CSRF-Token": browser.csrf,
         "Cookie": "; ".join(f"{k}={v}" for k, v in browser.cookies.items()),
     }
-    body = {"message": "How do I deploy ragship?"}
+    body = {"message": question}
     lines: list[str] = []
     called_at: float | None = None
     url = f"{browser.base_url}/api/chat"
