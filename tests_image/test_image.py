@@ -1,11 +1,13 @@
 """The image, built from a local base, boots with production settings and serves through Caddy.
 
-`make image-test` runs this (minutes: it builds the image). It boots the image against the
-test PostgreSQL and Redis, runs the release step in it, gets /readyz through Caddy running
-the shipped Caddyfile, streams one answer signed in through a real OIDC flow, stops the
-container with SIGTERM while an answer is live (the answer finishes and is settled within
-SHUTDOWN_GRACE_S), checks that it embeds with onnxruntime like the torch path and carries
-no torch, and checks the image size budget. Figures are printed for the docs.
+`make image-test` runs this, and CI after `make test` (about 9 minutes: it builds the image
+cold in a private podman store, removed afterwards; see tests_image/harness.py). It boots the
+image against the test PostgreSQL and Redis, runs the release step in it, gets /readyz through
+Caddy running the shipped Caddyfile, streams one answer signed in through a real OIDC flow,
+stops the container with SIGTERM while an answer is live (the answer finishes and is settled,
+and the container exits by itself within the shipped stop grace), checks that it embeds with
+onnxruntime like the torch path and carries no torch, and checks the image size budget.
+Figures are printed for the docs.
 """
 
 from __future__ import annotations
