@@ -190,19 +190,22 @@ def test_the_image_releases_boots_serves_through_caddy_and_stops_gracefully(
             # process): `podman kill` took seconds on a loaded machine, and the answer could
             # end before it returned.
             pid = int(harness.sh(*harness.PODMAN, "inspect", "--format", "{{.State.Pid}}", name))
-            events = _chat(
-                browser,
-                SECOND_QUESTION,
-                on_first_token=lambda: os.kill(pid, signal.SIGTERM),
-                late=late,
-            )
+            signalled: list[float] = []
+
+            def stop() -> None:
+                os.kill(pid, signal.SIGTERM)
+                signalled.append(time.monotonic())
+
+            events = _chat(browser, SECOND_QUESTION, on_sources=stop, late=late)
             assert events[-1][0] == "done", events
             # Events the server sent after the signal (read a second or more after it).
             names = [n for n, _ in events]
             assert "event: done" in late and "event: token" in late, (late, names)
-            # It exits by itself, cleanly, before the shipped targets would send SIGKILL.
-            grace = shipped_stop_grace_s()
-            code = harness.sh(*harness.PODMAN, "wait", name, timeout=grace).strip()
+            # It exits by itself, cleanly, before the shipped targets would send SIGKILL: within
+            # their stop grace counted from the signal.
+            left = shipped_stop_grace_s() - (time.monotonic() - signalled[0])
+            assert left > 0, f"the answer outlasted the shipped stop grace by {-left:.1f} s"
+            code = harness.sh(*harness.PODMAN, "wait", name, timeout=left).strip()
             assert code == "0"
     finally:
         logs = subprocess.run([*harness.PODMAN, "logs", name], capture_output=True, text=True)
@@ -223,11 +226,13 @@ def _ready(url: str) -> bool:
 def _chat(
     browser: Browserish,
     question: str,
-    on_first_token: Callable[[], None] | None = None,
+    on_sources: Callable[[], None] | None = None,
     late: list[str] | None = None,
 ) -> Events:
-    """Ask one question through the proxy; call `on_first_token` when the first token arrives
-    and collect in `late` the lines read a second or more after it returned."""
+    """Ask one question through the proxy; call `on_sources` when the sources event arrives
+    (the answer's tokens follow it; not the first token, which an answer opening with a code
+    span sends only once the span closes) and collect in `late` the lines read a second or
+    more after it returned."""
     headers = {
         "Origin": browser.base_url,
         "X-CSRF-Token": browser.csrf,
@@ -240,8 +245,8 @@ def _chat(
     with browser.http.stream("POST", url, json=body, headers=headers) as response:
         assert response.status_code == 200, response.read()
         for line in response.iter_lines():
-            if line == "event: token" and on_first_token and "event: token" not in lines:
-                on_first_token()
+            if line == "event: sources" and on_sources and called_at is None:
+                on_sources()
                 called_at = time.monotonic()
             elif called_at is not None and late is not None and time.monotonic() - called_at > 1:
                 late.append(line)
