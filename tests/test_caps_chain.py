@@ -44,6 +44,8 @@ QUESTION = "What port does the server listen on?"
 @dataclasses.dataclass
 class Prepared:
     messages: list[dict[str, str]]
+    models: tuple[str, ...] = (MAIN, FALLBACK)  # the route's: its model, then the fallback
+    without_model: bool = False
 
 
 PREPARED = Prepared([{"role": "user", "content": QUESTION}])

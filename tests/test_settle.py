@@ -22,6 +22,7 @@ from app.caps.ratelimit import StreamLease
 from app.conversations import ensure_conversation
 from app.guardrails.verdict import RETRACTED_MESSAGE, Verdict
 from app.llm.client import Finished
+from app.llm.routing import ARM_MAIN, Route
 from app.prepare import PreparedChat
 from app.rag.prompt import PROMPT_VERSION
 from app.rag.retrieve import Passage
@@ -61,6 +62,7 @@ def _prepared(user: uuid.UUID, **fields: Any) -> PreparedChat:
         "trace_id": uuid.uuid4().hex,
         "passages": PASSAGES,
         "messages": MESSAGES,
+        "route": Route(ARM_MAIN, MINI, PROMPT_VERSION, (MINI, FULL)),
     }
     return PreparedChat(**{**values, **fields})
 
@@ -381,7 +383,9 @@ def test_an_answer_made_without_the_model_is_charged_nothing(
     """A cache hit (its saving recorded), or the local "I don't know" when nothing was
     retrieved: $0 and no tokens however it ended."""
     cached = None if local else CachedAnswer("Port 8000.", PASSAGES, Decimal("0.004"), True, 1.0)
-    prepared = _prepared(uuid.uuid4(), passages=[] if local else PASSAGES, cached=cached)
+    prepared = _prepared(
+        uuid.uuid4(), passages=[] if local else PASSAGES, cached=cached, without_model=True
+    )
     outcome = Outcome(parts=["Port 8000."], status="cancelled")
 
     async def go() -> dict[str, Any]:
