@@ -26,7 +26,6 @@ BENCHMARKS = (
     "scale",
     "streams",
     "gateway",
-    "reservations",
     "levers",
 )
 
