@@ -95,10 +95,8 @@ async function refreshDashboard() {
     `$${r.judge_cost_usd}`]));
   const grounded = pivot(quality.trend.filter((r) => r.groundedness !== null), "at",
     (r) => `${r.model} · ${r.prompt_version}`, "groundedness");
-  if (grounded.series.length) {
-    lineChart(document.getElementById("quality-chart"), grounded.times,
-      grounded.series.map((s) => ({ ...s, format: (v) => v.toFixed(2) })), { yLabel: "groundedness", days: Number(days) });
-  }
+  lineChart(document.getElementById("quality-chart"), grounded.times,
+    grounded.series.map((s) => ({ ...s, format: (v) => v.toFixed(2) })), { yLabel: "groundedness", days: Number(days) });
   const percent = (v) => `${(v * 100).toFixed(1)}%`;
   const rate = (v) => (v === null ? null : percent(v));
   const models = await call(`/api/admin/dashboard/models${q}`);

