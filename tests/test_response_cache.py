@@ -11,12 +11,11 @@ import pytest
 from sqlalchemy import Engine, text
 
 from app.cache.responses import normalise
-from app.db import make_sync_engine
 from app.localmodel.runner import BackgroundServer
-from app.main import create_app
 from app.rag.embedder import Embedder
 from ingest.pipeline import ingest_paths
-from tests.conftest import DOCS, LocalModel, make_settings, sign_in
+from tests.conftest import DOCS, LocalModel, sign_in
+from tests.corpus_app import corpus_app
 from tests.sse import chat
 
 QUESTION = "How do I run the tests?"
@@ -27,21 +26,16 @@ def cached_app(
     new_database: Callable[[], str], embedder: Embedder, local_model: LocalModel
 ) -> Iterator[tuple[BackgroundServer, Engine]]:
     """An app over a two-page corpus of its own, so the test can ingest into it."""
-    url = new_database()
-    engine = make_sync_engine(url)
     pages = [DOCS / "getting-started.md", DOCS / "caps.md"]
-    ingest_paths(pages, engine=engine, embedder=embedder, chunk_tokens=300, chunk_overlap=40)
-    settings = make_settings(
-        database_url=url,
-        llm_base_url=local_model.base_url,
-        rate_limit_requests=10_000,
+    with corpus_app(
+        new_database(),
+        embedder,
+        local_model,
+        pages,
         response_cache=True,
         admin_emails="ops@example.com",
-    )
-    server = BackgroundServer(create_app(settings, embedder=embedder)).start()
-    yield server, engine
-    server.stop()
-    engine.dispose()
+    ) as app:
+        yield app
 
 
 def _call(engine: Engine, trace_id: str) -> dict[str, object]:

@@ -14,7 +14,6 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import Engine, text
 
-from app.db import make_sync_engine
 from app.llm.pricing import UnpricedModel
 from app.llm.routing import (
     ARM_CANARY,
@@ -29,8 +28,8 @@ from app.localmodel.runner import BackgroundServer
 from app.main import create_app
 from app.rag.embedder import Embedder
 from app.rag.prompt import system_prompt
-from ingest.pipeline import ingest_paths
 from tests.conftest import DOCS, LocalModel, make_settings, sign_in
+from tests.corpus_app import corpus_app
 from tests.sse import chat
 
 MAIN, CHEAP = "ragship-local-1", "ragship-local-1-mini"
@@ -215,24 +214,19 @@ def canary_cache_app(
 ) -> Iterator[tuple[BackgroundServer, Engine]]:
     """The response cache on; the canary and the short route use the same model and
     prompt, so only the arm keeps their cached answers apart."""
-    url = new_database()
-    engine = make_sync_engine(url)
     pages = [DOCS / "getting-started.md", DOCS / "configuration.md"]
-    ingest_paths(pages, engine=engine, embedder=embedder, chunk_tokens=300, chunk_overlap=40)
-    settings = make_settings(
-        database_url=url,
-        llm_base_url=local_model.base_url,
-        rate_limit_requests=10_000,
+    with corpus_app(
+        new_database(),
+        embedder,
+        local_model,
+        pages,
         response_cache=True,
         llm_route_short_model=CHEAP,
         llm_canary_model=CHEAP,
         llm_canary_percent=50.0,
         admin_emails="ops@example.com",
-    )
-    server = BackgroundServer(create_app(settings, embedder=embedder)).start()
-    yield server, engine
-    server.stop()
-    engine.dispose()
+    ) as app:
+        yield app
 
 
 def test_a_canary_answer_is_never_served_from_the_cache_to_the_main_side(
