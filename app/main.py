@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
@@ -17,11 +18,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from app.auth.oidc import build_oidc_client
+from app.background import repeat
 from app.caps.overload import AdmissionGate
 from app.caps.ratelimit import RateLimiter
 from app.caps.redis_store import open_store
 from app.caps.refusal import CapRefused
-from app.caps.sweeper import run_sweeper
+from app.caps.sweeper import sweep_expired
 from app.db import database_url, make_async_engine
 from app.deps import NotSignedIn
 from app.guardrails.attacks import AttackIndex
@@ -37,7 +39,7 @@ from app.llm.routing import check_routing
 from app.localmodel.runner import BackgroundServer
 from app.localmodel.server import create_local_model
 from app.observability.alerts import Alerter
-from app.observability.retention import run_retention
+from app.observability.retention import enforce_retention
 from app.observability.tracing import build_tracing
 from app.observability.upstream_alarm import UpstreamAlarm
 from app.observability.upstream_watch import UpstreamWatch
@@ -120,18 +122,31 @@ def create_app(
             started = time.perf_counter()
             await app.state.prober.probe_at_start()
             log.info("start-up: status probe in %.2fs", time.perf_counter() - started)
-        background = [
-            asyncio.create_task(
-                run_sweeper(app.state.services.sessions, model=settings.llm_model, every_s=60)
+        sessions = app.state.services.sessions
+        jobs = [  # (job, every_s, what, first run at once); the start-up probe ran above
+            (
+                partial(sweep_expired, sessions, model=settings.llm_model),
+                60,
+                "reservation sweep",
+                True,
             ),
-            asyncio.create_task(app.state.prober.run_forever()),
-            asyncio.create_task(app.state.alerter.run_forever()),
-            asyncio.create_task(
-                run_retention(app.state.services.sessions, days=settings.retention_days)
+            (app.state.prober.run_once, settings.status_probe_interval_s, "status probe", False),
+            (app.state.alerter.run_once, settings.alert_interval_s, "alert evaluation", False),
+            (
+                partial(enforce_retention, sessions, days=settings.retention_days),
+                3600,
+                "retention",
+                True,
             ),
         ]
         if settings.quality_sample_rate > 0:
-            background.append(asyncio.create_task(app.state.quality.run_forever()))
+            jobs.append(
+                (app.state.quality.run_once, settings.quality_interval_s, "quality scoring", False)
+            )
+        background = [
+            asyncio.create_task(repeat(job, every_s=every_s, what=what, first_now=now))
+            for job, every_s, what, now in jobs
+        ]
         try:
             yield
         finally:

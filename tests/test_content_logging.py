@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from app.db import make_async_engine
 from app.localmodel.runner import BackgroundServer
 from app.observability.redact import for_call_log, redact
-from app.observability.retention import enforce_retention
+from app.observability.retention import RETENTION_LOCK, enforce_retention
 from tests.conftest import scalar, sign_in
 from tests.sse import chat
 
@@ -102,14 +102,20 @@ def test_retention_deletes_old_conversations_and_erases_old_call_content(
             )
         )
 
-    async def go() -> dict[str, int]:
+    async def go() -> dict[str, int] | None:
         engine = make_async_engine(db_url)
         try:
             return await enforce_retention(async_sessionmaker(engine), days=30)
         finally:
             await engine.dispose()
 
-    counts = asyncio.run(go())
+    # Another replica enforcing retention holds the lock: this one skips and deletes nothing.
+    with db_engine.connect() as other, other.begin():
+        assert other.scalar(text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": RETENTION_LOCK})
+        assert asyncio.run(go()) is None
+    assert scalar(db_engine, "SELECT count(*) FROM conversations WHERE id = :id", id=old) == 1
+    counts = asyncio.run(go())  # the lock is free again
+    assert counts is not None
     assert counts["conversations"] >= 1 and counts["call_content"] >= 1
     assert scalar(db_engine, "SELECT count(*) FROM conversations WHERE id = :id", id=old) == 0
     assert (

@@ -5,7 +5,6 @@ unknown. Safe to run on every replica: rows are claimed with SKIP LOCKED.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from decimal import Decimal
 
@@ -51,14 +50,3 @@ async def sweep_expired(
     if swept:
         log.warning("settled %d expired reservations at their full amount", swept)
     return swept
-
-
-async def run_sweeper(
-    sessions: async_sessionmaker[AsyncSession], *, model: str, every_s: float
-) -> None:
-    while True:
-        try:
-            await sweep_expired(sessions, model=model)
-        except Exception:  # the sweep must outlive any one failure; the next run retries
-            log.exception("reservation sweep failed")
-        await asyncio.sleep(every_s)

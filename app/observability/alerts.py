@@ -6,7 +6,6 @@ ALERT_COOLDOWN_S, so one incident is one message. Every alert is kept for the ad
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -192,14 +191,6 @@ class Alerter:
                     {"d": ",".join(delivered), "id": alert.id},
                 )
         return sent
-
-    async def run_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.services.settings.alert_interval_s)
-            try:
-                await self.run_once()
-            except Exception:  # alerting must outlive any one failure; logged, retried
-                log.exception("alert evaluation failed")
 
     async def close(self) -> None:
         await self._http.aclose()

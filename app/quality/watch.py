@@ -5,7 +5,6 @@ sampled from the call log after they were recorded."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -86,11 +85,3 @@ class QualityWatch:
                     break
             counts[status] = counts.get(status, 0) + 1
         return counts
-
-    async def run_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.services.settings.quality_interval_s)
-            try:
-                await self.run_once()
-            except Exception:  # the watch must outlive any one failure; logged, retried
-                log.exception("quality scoring failed")

@@ -122,15 +122,6 @@ class Prober:
             last = await session.scalar(query)
         return last is not None and (utcnow() - last).total_seconds() < interval * 0.9
 
-    async def run_forever(self) -> None:
-        """Probe every interval (the start-up probe, if on, ran before serving)."""
-        while True:
-            await asyncio.sleep(self.services.settings.status_probe_interval_s)
-            try:
-                await self.run_once()
-            except Exception:  # the prober must outlive any one failure; logged, retried
-                log.exception("status probe failed")
-
     async def probe_at_start(self) -> None:
         """One forced probe before the app serves, so /status never shows the previous
         run's state; a failure is logged, never fatal (the app may serve a degraded state)."""
