@@ -18,12 +18,13 @@ help: ## List the targets
 
 install: $(STAMP) ## Create .venv and install ragship with its dev tools
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml infra/requirements.lock infra/torch.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# CPU PyTorch first: otherwise sentence-transformers pulls a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev,torch]'
+	# The locks as constraints: the same versions as the image, whatever PyPI released since.
+	$(PY) -m pip install --quiet -e '.[dev,torch]' -c infra/requirements.lock -c infra/torch.lock
 	rm -f $(VENV)/.installed-*
 	touch $@
 
