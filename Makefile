@@ -23,8 +23,10 @@ $(STAMP): pyproject.toml infra/requirements.lock infra/torch.lock
 	$(PY) -m pip install --quiet --upgrade pip
 	# CPU PyTorch first: otherwise sentence-transformers pulls a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	# The locks as constraints: the same versions as the image, whatever PyPI released since.
-	$(PY) -m pip install --quiet -e '.[dev,torch]' -c infra/requirements.lock -c infra/torch.lock
+	# The locks as constraints: the same versions as the image, whatever PyPI released since
+	# (torch's own pin names the CPU index's local version, +cpu: the line above installs it).
+	grep -v '^torch==' infra/torch.lock > $(VENV)/torch-constraints.txt
+	$(PY) -m pip install --quiet -e '.[dev,torch]' -c infra/requirements.lock -c $(VENV)/torch-constraints.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
