@@ -3,9 +3,10 @@
 Workarounds for the test machine, all here, none in the shipped files:
 - docker-compose (Debian's 1.29) talks to `podman system service`'s Docker API socket, run
   on the image test's private store (`serving`), configured by a containers.conf of its own
-  (CONTAINERS_CONF): the runc runtime and explicit ulimits (as harness.RUNC and harness.LIMITS),
-  network definitions in the test's folder (not /etc/containers), and tini-static (Debian's `tini`, which podman recommends) as
-  the init for the app's `init: true`, as catatonit, podman's default init, is not installed.
+  (CONTAINERS_CONF): the runc runtime and explicit ulimits (as harness.RUNC and LIMITS),
+  network definitions in the test's folder (not /etc/containers), and tini-static (Debian's
+  `tini`, which podman recommends) as the init for the app's `init: true`: catatonit,
+  podman's default init, is not installed.
 - No registry: `caddy:2` is built here from the harness's Debian base with this machine's
   Caddy binary, with the official image's command and state folders (`caddy_image`).
 - The shipped compose.yaml and Caddyfile are copied unchanged into a folder of their own
