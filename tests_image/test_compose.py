@@ -112,7 +112,9 @@ def test_the_compose_stack_serves_readyz_and_streams_an_answer_through_its_caddy
         assert_streamed(_arrivals(browser, local_model))
     finally:
         logs = stack.compose(folder, compose_env, "logs", "--no-color", "--tail", "30")
+        caddy = subprocess.run([*harness.PODMAN, "logs", CADDY], capture_output=True, text=True)
         print(f"\n[compose] logs:\n{logs.stdout[-4000:]}{logs.stderr[-1000:]}")
+        print(f"\n[compose] Caddy's log:\n{(caddy.stdout + caddy.stderr)[-2000:]}")
 
 
 def _healthy(container: str) -> bool:
