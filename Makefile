@@ -8,7 +8,7 @@ CHROMIUM ?= /usr/bin/chromium
 # Debian packages the deploy tests run: proxy, validators (command -> package).
 INFRA_TOOLS := caddy:caddy nginx:nginx-light shellcheck:shellcheck docker-compose:docker-compose
 # What the image test runs (rootful podman with runc: apt would pick crun, which fails here).
-IMAGE_TOOLS := podman:podman buildah:buildah mmdebstrap:mmdebstrap runc:runc
+IMAGE_TOOLS := podman:podman buildah:buildah mmdebstrap:mmdebstrap runc:runc tini-static:tini docker-compose:docker-compose
 
 .DEFAULT_GOAL := help
 .PHONY: help install dev test lint fmt ingest migrate browser infra-tools image-test deploy lock bench eval eval-attacks eval-corpus mutation mutation-db clean onnx stop preflight reset-corpus

