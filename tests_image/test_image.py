@@ -158,9 +158,6 @@ def test_the_image_releases_boots_serves_through_caddy_and_stops_gracefully(
         "STATUS_PROBE_INTERVAL_S": "3600",
         "STATUS_PROBE_ON_START": "false",
         "ALERT_INTERVAL_S": "3600",
-        # Tokens reach the client as the model sends them: the guardrails' hold-back would keep
-        # this short answer whole until its end, so SIGTERM would never land mid-answer.
-        "GUARDRAIL_HOLD_CHARS": "0",
     }
     args = harness.run_args(env, [socket_dir, redis_socket.parent])
     # The release step, as compose's `migrate` service and Fly's release_command run it.
