@@ -19,7 +19,7 @@ the piece plus what is held (a few words): linear in the answer's length.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import regex
 
@@ -56,7 +56,12 @@ class PatternWatch:
         text is complete: a partial match is no match."""
         start = self.hold
         self.scanned += len(text) - start
-        for match in self.pattern.finditer(text, start, partial=not final):
+        if self.allowed is None:  # any complete match is a violation: one search
+            match = self.pattern.search(text, start, partial=not final)
+            matches = () if match is None else (match,)
+        else:
+            matches = self.pattern.finditer(text, start, partial=not final)
+        for match in matches:
             if match.partial:
                 self.hold = match.start()
                 return None
@@ -66,15 +71,11 @@ class PatternWatch:
         return None
 
 
-class RunWatch:
-    """One word-run rule: `size` words in a row that form one of `runs` is a violation."""
+class RunPrefixes:
+    """Every proper prefix of a set of word runs (tuples of `size` lower-cased words), with
+    the words that may follow it; built once per system prompt (`output.py` caches it)."""
 
-    def __init__(self, rule: str, runs: set[tuple[str, ...]], size: int) -> None:
-        self.rule = rule
-        self.runs = runs
-        self.size = size
-        self.checked = 0  # words already checked as the end of a run
-        # Every proper prefix of a run (as words), with the words that may follow it.
+    def __init__(self, runs: Iterable[tuple[str, ...]], size: int) -> None:
         self.follow: dict[tuple[str, ...], set[str]] = {}
         for run in runs:
             for i in range(size):
@@ -84,32 +85,54 @@ class RunWatch:
             word[:end] for word in self.follow.get((), ()) for end in range(1, len(word) + 1)
         }
 
-    def scan(self, words: list[str]) -> str | None:
-        """The first run among those ending in words not yet checked, or None."""
-        found = None
-        for end in range(max(self.checked, self.size - 1), len(words)) if self.runs else ():
+
+class RunWatch:
+    """One word-run rule: `size` words in a row that form one of `runs` is a violation.
+
+    `prefixes` may come from a superset of `runs` (the whole system prompt's runs, before
+    those the sources also contain are left out): the watch then holds a little more
+    than it needs, never less."""
+
+    def __init__(
+        self,
+        rule: str,
+        runs: set[tuple[str, ...]],
+        size: int,
+        prefixes: RunPrefixes | None = None,
+    ) -> None:
+        self.rule = rule
+        self.runs = runs
+        self.size = size
+        self.prefixes = prefixes if prefixes is not None else RunPrefixes(runs, size)
+        self.checked = 0  # words already checked as the end of a run
+        # The trailing runs of words that begin a forbidden run, earliest first:
+        # (where the run starts in the text, its words).
+        self.open: list[tuple[int, tuple[str, ...]]] = []
+
+    def scan(self, words: list[str], starts: list[int]) -> str | None:
+        """The first run among those ending in words not yet checked, or None.
+
+        `words` are the completed words (lower-cased), `starts` their indices in the text."""
+        follow = self.prefixes.follow
+        for end in range(self.checked, len(words)):
+            word = (words[end],)
             run = tuple(words[end - self.size + 1 : end + 1])
-            if run in self.runs:
-                found = " ".join(run)
-                break
+            if end >= self.size - 1 and run in self.runs:
+                self.checked = len(words)
+                return " ".join(run)
+            grown = [(at, run + word) for at, run in self.open]
+            grown.append((starts[end], word))
+            self.open = [(at, run) for at, run in grown if run in follow]
         self.checked = len(words)
-        return found
+        return None
 
-    def hold(self, words: list[str], starts: list[int], unfinished: str, at: int) -> int | None:
-        """Where the earliest trailing run that could still become a violation starts.
-
-        `words` are the completed words (lower-cased) and `starts` their indices in the
-        text; `unfinished` is the lower-cased word touching the end of the text ("" when
-        the text ends between words) and `at` its index. None: nothing needs holding."""
-        if not self.runs:
-            return None
-        n = len(words)
-        for k in range(max(n - self.size + 1, 0), n):
-            follow = self.follow.get(tuple(words[k:n]))
-            if follow is not None and (
-                not unfinished or any(word.startswith(unfinished) for word in follow)
-            ):
-                return starts[k]
-        if unfinished and unfinished in self.first_starts:
+    def hold(self, unfinished: str, at: int) -> int | None:
+        """Where the earliest trailing run that could still become a violation starts, or
+        None when nothing needs holding. `unfinished` is the lower-cased word touching the
+        end of the text ("" when the text ends between words) and `at` its index."""
+        for start, run in self.open:
+            if not unfinished or any(w.startswith(unfinished) for w in self.prefixes.follow[run]):
+                return start
+        if unfinished and unfinished in self.prefixes.first_starts:
             return at
         return None

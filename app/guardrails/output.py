@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 import regex
 
-from app.guardrails.holdback import PatternWatch, RunWatch, partial_pattern
+from app.guardrails.holdback import PatternWatch, RunPrefixes, RunWatch, partial_pattern
 from app.guardrails.patterns import CITATION, MARKUP, SECRET
 from app.guardrails.verdict import Mode, Verdict
 
@@ -36,6 +37,16 @@ def shingles(text: str, size: int) -> set[tuple[str, ...]]:
     """Every run of `size` consecutive lower-cased words of `text`."""
     words = _WORD.findall(text.lower())
     return {tuple(words[i : i + size]) for i in range(len(words) - size + 1)}
+
+
+@lru_cache(maxsize=8)
+def prompt_runs(system_prompt: str) -> tuple[frozenset[tuple[str, ...]], RunPrefixes]:
+    """The system prompt's runs of LEAK_WORDS words, and their prefixes (built once per
+    prompt: the prompt is the same for every request of a deployment)."""
+    # Quoted text in the prompt is what the model is told to say ("I don't know ...").
+    said = " … ".join(_QUOTED.split(system_prompt))
+    runs = frozenset(shingles(said, LEAK_WORDS))
+    return runs, RunPrefixes(runs, LEAK_WORDS)
 
 
 class OutputGuard:
@@ -58,11 +69,9 @@ class OutputGuard:
     ) -> None:
         self.modes = modes or {}
         self.n_sources = n_sources
-        # Quoted text in the prompt is what the model is told to say ("I don't know ...").
-        said = " … ".join(_QUOTED.split(system_prompt))
+        said, prefixes = prompt_runs(system_prompt)
         # A run the sources also contain is quoting a document, not leaking the prompt.
-        shown = " ".join(" ".join(_WORD.findall(text.lower())) for text in sources)
-        leak = {run for run in shingles(said, LEAK_WORDS) if " ".join(run) not in shown}
+        leak = set(said - shingles(" ".join(sources), LEAK_WORDS))
         planted_runs: set[tuple[str, ...]] = set()
         for sentence in planted:
             planted_runs |= shingles(sentence, PLANTED_WORDS)
@@ -72,11 +81,14 @@ class OutputGuard:
             PatternWatch("citation", _CITATION, allowed=self._cited_source_exists),
         )
         runs = (
-            RunWatch("prompt_leak", leak, LEAK_WORDS),
+            RunWatch("prompt_leak", leak, LEAK_WORDS, prefixes),
             RunWatch("planted_instruction", planted_runs, PLANTED_WORDS),
         )
         self.patterns = [w for w in patterns if self._mode(w.rule) != "off"]
         self.runs = [w for w in runs if self._mode(w.rule) != "off" and w.runs]
+        # Only rules that block hold text back.
+        rules = [w.rule for w in self.patterns] + [w.rule for w in self.runs]
+        self.holding = {rule for rule in rules if self._mode(rule) == "on"}
         self.text = ""
         self.sent = 0  # characters of `text` released so far
         self.words: list[str] = []  # completed words, lower-cased, for the run checks
@@ -114,12 +126,12 @@ class OutputGuard:
         """Where the earliest possible start of a blocking violation is (`len(text)`: none)."""
         hold = len(self.text)
         for pattern in self.patterns:
-            if self._mode(pattern.rule) == "on":
-                hold = min(hold, pattern.hold)
+            if pattern.rule in self.holding and pattern.hold < hold:
+                hold = pattern.hold
         for watch in self.runs:
-            if self._mode(watch.rule) == "on":
-                at = watch.hold(self.words, self.starts, self.unfinished, self.unfinished_at)
-                hold = hold if at is None else min(hold, at)
+            if watch.rule in self.holding:
+                at = watch.hold(self.unfinished, self.unfinished_at)
+                hold = hold if at is None or at > hold else at
         return hold
 
     def _release(self, upto: int) -> str:
@@ -137,7 +149,7 @@ class OutputGuard:
                 found.append(Verdict(pattern.rule, "block", excerpt))
         self._add_words(final=final)
         for watch in self.runs:
-            if (run := watch.scan(self.words)) is not None:
+            if (run := watch.scan(self.words, self.starts)) is not None:
                 found.append(Verdict(watch.rule, "block", run))
         for verdict in found:
             applied = verdict.under(self._mode(verdict.rule))
