@@ -23,10 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.answer_source import answer_source, remember_answer
 from app.caps.chain import Admission
-from app.conversations import (
-    append_message,
-    ensure_conversation,
-)
+from app.conversations import add_new_conversation, append_message
 from app.db import session_scope
 from app.guardrails.chain import (
     output_guard,
@@ -47,9 +44,13 @@ log = logging.getLogger("ragship.chat")
 
 
 async def record_question(services: Services, prepared: PreparedChat) -> None:
+    """Store the question (and its conversation, when new) in one transaction: for a new
+    conversation two INSERTs and the commit, with no lookup and no `updated_at` update
+    (its id was made by `prepare_chat` just now; the new row's `updated_at` is now)."""
+    new = prepared.is_new_conversation
     async with session_scope(services.sessions) as session:
-        if prepared.is_new_conversation:
-            await ensure_conversation(
+        if new:
+            add_new_conversation(
                 session,
                 conversation_id=prepared.conversation_id,
                 owner=str(prepared.user_id),
@@ -60,6 +61,7 @@ async def record_question(services: Services, prepared: PreparedChat) -> None:
             conversation_id=prepared.conversation_id,
             role="user",
             content=prepared.question,
+            touch=not new,
         )
 
 

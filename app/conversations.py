@@ -30,9 +30,17 @@ async def ensure_conversation(
 ) -> None:
     """Create the conversation when its first question is admitted."""
     if await session.get(Conversation, conversation_id) is None:
-        title = title.strip()[:80] or "New conversation"
-        session.add(Conversation(id=conversation_id, owner=owner, title=title))
+        add_new_conversation(session, conversation_id=conversation_id, owner=owner, title=title)
         await session.flush()
+
+
+def add_new_conversation(
+    session: AsyncSession, *, conversation_id: uuid.UUID, owner: str, title: str
+) -> None:
+    """Add a conversation whose id was just made (no row can have it: no lookup first); it
+    is inserted with the session's next flush, before any message added with it."""
+    title = title.strip()[:80] or "New conversation"
+    session.add(Conversation(id=conversation_id, owner=owner, title=title))
 
 
 async def hold_conversation(session: AsyncSession, *, conversation_id: uuid.UUID) -> bool:
@@ -60,7 +68,10 @@ async def append_message(
     output_tokens: int = 0,
     cost_usd: Decimal = Decimal(0),
     trace_id: str | None = None,
+    touch: bool = True,
 ) -> int:
+    """Add a message and flush it; its id. `touch` also moves the conversation's
+    `updated_at` to now (not needed when the conversation was added in this transaction)."""
     message = Message(
         conversation_id=conversation_id,
         role=role,
@@ -75,9 +86,12 @@ async def append_message(
         created_at=utcnow(),
     )
     session.add(message)
-    await session.execute(
-        update(Conversation).where(Conversation.id == conversation_id).values(updated_at=utcnow())
-    )
+    if touch:
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(updated_at=utcnow())
+        )
     await session.flush()
     return message.id
 

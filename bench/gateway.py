@@ -42,7 +42,7 @@ from bench.table import Table, latency
 
 NAME = "gateway"
 PLAN = {1: 30, 50: 200}  # concurrency: requests per side
-STEPS = ("caps.rate_limit", "retrieve", "caps.reserve", "chat")
+STEPS = ("caps.rate_limit", "retrieve", "caps.reserve", "record_question", "chat")
 QUESTION = "How do I ingest PDF files?"
 
 
@@ -216,8 +216,9 @@ def run() -> list[Table]:
                 proc.wait(timeout=60)
             receiver.stop()
     table.notes += [
-        "TTFT through ragship includes the guardrail hold-back (GUARDRAIL_HOLD_CHARS=64, "
-        "about 12 pieces): the first event shows the cost of everything before the stream",
+        "TTFT through ragship includes the guardrail hold-back (text that could still begin "
+        "a violation waits for the next piece): the first event shows the cost of everything "
+        "before the stream",
         "added = TTFT p50/p95 minus the direct side's in the same round; sides run one "
         "after the other per concurrency: direct, LiteLLM proxy, ragship",
     ]

@@ -60,9 +60,7 @@ def assert_streamed(arrivals: list[tuple[str, float]]) -> None:
 @pytest.fixture
 def upstream(start_app) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """A running app whose answers are short and paced by the local model."""
-    # The proxies are under test, not the output guardrails: no hold-back, so each token is
-    # sent as it is made (with it, a dozen short tokens would leave in one event at the end).
-    server = start_app(llm_max_tokens=MAX_TOKENS, rate_limit_requests=1000, guardrail_hold_chars=0)
+    server = start_app(llm_max_tokens=MAX_TOKENS, rate_limit_requests=1000)
     yield f"127.0.0.1:{server.port}"
 
 

@@ -196,7 +196,6 @@ def test_a_normal_answer_passes_the_output_guard_unchanged() -> None:
     guard = OutputGuard(system_prompt=system_prompt(), n_sources=2)
     answer = "Run `python -m ingest docs/` to ingest PDF files [1]. Each file is hashed [2]."
     sent = "".join(guard.feed(piece)[0] for piece in re.findall(r"\S+\s*", answer))
-    assert len(sent) < len(answer)  # the tail is held back until the checks have seen it
     rest, verdict = guard.finish()
     assert verdict is None and sent + rest == answer
 

@@ -9,7 +9,10 @@ from tests.conftest import eventually, sign_in
 from tests.otlp_receiver import create_otlp_receiver
 from tests.sse import chat
 
-STEPS = {"chat", "caps.rate_limit", "retrieve", "caps.reserve", "llm.stream", "settle"}
+STEPS = {
+    *("chat", "caps.rate_limit", "retrieve", "caps.reserve", "record_question"),
+    *("llm.stream", "settle"),
+}
 
 
 def test_chat_spans_reach_the_collector_with_the_trace_id_users_see(start_app) -> None:  # type: ignore[no-untyped-def]

@@ -49,8 +49,5 @@ def production_env(
         "STATUS_PROBE_INTERVAL_S": "3600",
         "STATUS_PROBE_ON_START": "false",
         "ALERT_INTERVAL_S": "3600",
-        # Tokens reach the client as the model sends them: the guardrails' hold-back would keep
-        # a short answer whole until its end (no SIGTERM mid-answer, no event-by-event check).
-        "GUARDRAIL_HOLD_CHARS": "0",
     }
     return env, [socket_dir, redis_socket.parent]

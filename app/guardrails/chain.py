@@ -107,5 +107,4 @@ def output_guard(settings: Settings, prepared: HasSources) -> OutputGuard | None
         planted=prepared.planted,
         sources=[p.text for p in prepared.passages],
         modes=modes,
-        hold_chars=settings.guardrail_hold_chars,
     )

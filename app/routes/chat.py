@@ -105,7 +105,9 @@ async def _admit_and_stream(
         span.end()
         raise
     try:
-        await record_question(services, admission.prepared)
+        context = trace.set_span_in_context(span)
+        with services.tracer.start_as_current_span("record_question", context=context):
+            await record_question(services, admission.prepared)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await release_unused(services, admission)

@@ -23,6 +23,3 @@ class GuardrailsSettings(BaseSettings):
     guardrail_pii_redaction: bool = Field(
         False, description="Mask emails, phone and card numbers before text goes upstream."
     )
-    guardrail_hold_chars: int = Field(
-        64, ge=0, le=1000, description="Characters held back so output checks run first."
-    )
