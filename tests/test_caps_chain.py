@@ -139,6 +139,46 @@ def test_admission_reserves_the_dearest_models_price_and_takes_a_lease_in_the_ca
     ]
 
 
+def test_an_answer_made_without_the_model_reserves_nothing_but_still_passes_the_kill_switch(
+    db_url: str, db_engine: Engine
+) -> None:
+    """A cache hit or the local "I don't know": a $0 reservation, to settle like any other,
+    holding no budget; and refused like any other while the kill switch is on."""
+    user = uuid.uuid4()
+    local = Prepared(PREPARED.messages, without_model=True)
+
+    async def prepare_local() -> Prepared:
+        return local
+
+    async def go() -> tuple[Admission[Prepared], CapRefused]:
+        async with direct_services(db_url, **SETTINGS) as services:
+            admission = await admit(
+                services, user_id=user, message=QUESTION, max_tokens=None, prepare=prepare_local
+            )
+            async with services.sessions() as session, session.begin():
+                await set_paused(session, paused=True, by="ops@example.com")
+            try:
+                with pytest.raises(CapRefused) as refused:
+                    await admit(
+                        services, user_id=user, message="q", max_tokens=None, prepare=prepare_local
+                    )
+            finally:
+                async with services.sessions() as session, session.begin():
+                    await set_paused(session, paused=False, by="ops@example.com")
+            return admission, refused.value
+
+    admission, refusal = asyncio.run(go())
+    assert admission.prepared is local
+    assert (admission.reservation.user_id, admission.reservation.amount) == (user, Decimal(0))
+    assert _reserved(db_engine, user) == (0, 0)
+    with db_engine.connect() as conn:  # a reservation to settle all the same
+        assert conn.execute(
+            text("SELECT amount_usd, settled_at FROM reservations WHERE id = :id"),
+            {"id": admission.reservation.id},
+        ).one() == (0, None)
+    assert refusal.layer == KILL_SWITCH
+
+
 def test_releasing_an_unused_admission_gives_back_the_reservation_and_the_lease(
     db_url: str, db_engine: Engine
 ) -> None:
