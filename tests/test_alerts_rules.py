@@ -81,6 +81,8 @@ def seed(new_database: Callable[[], str]) -> Any:
 def test_ten_healthy_calls_fire_nothing(seed: Seed) -> None:
     seed.calls(10)
     assert seed.evaluate() == []
+    # No spend counter today yet: nothing spent, not even a $1 cap's worth.
+    assert seed.evaluate(global_daily_cap_usd=Decimal(1)) == []
 
 
 def test_the_error_rate_fires_above_its_threshold_once_there_are_enough_calls(seed: Seed) -> None:
