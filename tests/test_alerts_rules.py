@@ -1,24 +1,28 @@
 """The alert rules and the alerter, called directly on a database seeded with calls,
 rollups, guardrail triggers and spend: each rule fires above its threshold with its own
 message and stays quiet at it; each firing rule is sent once per cooldown, to a real
-webhook receiver. No app: the fast checks `make mutation-db GROUP=alerts` runs on
+webhook receiver and a real SMTP server. No app: the fast checks `make mutation-db GROUP=alerts` runs on
 app/observability/alerts.py (docs/mutation.md); tests/test_alerts.py goes through the app."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from decimal import Decimal
+from email import message_from_bytes
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app.caps.budget import GLOBAL, periods
 from app.db import make_async_engine, make_sync_engine
 from app.observability.alerts import ALERT_LOCK, Alerter, Firing, evaluate
+from tests.app_process import free_port
 from tests.conftest import make_settings
 from tests.direct import direct_services
 
@@ -77,6 +81,8 @@ def seed(new_database: Callable[[], str]) -> Any:
 def test_ten_healthy_calls_fire_nothing(seed: Seed) -> None:
     seed.calls(10)
     assert seed.evaluate() == []
+    # No spend counter today yet: nothing spent, not even a $1 cap's worth.
+    assert seed.evaluate(global_daily_cap_usd=Decimal(1)) == []
 
 
 def test_the_error_rate_fires_above_its_threshold_once_there_are_enough_calls(seed: Seed) -> None:
@@ -94,6 +100,7 @@ def test_the_error_rate_fires_above_its_threshold_once_there_are_enough_calls(se
     assert seed.evaluate(alert_min_calls=12) == []  # too few calls to judge
     assert [f.rule for f in seed.evaluate(alert_min_calls=11)] == ["error_rate"]
     seed.calls(30, status="error:server", ago_s=600)  # outside the 5 minutes
+    seed.calls(30, status="error:server", ago_s=330)  # just outside them (not 6 minutes)
     assert [f.text for f in seed.evaluate(alert_error_rate=0.5)] == []
 
 
@@ -116,6 +123,7 @@ def test_latency_fires_when_the_5_minute_p95_passes_a_multiple_of_the_24_hour_on
 ) -> None:
     seed.calls(1000, ago_s=7200, latency=100)  # the day's p95: 100 ms
     seed.calls(50, ago_s=7200, latency=5000, feature="summary")  # not chat: not counted
+    seed.calls(1000, ago_s=88_200, latency=10_000)  # 24.5 hours ago: not in the day's p95
     seed.calls(10, latency=300)
     assert seed.evaluate() == []  # 3x: at the threshold
     seed.calls(10, latency=400)
@@ -146,6 +154,7 @@ def test_a_spend_spike_is_the_last_hour_over_a_multiple_of_the_trailing_average(
     for hours_ago in (1, 2, 23):  # $2.40 over the trailing 24 hours: $0.10 an hour
         _rollup(seed, hours_ago, "0.80")
     _rollup(seed, 30, "100")  # before the trailing day
+    _rollup(seed, 24, "100")  # its hour began more than 24 hours ago: before it too
     _rollup(seed, 0, "100")  # this hour: not part of the trailing average
     assert seed.evaluate() == []  # $0.30: 3x, at the threshold
     seed.calls(1, cost="0.01", ago_s=3000)
@@ -179,6 +188,7 @@ def test_guardrail_triggers_fire_at_their_count_in_5_minutes(seed: Seed) -> None
     )
     seed.sql(insert, ago=10, n=4)
     seed.sql(insert, ago=600, n=10)  # older than 5 minutes
+    seed.sql(insert, ago=330, n=10)  # just older (not 6 minutes)
     assert seed.evaluate(alert_guardrail_triggers=5) == []
     seed.sql(insert, ago=10, n=1)
     assert seed.evaluate(alert_guardrail_triggers=5) == [
@@ -281,3 +291,137 @@ def test_while_another_replica_evaluates_this_one_sends_nothing(seed: Seed) -> N
         assert _run_once(seed) == []
     assert _alerts(seed.engine) == []
     assert [rule for rule, _ in _run_once(seed)] == ["error_rate"]
+
+
+class Inbox:
+    """What a real SMTP server (aiosmtpd) received."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, Inbox]]:
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, inbox
+    controller.stop()
+
+
+SCORES = (
+    "INSERT INTO quality_scores (call_id, call_at, model, prompt_version, status, attempts, "
+    "claimed_by, claimed_at, groundedness, relevance, citation_validity, judge_cost_usd, "
+    "detail) SELECT id, created_at, 'm', 'v1', 'scored', 1, '', now(), :g, 0.9, 0.9, 0, '' "
+    "FROM llm_calls WHERE feature = :feature"
+)
+
+
+def test_every_rule_run_once_finds_is_sent_to_every_channel_and_recorded(
+    seed: Seed,
+    webhook: tuple[str, list[dict[str, Any]]],
+    smtp: tuple[int, Inbox],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The rules of evaluate, the prompt-size rule and the quality rule together, each sent
+    to the webhook and by email; a message whose text holds ": " itself is split at its
+    subject's."""
+    (url, received), (port, inbox) = webhook, smtp
+    day, _ = periods()
+    seed.sql("INSERT INTO spend_counters VALUES (:s, :p, 20, 0)", s=GLOBAL, p=day)
+    # Ten answers whose prompts filled far more than any model's window.
+    seed.sql(
+        "INSERT INTO llm_calls (created_at, feature, model, admission, status, cost_usd, "
+        "reserved_usd, latency_ms, input_tokens) SELECT now() - make_interval(secs => 10), "
+        "'chat', 'm', 'allowed', 'ok', 0, 0, 100, 1000000 FROM generate_series(1, 10)"
+    )
+    seed.sql(SCORES, g=0.2, feature="chat")  # judged poorly now ...
+    seed.calls(5, ago_s=7200, feature="before")  # ... and well two hours ago
+    seed.sql(SCORES, g=0.9, feature="before")
+    settings = {
+        "alert_webhook_url": url,
+        "global_daily_cap_usd": Decimal(20),
+        "smtp_host": "127.0.0.1",
+        "smtp_port": port,
+        "smtp_starttls": False,
+        "alert_email_to": ["ops@example.com"],
+    }
+    with caplog.at_level(logging.ERROR, logger="ragship.alerts"):
+        sent = _run_once(seed, **settings)
+    assert [rule for rule, _ in sent] == ["global_cap_100", "prompt_size", "quality_drop"]
+    cap_subject = "Global daily cap reached"
+    cap_text = "$20.000000 of $20 spent today: the assistant is paused until 00:00 UTC."
+    assert sent[0][1] == f"{cap_subject}: {cap_text}"
+    assert sent[1][1].startswith("Prompts near the context window: p95 prompt 1000000 tokens")
+    assert sent[2][1].startswith("Answer quality dropped: groundedness of m / v1: 0.20 ")
+    assert received[0] == {"text": f"*{cap_subject}*\n{cap_text}"}
+    assert len(received) == 3
+    assert [(m["Subject"], m.get_payload().strip()) for m in inbox.messages][0] == (
+        f"[ragship] {cap_subject}",
+        cap_text,
+    )
+    assert [m["Subject"] for m in inbox.messages[1:]] == [
+        "[ragship] Prompts near the context window",
+        "[ragship] Answer quality dropped",
+    ]
+    assert caplog.records[0].getMessage() == (
+        f"ALERT global_cap_100: {cap_subject}: {cap_text} (sent to webhook, email)"
+    )
+    assert _alerts(seed.engine) == [
+        ("global_cap_100", "webhook,email"),
+        ("prompt_size", "webhook,email"),
+        ("quality_drop", "webhook,email"),
+    ]
+
+
+def test_the_alerter_runs_every_interval_and_outlives_a_failed_run(
+    seed: Seed, caplog: pytest.LogCaptureFixture
+) -> None:
+    """run_forever: a run that fails (here a table missing, as during a botched migration)
+    is logged with its traceback, and the next run, an interval later, sends the alert."""
+    seed.calls(10, status="error:server")
+    seed.sql("ALTER TABLE guardrail_triggers RENAME TO guardrail_triggers_away")
+
+    async def until(done: Callable[[], object]) -> None:
+        deadline = time.monotonic() + 60  # polled: a loaded machine takes what it takes
+        while not done():
+            assert time.monotonic() < deadline, "the alerter never got there"
+            await asyncio.sleep(0.05)
+
+    async def go() -> None:
+        async with direct_services(seed.url, alert_interval_s=1) as services:
+            alerter = Alerter(services)
+            running = asyncio.create_task(alerter.run_forever())
+            try:
+                await until(lambda: caplog.records or running.done())
+                assert not running.done(), running
+                [record] = caplog.records
+                assert record.getMessage() == "alert evaluation failed"
+                assert record.exc_info is not None  # the traceback is logged
+                assert await asyncio.to_thread(_alerts, seed.engine) == []
+                await asyncio.to_thread(
+                    seed.sql, "ALTER TABLE guardrail_triggers_away RENAME TO guardrail_triggers"
+                )
+                rows: list[tuple[str, str]] = []
+
+                async def alerted() -> None:
+                    rows.extend(await asyncio.to_thread(_alerts, seed.engine))
+
+                deadline = time.monotonic() + 60
+                while not rows:
+                    assert not running.done(), running
+                    assert time.monotonic() < deadline, "no alert after the failed run"
+                    await alerted()
+                    await asyncio.sleep(0.05)
+                assert rows == [("error_rate", "")]
+            finally:
+                running.cancel()
+                await alerter.close()
+
+    with caplog.at_level(logging.ERROR, logger="ragship.alerts"):
+        asyncio.run(go())

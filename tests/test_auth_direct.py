@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -247,6 +248,55 @@ def test_an_allowed_person_is_created_once_and_signed_in_again(db_url: str) -> N
     again, before = _admit(db_url, Identity(email, "Ada", True))
     assert again.id == first.id and again.name == email  # the stored name is kept
     assert again.last_login_at >= before > first.last_login_at
+
+
+def test_a_first_sign_in_that_loses_the_race_for_its_email_signs_in_as_the_winner(
+    db_url: str,
+) -> None:
+    """Two first sign-ins with one email (two tabs, two replicas), each in its own
+    transaction: the first creates the user; the second's insert waits on the unique email
+    until the first commits, then fails, and its savepoint gives way to the user the first
+    made. Both sign in, as one user; the loser's transaction goes on (no 500)."""
+    email = f"{uuid.uuid4().hex}@trusted.example"
+    identity = Identity(email, "Ada", True)
+
+    async def go() -> tuple[Any, Any, int]:
+        engine = make_async_engine(db_url)
+        made = async_sessionmaker(engine, expire_on_commit=False)
+        try:
+            # Closed in reverse: the winner first, so a failure never leaves the loser waiting.
+            async with made() as second, made() as first, made() as watcher:
+                winner = await access.admit(first, _settings(), identity, invite_code=None)
+                losing = asyncio.ensure_future(
+                    access.admit(second, _settings(), identity, invite_code=None)
+                )
+                deadline = time.monotonic() + 60  # polled: until the second insert waits
+                waiting = text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                while not (await watcher.execute(waiting)).scalar_one():
+                    assert not losing.done(), losing
+                    assert time.monotonic() < deadline, "the second insert never waited"
+                    await asyncio.sleep(0.02)
+                await first.commit()  # the winner's user exists now
+                try:
+                    loser = await losing
+                except Exception as err:  # failed below, once the sessions are closed
+                    return winner, err, 0
+                await _user(second)  # the loser's transaction goes on
+                await second.commit()
+                count = text("SELECT count(*) FROM users WHERE email = :e")
+                users = (await watcher.execute(count, {"e": email})).scalar_one()
+                return winner, loser, users
+        finally:
+            await engine.dispose()
+
+    winner, loser, users = asyncio.run(go())
+    assert not isinstance(loser, Exception), loser
+    assert loser.id == winner.id and (loser.email, loser.name) == (email, "Ada")
+    assert loser.last_login_at >= winner.last_login_at
+    assert users == 1
 
 
 def test_the_allowlist_applies_unless_the_caller_skips_it(db_url: str) -> None:

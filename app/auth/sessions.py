@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import AuthSession, User, utcnow
@@ -84,10 +84,14 @@ async def end_session(session: AsyncSession, *, token: str) -> None:
 
 
 async def end_all_sessions(session: AsyncSession, *, user_id: uuid.UUID) -> int:
+    """Sign ``user_id`` out everywhere; returns how many sessions ended."""
     result = await session.execute(delete(AuthSession).where(AuthSession.user_id == user_id))
-    return int(getattr(result, "rowcount", 0) or 0)
+    assert isinstance(result, CursorResult)  # a DELETE's result: it counts its rows
+    return result.rowcount
 
 
 async def purge_expired(session: AsyncSession) -> int:
+    """Delete the expired sessions; returns how many."""
     result = await session.execute(delete(AuthSession).where(AuthSession.expires_at <= utcnow()))
-    return int(getattr(result, "rowcount", 0) or 0)
+    assert isinstance(result, CursorResult)
+    return result.rowcount

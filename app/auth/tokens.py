@@ -19,7 +19,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import ApiToken, User, utcnow
@@ -116,7 +116,8 @@ async def revoke_token(
     if user_id is not None:
         query = query.where(ApiToken.user_id == user_id)
     result = await session.execute(query.values(revoked_at=utcnow()))
-    return bool(getattr(result, "rowcount", 0))
+    assert isinstance(result, CursorResult)  # an UPDATE's result: it counts its rows
+    return result.rowcount == 1
 
 
 def token_json(row: ApiToken) -> dict[str, object]:

@@ -112,5 +112,6 @@ def open_store(settings: Settings) -> RateStore:
         return MemoryStore()
     if url.startswith("https://"):
         token = settings.upstash_redis_rest_token
-        return UpstashStore(url, token.get_secret_value() if token else "")
+        assert token is not None  # Settings refuses an Upstash URL without its token
+        return UpstashStore(url, token.get_secret_value())
     return RedisStore(url, timeout_s=settings.rate_limit_store_timeout_s)

@@ -51,9 +51,10 @@ class CircuitBreaker:
         return None
 
     def record_success(self) -> None:
+        # Closed now. The trial flag is read only while half-open, and only trip() makes
+        # the breaker half-open again (after its cool-down): trip() clears the flag.
         self._failures = 0
         self._open_until = 0.0
-        self._trial_running = False
         self.reason = ""
 
     def release_trial(self) -> None:
@@ -62,8 +63,10 @@ class CircuitBreaker:
         self._trial_running = False
 
     def record_failure(self, reason: str) -> None:
+        # A trial ends here too: while half-open the count is at the threshold already (only
+        # trip() leaves closed, and it raises the count to the threshold), so this trips,
+        # and trip() clears the trial flag.
         self._failures += 1
-        self._trial_running = False
         if self._failures >= self.threshold:
             self.trip(self.cooldown_s, reason)
 
