@@ -19,6 +19,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from app.background import repeat
 from app.caps.budget import GLOBAL, periods
 from app.db import make_async_engine, make_sync_engine
 from app.observability.alerts import ALERT_LOCK, Alerter, Firing, evaluate
@@ -382,8 +383,9 @@ def test_every_rule_run_once_finds_is_sent_to_every_channel_and_recorded(
 def test_the_alerter_runs_every_interval_and_outlives_a_failed_run(
     seed: Seed, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """run_forever: a run that fails (here a table missing, as during a botched migration)
-    is logged with its traceback, and the next run, an interval later, sends the alert."""
+    """The alerter on the app's timer (app/background.py, as the lifespan runs it): a run that
+    fails (here a table missing, as during a botched migration) is logged with its
+    traceback, and the next run, an interval later, sends the alert."""
     seed.calls(10, status="error:server")
     seed.sql("ALTER TABLE guardrail_triggers RENAME TO guardrail_triggers_away")
 
@@ -396,7 +398,9 @@ def test_the_alerter_runs_every_interval_and_outlives_a_failed_run(
     async def go() -> None:
         async with direct_services(seed.url, alert_interval_s=1) as services:
             alerter = Alerter(services)
-            running = asyncio.create_task(alerter.run_forever())
+            running = asyncio.create_task(
+                repeat(alerter.run_once, every_s=1, what="alert evaluation", first_now=False)
+            )
             try:
                 await until(lambda: caplog.records or running.done())
                 assert not running.done(), running
@@ -423,5 +427,5 @@ def test_the_alerter_runs_every_interval_and_outlives_a_failed_run(
                 running.cancel()
                 await alerter.close()
 
-    with caplog.at_level(logging.ERROR, logger="ragship.alerts"):
+    with caplog.at_level(logging.ERROR, logger="ragship.background"):
         asyncio.run(go())
