@@ -26,6 +26,7 @@ BENCHMARKS = (
     "scale",
     "streams",
     "gateway",
+    "reservations",
     "levers",
 )
 
