@@ -432,9 +432,16 @@ def test_a_sweep_settles_every_leak_as_an_expired_call_and_logs_how_many(
 
 def _reserve_in_own_process(url: str, overrides: dict[str, object], n: int) -> list[str]:
     """One replica: its own engine and pool, ``n`` concurrent reservations of $0.01 for
-    distinct users. Returns "allowed" or the refusing layer for each."""
+    distinct users. Returns "allowed", the refusing layer, or for any other outcome (a
+    deadlock, a pool timeout) its exception's repr: never "allowed" for an error."""
     results = _run_reservations_unsettled(url, overrides, [uuid.uuid4() for _ in range(n)])
-    return [r.layer if isinstance(r, CapRefused) else "allowed" for r in results]
+    return [_outcome(r) for r in results]
+
+
+def _outcome(result: budget.Reservation | BaseException) -> str:
+    if isinstance(result, budget.Reservation):
+        return "allowed"
+    return result.layer if isinstance(result, CapRefused) else repr(result)[:300]
 
 
 def _run_reservations_unsettled(

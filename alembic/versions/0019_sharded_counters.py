@@ -9,7 +9,7 @@ again (docs/caps.md, "Sharded global counters"). With one shard (the default) a 
 is the single conditional UPDATE of migration 0014.
 
 Revision ID: 0019
-Revises: 0015
+Revises: 0018
 Create Date: 2026-11-30
 """
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0019"
-down_revision = "0015"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
@@ -81,28 +81,44 @@ BEGIN
         ON CONFLICT DO NOTHING;
     END IF;
     -- 1. A shard nobody holds whose share has room: lock it (others skipped), take.
-    SELECT shard INTO v_shard FROM spend_counters
-    WHERE scope = ANY (v_scopes) AND period = p_period AND cap_usd = p_cap
-      AND spent_usd + reserved_usd + p_amount <= share_usd
-    ORDER BY random() LIMIT 1 FOR UPDATE SKIP LOCKED;
-    IF FOUND THEN
+    --    Steps 1 and 2 each run in a block of their own (a subtransaction): FOR UPDATE and
+    --    UPDATE lock a row's latest version before they check the condition again, and a row
+    --    that then fails it stays locked. Leaving the block by its exception rolls it back and
+    --    frees such rows, so a reservation that goes on to wait for this counter's shards holds
+    --    none of them (two reservations each holding a stray shard while step 3 waits for the
+    --    other's deadlocked; docs/caps.md, "No deadlocks").
+    BEGIN
+        SELECT shard INTO v_shard FROM spend_counters
+        WHERE scope = ANY (v_scopes) AND period = p_period AND cap_usd = p_cap
+          AND spent_usd + reserved_usd + p_amount <= share_usd
+        ORDER BY random() LIMIT 1 FOR UPDATE SKIP LOCKED;
+        IF NOT FOUND THEN
+            RAISE SQLSTATE 'RG001';
+        END IF;
         UPDATE spend_counters SET reserved_usd = reserved_usd + p_amount
         WHERE scope = v_scopes[v_shard + 1] AND period = p_period;
         RETURN v_shard;
-    END IF;
+    EXCEPTION WHEN SQLSTATE 'RG001' THEN
+        NULL;  -- no free shard with room; the rows this step locked are free again
+    END;
     -- 2. Every shard with room is held by another reservation: wait for one, check again.
-    SELECT shard INTO v_shard FROM spend_counters
-    WHERE scope = ANY (v_scopes) AND period = p_period AND cap_usd = p_cap
-      AND spent_usd + reserved_usd + p_amount <= share_usd
-    ORDER BY random() LIMIT 1;
-    IF FOUND THEN
-        UPDATE spend_counters SET reserved_usd = reserved_usd + p_amount
-        WHERE scope = v_scopes[v_shard + 1] AND period = p_period AND cap_usd = p_cap
-          AND spent_usd + reserved_usd + p_amount <= share_usd;
+    BEGIN
+        SELECT shard INTO v_shard FROM spend_counters
+        WHERE scope = ANY (v_scopes) AND period = p_period AND cap_usd = p_cap
+          AND spent_usd + reserved_usd + p_amount <= share_usd
+        ORDER BY random() LIMIT 1;
         IF FOUND THEN
-            RETURN v_shard;
+            UPDATE spend_counters SET reserved_usd = reserved_usd + p_amount
+            WHERE scope = v_scopes[v_shard + 1] AND period = p_period AND cap_usd = p_cap
+              AND spent_usd + reserved_usd + p_amount <= share_usd;
+            IF FOUND THEN
+                RETURN v_shard;
+            END IF;
         END IF;
-    END IF;
+        RAISE SQLSTATE 'RG001';
+    EXCEPTION WHEN SQLSTATE 'RG001' THEN
+        NULL;  -- its share ran out while we waited; the row we waited for is free again
+    END;
     -- 3. No share has room (or the cap changed): lock every shard in shard order, check the
     --    whole counter against the cap, take, and divide the rest among the shards again.
     PERFORM FROM spend_counters WHERE scope = ANY (v_scopes) AND period = p_period
