@@ -26,6 +26,7 @@ BENCHMARKS = (
     "scale",
     "streams",
     "gateway",
+    "reservations",
     "levers",
 )
 ON_REQUEST = ("scale_1m",)  # run only when named: too slow for a plain `python -m bench`

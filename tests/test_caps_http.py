@@ -154,7 +154,8 @@ def test_1000_sequential_calls_balance_the_books_to_the_cent(
     ledger = scalar(engine, "SELECT sum(cost_usd) FROM llm_calls WHERE admission = 'allowed'")
     counted = scalar(
         engine,
-        "SELECT sum(spent_usd) FROM spend_counters WHERE scope = 'global' AND length(period) = 10",
+        "SELECT sum(spent_usd) FROM spend_counters "
+        "WHERE (scope = 'global' OR scope LIKE 'global#%') AND length(period) = 10",  # all shards
     )
     per_message = scalar(engine, "SELECT sum(cost_usd) FROM messages WHERE role = 'assistant'")
     assert scalar(engine, "SELECT count(*) FROM llm_calls WHERE admission = 'allowed'") == 1000

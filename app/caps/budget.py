@@ -37,11 +37,11 @@ ALLOWED = "allowed"
 _RESERVE_ALL = text(
     "SELECT ragship_reserve(:id, :user_id, :user_scope, :global, :day, :month, "
     "CAST(:amount AS numeric), CAST(:user_cap AS numeric), CAST(:day_cap AS numeric), "
-    "CAST(:month_cap AS numeric), :kill_switch, CAST(:ceiling AS numeric), :ttl)"
+    "CAST(:month_cap AS numeric), :kill_switch, CAST(:ceiling AS numeric), :ttl, :shards)"
 )
 _CLOSE = text(
     "UPDATE reservations SET settled_at = now() WHERE id = :id AND settled_at IS NULL "
-    "RETURNING user_id, day, month, amount_usd"
+    "RETURNING user_id, day, month, amount_usd, day_shard, month_shard"
 )
 _SETTLE = text(
     "UPDATE spend_counters SET reserved_usd = reserved_usd - :amount, "
@@ -73,10 +73,17 @@ def _user_scope(user_id: uuid.UUID) -> str:
     return f"user:{user_id}"
 
 
-def _scopes(user_id: uuid.UUID | None, day: str, month: str) -> list[tuple[str, str]]:
-    """The counters a reservation holds, in lock order (user, global day, global month)."""
+def shard_scope(shard: int) -> str:
+    """The scope of one shard of a global counter: 'global', 'global#1', ... (migration 0019)."""
+    return GLOBAL if shard == 0 else f"{GLOBAL}#{shard}"
+
+
+def _scopes(
+    user_id: uuid.UUID | None, day: str, month: str, day_shard: int = 0, month_shard: int = 0
+) -> list[tuple[str, str]]:
+    """The counter rows a reservation holds, in lock order (user, global day, global month)."""
     user = [(_user_scope(user_id), day)] if user_id is not None else []
-    return [*user, (GLOBAL, day), (GLOBAL, month)]
+    return [*user, (shard_scope(day_shard), day), (shard_scope(month_shard), month)]
 
 
 async def reserve(
@@ -113,6 +120,7 @@ async def reserve(
         "kill_switch": kill_switch,
         "ceiling": ceiling,
         "ttl": settings.reservation_ttl_s,
+        "shards": settings.global_counter_shards,
     }
     async with autocommit_scope(sessions) as session:
         outcome = (await session.execute(_RESERVE_ALL, params)).scalar_one()
@@ -130,8 +138,8 @@ async def settle(session: AsyncSession, *, reservation_id: uuid.UUID, cost: Deci
     row = (await session.execute(_CLOSE, {"id": reservation_id})).first()
     if row is None:
         return False
-    user_id, day, month, amount = row
-    for scope, period in _scopes(user_id, day, month):
+    user_id, day, month, amount, day_shard, month_shard = row
+    for scope, period in _scopes(user_id, day, month, day_shard, month_shard):
         await session.execute(
             _SETTLE, {"scope": scope, "period": period, "amount": amount, "cost": cost}
         )

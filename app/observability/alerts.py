@@ -40,7 +40,7 @@ _HOURLY_SPEND = text(
     "SELECT coalesce(sum(cost_usd), 0) / 24 FROM call_rollups_hourly "
     "WHERE hour >= :since AND hour < date_trunc('hour', now())"
 )
-_SPENT = text("SELECT spent_usd FROM spend_counters WHERE scope = :s AND period = :p")
+_SPENT = text("SELECT spent_usd FROM ragship_counter(:s, :p)")  # summed over its shards
 _TRIGGERS = text("SELECT count(*) FROM guardrail_triggers WHERE created_at >= :since")
 
 

@@ -47,9 +47,7 @@ _RECENT = text(
     "WHERE c.id < :before ORDER BY c.id DESC LIMIT :limit"
 )
 _ONE = text("SELECT * FROM llm_calls WHERE id = :id")
-_COUNTER = text(
-    "SELECT spent_usd, reserved_usd FROM spend_counters WHERE scope = :s AND period = :p"
-)
+_COUNTER = text("SELECT spent_usd, reserved_usd FROM ragship_counter(:s, :p)")  # all shards
 
 
 def _unit(days: int) -> str:

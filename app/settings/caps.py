@@ -26,3 +26,6 @@ class CapsSettings(BaseSettings):
     )
     max_request_cost_usd: Decimal = Field(Decimal("0.05"), gt=0, description="Per-request ceiling.")
     reservation_ttl_s: int = Field(900, ge=60, description="Unsettled reservations expire after.")
+    global_counter_shards: int = Field(
+        1, ge=1, le=64, description="Rows per global day/month counter (from the next period)."
+    )

@@ -106,7 +106,7 @@ async def _paused(session: AsyncSession, settings: Settings) -> tuple[bool, str 
     day, _ = periods()
     spent = await session.scalar(
         text(
-            "SELECT spent_usd + reserved_usd FROM spend_counters WHERE scope = :g AND period = :d"
+            "SELECT spent_usd + reserved_usd FROM ragship_counter(:g, :d)"  # all shards
         ),
         {"g": GLOBAL, "d": day},
     )
