@@ -6,6 +6,7 @@ step run once per deploy, and replicas that neither migrate nor ingest on start.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import shutil
@@ -202,6 +203,12 @@ def test_the_caddyfile_validates_and_proxies_unbuffered_to_the_app(tmp_path: Pat
     assert proxy["upstreams"] == [{"dial": "app:8000"}]
     assert proxy["flush_interval"] == -1
     assert proxy["health_checks"]["active"]["uri"] == "/healthz"
+    # Compression only for what a match lists, and never the chat stream: a compressed stream
+    # reaches the client at its end (Caddy's default list, text/*, takes it in).
+    (encode,) = _handlers(adapted, "encode")
+    types = encode["match"]["headers"]["Content-Type"]
+    assert not any(fnmatch.fnmatch("text/event-stream", t) for t in types), types
+    assert all(any(fnmatch.fnmatch(c, t) for t in types) for c in ("text/html", "application/json"))
 
 
 def test_the_caddyfile_defaults_suit_the_systemd_host(tmp_path: Path) -> None:
