@@ -120,10 +120,11 @@ An example that uses most of the list methods:
 BY_CHANCE = "Which fruits go into a smoothie?"  # similarity 0.31, one word in three in the text
 
 
-@pytest.fixture(scope="module")
-def lists_db(new_database: Callable[[], str], embedder: Embedder, tmp_path_factory: Path) -> str:
-    folder = tmp_path_factory.mktemp("lists")  # type: ignore[attr-defined]
-    (folder / "lists.md").write_text(LISTS)
+def _one_page_db(
+    new_database: Callable[[], str], embedder: Embedder, folder: Path, name: str, page: str
+) -> str:
+    """A fresh database holding only `page`, ingested as `name`.md; returns its URL."""
+    (folder / f"{name}.md").write_text(page)
     url = new_database()
     engine = make_sync_engine(url)
     try:
@@ -131,6 +132,12 @@ def lists_db(new_database: Callable[[], str], embedder: Embedder, tmp_path_facto
     finally:
         engine.dispose()
     return url
+
+
+@pytest.fixture(scope="module")
+def lists_db(new_database: Callable[[], str], embedder: Embedder, tmp_path_factory: Path) -> str:
+    folder = tmp_path_factory.mktemp("lists")  # type: ignore[attr-defined]
+    return _one_page_db(new_database, embedder, folder, "lists", LISTS)
 
 
 def test_a_chance_match_clears_the_minimum_but_not_the_relevance_gate(
@@ -176,14 +183,7 @@ you upgrade.
 @pytest.fixture(scope="module")
 def releases_db(new_database: Callable[[], str], embedder: Embedder, tmp_path_factory: Path) -> str:
     folder = tmp_path_factory.mktemp("releases")  # type: ignore[attr-defined]
-    (folder / "releases.md").write_text(RELEASES)
-    url = new_database()
-    engine = make_sync_engine(url)
-    try:
-        ingest_paths([folder], engine=engine, embedder=embedder, chunk_tokens=300, chunk_overlap=40)
-    finally:
-        engine.dispose()
-    return url
+    return _one_page_db(new_database, embedder, folder, "releases", RELEASES)
 
 
 def test_the_gate_keeps_every_passage_of_a_relevant_question(
