@@ -154,6 +154,9 @@ def measure(levels: tuple[int, ...]) -> Table:
             "RATE_LIMIT_REQUESTS": str(20 * top),
             "MAX_CONCURRENT_STREAMS": str(top),
             "USER_DAILY_CAP_USD": "1000",
+            # Every answer from the paced model: with the cache on, the held streams would
+            # replay the first answer at once instead of streaming at the model's pace.
+            "RESPONSE_CACHE": "false",
         }
         app = _start([sys.executable, "-m", "app"], app_env)
         try:
