@@ -45,7 +45,6 @@ from app.observability.upstream_alarm import UpstreamAlarm
 from app.observability.upstream_watch import UpstreamWatch
 from app.quality.watch import QualityWatch
 from app.rag.embedder import TextEmbedder, load_embedder
-from app.rag.threads import size_torch_threads
 from app.routes import admin, auth, chat, dashboard, health, metrics, pages, status, tokens
 from app.routes.pages import STATIC_DIR
 from app.services import Services
@@ -93,8 +92,7 @@ def create_app(
         store = open_store(settings)
         tracer, tracer_provider = build_tracing(settings)
         embedder_ = embedder or load_embedder(settings)
-        if settings.embedding_backend == "torch":
-            size_torch_threads(settings.embed_threads)
+        embedder_.use_threads(settings.embed_threads)
         app.state.services = Services(
             settings=settings,
             sessions=sessions,

@@ -1,7 +1,10 @@
 """ragship against the bare upstream, side by side: added TTFT at 1 and 50 concurrent.
 
 The upstream is the built-in local model in its own process, paced at 20 ms a piece; the
-app runs as its own process (`python -m app`, one worker, Redis store, every cap on) and
+app runs as its own process (`python -m app`, Redis store, every cap on), in up to three
+variants started side by side (`GATEWAY_VARIANTS`, a comma list, default all): `torch` (as
+`make dev` runs: one worker, sentence-transformers on torch), `onnx` (one worker, the
+deploy image's onnxruntime embedder) and `onnx2` (the same, two worker processes). Each
 exports its spans to a small OTLP receiver here, which gives the split of the work done
 before the first event (rate limit, retrieval, reservation). Rounds alternate: the same
 prompt straight to the upstream (the messages the app sent, read back from its `/_stats`),
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,12 +39,24 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from app.localmodel.runner import BackgroundServer
 from app.settings import LOCAL_MODEL_ID
-from bench.fixtures import DOCS, ingest_corpus, shared_embedder, temp_database, temp_redis
+from bench.fixtures import (
+    DOCS,
+    ingest_corpus,
+    onnx_model,
+    shared_embedder,
+    temp_database,
+    temp_redis,
+)
 from bench.litellm_proxy import installed, litellm_proxy
 from bench.streams import _free_port, _start, _wait
 from bench.table import Table, latency
 
 NAME = "gateway"
+VARIANTS: dict[str, tuple[str, dict[str, str]]] = {  # name: (label, app environment)
+    "torch": ("ragship (torch, 1 worker)", {"EMBEDDING_BACKEND": "torch"}),
+    "onnx": ("ragship (onnx, 1 worker)", {"EMBEDDING_BACKEND": "onnx"}),
+    "onnx2": ("ragship (onnx, 2 workers)", {"EMBEDDING_BACKEND": "onnx", "WEB_CONCURRENCY": "2"}),
+}
 PLAN = {1: 30, 50: 200}  # concurrency: requests per side
 STEPS = ("caps.rate_limit", "retrieve", "caps.reserve", "record_question", "chat")
 QUESTION = "How do I ingest PDF files?"
@@ -169,49 +185,57 @@ def run() -> list[Table]:
     )  # fmt: skip
     split = Table(
         "ragship before the first event, by step (span durations)",
-        ["concurrency", "step", "n", "p50 ms", "p95 ms"],
+        ["concurrency", "side", "step", "n", "p50 ms", "p95 ms"],
     )
     receiver = BackgroundServer(_receiver(spans)).start()
     with temp_database() as url, temp_redis() as redis_url:
         ingest_corpus(url, embedder, [DOCS])
-        model_port, app_port = _free_port(), _free_port()
+        model_port = _free_port()
         env = {**os.environ, "LOG_LEVEL": "warning"}
         model = _start(
             [sys.executable, "-m", "uvicorn", "--factory", "bench.gateway:paced_model",
              "--port", str(model_port), "--log-level", "warning"], env,
         )  # fmt: skip
         most = max(PLAN.values()) * 4
-        app = _start(
-            [sys.executable, "-m", "app"],
-            {
-                **env,
-                "ENV": "dev",
-                "PORT": str(app_port),
-                "DATABASE_URL": url,
-                "LLM_BASE_URL": f"http://127.0.0.1:{model_port}/v1",
-                "RATE_LIMIT_STORE": redis_url,
-                "INGEST_ON_START": "false",
-                "MIGRATE_ON_START": "false",
-                "RATE_LIMIT_REQUESTS": str(most),
-                "MAX_CONCURRENT_STREAMS": str(most),
-                "USER_DAILY_CAP_USD": "1000",
-                # The same question every time: with the cache on, every request after the
-                # first would be a replay, not the full RAG path to the model.
-                "RESPONSE_CACHE": "false",
-                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
-            },
-        )
-        app_url, model_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{model_port}"
+        app_env = {
+            **env,
+            "ENV": "dev",
+            "DATABASE_URL": url,
+            "LLM_BASE_URL": f"http://127.0.0.1:{model_port}/v1",
+            "RATE_LIMIT_STORE": redis_url,
+            "INGEST_ON_START": "false",
+            "MIGRATE_ON_START": "false",
+            "RATE_LIMIT_REQUESTS": str(most),
+            "MAX_CONCURRENT_STREAMS": str(most),
+            "USER_DAILY_CAP_USD": "1000",
+            # The same question every time: with the cache on, every request after the
+            # first would be a replay, not the full RAG path to the model.
+            "RESPONSE_CACHE": "false",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+        }
+        apps: list[tuple[str, str, subprocess.Popen[bytes]]] = []
+        model_url = f"http://127.0.0.1:{model_port}"
         try:
-            _wait(model_url, model, "/v1/models")
-            _wait(app_url, app)
-            if installed():
-                with litellm_proxy(model_url, LOCAL_MODEL_ID) as litellm:
-                    _measure(app_url, model_url, litellm, spans, table, split)
-            else:
-                _measure(app_url, model_url, None, spans, table, split)
+            with onnx_model() as onnx_dir:
+                for name in _variants():
+                    label, extra = VARIANTS[name]
+                    port = _free_port()
+                    app = _start(
+                        [sys.executable, "-m", "app"],
+                        {**app_env, **extra, "PORT": str(port),
+                         "EMBEDDING_ONNX_DIR": str(onnx_dir)},
+                    )  # fmt: skip
+                    apps.append((label, f"http://127.0.0.1:{port}", app))
+                _wait(model_url, model, "/v1/models")
+                for _, app_url, app in apps:
+                    _wait(app_url, app)
+                if installed():
+                    with litellm_proxy(model_url, LOCAL_MODEL_ID) as litellm:
+                        _measure(apps, model_url, litellm, spans, table, split)
+                else:
+                    _measure(apps, model_url, None, spans, table, split)
         finally:
-            for proc in (app, model):
+            for proc in [app for _, _, app in apps] + [model]:
                 proc.terminate()
                 proc.wait(timeout=60)
             receiver.stop()
@@ -220,58 +244,79 @@ def run() -> list[Table]:
         "a violation waits for the next piece): the first event shows the cost of everything "
         "before the stream",
         "added = TTFT p50/p95 minus the direct side's in the same round; sides run one "
-        "after the other per concurrency: direct, LiteLLM proxy, ragship",
+        "after the other per concurrency: direct, LiteLLM proxy, then each ragship variant",
     ]
     return [table, split]
 
 
+def _variants() -> list[str]:
+    names = [n.strip() for n in os.environ.get("GATEWAY_VARIANTS", ",".join(VARIANTS)).split(",")]
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown:
+        raise SystemExit(f"GATEWAY_VARIANTS: unknown {unknown}; known: {', '.join(VARIANTS)}")
+    return names
+
+
+def _sign_in(app_url: str) -> tuple[httpx.Cookies, str]:
+    """A signed-in session (the dev login) and its CSRF token; one answer warms the app."""
+    with httpx.Client(base_url=app_url, timeout=60, headers={"Origin": app_url}) as c:
+        c.post("/auth/dev-login", data={"email": "gateway@localhost.test"})
+        csrf = c.get("/api/me").json()["csrf_token"]
+        c.headers["X-CSRF-Token"] = csrf
+        for _ in range(4):  # a request per worker, most likely: each loads lazily
+            assert c.post("/api/chat", json={"message": QUESTION}).status_code == 200
+        return httpx.Cookies(c.cookies), csrf
+
+
 def _measure(
-    app_url: str,
+    apps: list[tuple[str, str, subprocess.Popen[bytes]]],
     model_url: str,
     litellm: tuple[str, str] | None,
     spans: list[tuple[str, float]],
     table: Table,
     split: Table,
 ) -> None:
-    with httpx.Client(base_url=app_url, timeout=60, headers={"Origin": app_url}) as c:
-        c.post("/auth/dev-login", data={"email": "gateway@localhost.test"})
-        csrf = c.get("/api/me").json()["csrf_token"]
-        c.headers["X-CSRF-Token"] = csrf
-        assert c.post("/api/chat", json={"message": QUESTION}).status_code == 200
-        cookies = httpx.Cookies(c.cookies)
+    signed_in = {app_url: _sign_in(app_url) for _, app_url, _ in apps}
     with httpx.Client(base_url=model_url) as m:
         messages = m.get("/_stats").json()["last_messages"]
     body = {"model": LOCAL_MODEL_ID, "messages": messages, "stream": True, "max_tokens": 512}
-    headers = {"Origin": app_url, "X-CSRF-Token": csrf}
     for concurrency, n in PLAN.items():
-        direct, lite, ours = Side(), Side(), Side()
+        direct, lite = Side(), Side()
         asyncio.run(_upstream_side(model_url, concurrency, n, body, direct))
         if litellm is not None:
             asyncio.run(_upstream_side(litellm[0], concurrency, n, body, lite, litellm[1]))
-        spans.clear()
-        asyncio.run(_ragship_side(app_url, concurrency, n, cookies, headers, ours))
-        deadline = time.monotonic() + 30
-        while sum(name == "chat" for name, _ in spans) < n and time.monotonic() < deadline:
-            time.sleep(0.5)  # the app exports its spans in batches
         base = latency(direct.ttft)
-        sides = [("direct", direct), ("LiteLLM proxy", lite), ("ragship", ours)]
-        for label, side in sides:
-            if side is lite and litellm is None:
-                table.add(concurrency, "LiteLLM proxy: not installed (pip install -e '.[bench]')",
-                          *["-"] * 7)  # fmt: skip
-                continue
-            ttft, first = latency(side.ttft), latency(side.first_event)
-            added = f"{(ttft.p50 - base.p50) * 1000:+.1f}/{(ttft.p95 - base.p95) * 1000:+.1f}"
-            table.add(
-                concurrency, label, len(side.ttft), f"{ttft.p50 * 1000:.1f}",
-                f"{ttft.p95 * 1000:.1f}", "-" if side is direct else added,
-                f"{first.p50 * 1000:.1f}/{first.p95 * 1000:.1f}", f"{n / side.wall:.1f}",
-                side.errors,
-            )  # fmt: skip
-        for step in STEPS:
-            took = latency([s for name, s in spans if name == step])
-            split.add(concurrency, step, took.n, f"{took.p50 * 1000:.1f}", f"{took.p95 * 1000:.1f}")
+        _row(table, concurrency, n, "direct", direct, base)
+        if litellm is None:
+            table.add(concurrency, "LiteLLM proxy: not installed (pip install -e '.[bench]')",
+                      *["-"] * 7)  # fmt: skip
+        else:
+            _row(table, concurrency, n, "LiteLLM proxy", lite, base)
+        for label, app_url, _ in apps:
+            ours = Side()
+            cookies, csrf = signed_in[app_url]
+            headers = {"Origin": app_url, "X-CSRF-Token": csrf}
+            spans.clear()
+            asyncio.run(_ragship_side(app_url, concurrency, n, cookies, headers, ours))
+            deadline = time.monotonic() + 30
+            while sum(name == "chat" for name, _ in spans) < n and time.monotonic() < deadline:
+                time.sleep(0.5)  # the app exports its spans in batches
+            _row(table, concurrency, n, label, ours, base)
+            for step in STEPS:
+                took = latency([s for name, s in spans if name == step])
+                split.add(concurrency, label, step, took.n, f"{took.p50 * 1000:.1f}",
+                          f"{took.p95 * 1000:.1f}")  # fmt: skip
     split.notes.append("chat: the whole request span, to the end of settlement")
+
+
+def _row(table: Table, concurrency: int, n: int, label: str, side: Side, base: Any) -> None:
+    ttft, first = latency(side.ttft), latency(side.first_event)
+    added = f"{(ttft.p50 - base.p50) * 1000:+.1f}/{(ttft.p95 - base.p95) * 1000:+.1f}"
+    table.add(
+        concurrency, label, len(side.ttft), f"{ttft.p50 * 1000:.1f}",
+        f"{ttft.p95 * 1000:.1f}", "-" if label == "direct" else added,
+        f"{first.p50 * 1000:.1f}/{first.p95 * 1000:.1f}", f"{n / side.wall:.1f}", side.errors,
+    )  # fmt: skip
 
 
 def paced_model():  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -144,3 +145,37 @@ def test_a_missing_onnx_model_stops_the_start_and_names_the_export(tmp_path: Pat
     assert "ragship cannot start: no ONNX embedding model at" in result.stderr
     assert f"python -m app.rag.onnx_export {missing}" in result.stderr
     assert not (tmp_path / "data").exists()  # stopped before starting a database
+
+
+def test_use_threads_rebuilds_the_session_with_that_many_threads_and_the_same_vectors(
+    onnx_dir: Path,
+) -> None:
+    embedder = OnnxEmbedder(onnx_dir)
+    before = embedder.embed(["How do I ingest PDF files?", "a"])
+    embedder.use_threads(1)
+    assert embedder.session.get_session_options().intra_op_num_threads == 1
+    after = embedder.embed(["How do I ingest PDF files?", "a"])
+    assert np.allclose(before, after, atol=1e-6)
+
+
+def test_the_server_sizes_the_onnx_query_threads_from_embed_threads(  # type: ignore[no-untyped-def]
+    onnx_dir: Path, db_url: str, local_model
+) -> None:
+    from app.localmodel.runner import BackgroundServer
+    from app.main import create_app
+    from tests.conftest import make_settings
+
+    embedder = OnnxEmbedder(onnx_dir)
+    settings = make_settings(
+        database_url=db_url,
+        llm_base_url=local_model.base_url,
+        embedding_backend="onnx",
+        embedding_onnx_dir=onnx_dir,
+        embed_threads=3,
+    )
+    server = BackgroundServer(create_app(settings, embedder=embedder)).start()
+    try:  # the socket is bound: this waits for the lifespan, which sizes the threads
+        assert httpx.get(f"{server.url}/healthz", timeout=60).status_code == 200
+        assert embedder.session.get_session_options().intra_op_num_threads == 3
+    finally:
+        server.stop()

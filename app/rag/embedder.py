@@ -59,6 +59,12 @@ class Embedder:
     def embed_one(self, text: str) -> list[float]:
         return self.embed([text])[0]
 
+    def use_threads(self, threads: int) -> None:
+        """Torch's intra-op threads for this process (app/rag/threads.py)."""
+        from app.rag.threads import size_torch_threads
+
+        size_torch_threads(threads)
+
 
 class TextEmbedder(Protocol):
     """What ingest and queries need of an embedder, whichever backend runs it."""
@@ -70,6 +76,10 @@ class TextEmbedder(Protocol):
     def embed(self, texts: list[str]) -> list[list[float]]: ...
 
     def embed_one(self, text: str) -> list[float]: ...
+
+    def use_threads(self, threads: int) -> None:
+        """Size each call's intra-op threads (the server's query embeddings)."""
+        ...
 
 
 def load_embedder(settings: Settings) -> TextEmbedder:

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 METADATA = "ragship-onnx.json"  # written by app.rag.onnx_export
 FILES = ("model.onnx", "tokenizer.json", METADATA)
@@ -49,11 +53,29 @@ class OnnxEmbedder:
         # otherwise warns on every start that it cannot store a telemetry device id.
         onnxruntime.disable_telemetry_events()
         onnxruntime.set_default_logger_severity(3)
+        self.model_path = model_dir / "model.onnx"
+        self.threads: int | None = None  # onnxruntime's default: one per core
+        self.session = self._session(None)
+
+    def _session(self, threads: int | None) -> onnxruntime.InferenceSession:
+        import onnxruntime
+
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
-        self.session = onnxruntime.InferenceSession(
-            str(model_dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        return onnxruntime.InferenceSession(
+            str(self.model_path), options, providers=["CPUExecutionProvider"]
         )
+
+    def use_threads(self, threads: int) -> None:
+        """Run each call on `threads` intra-op threads (the server's query embeddings:
+        app/rag/threads.py says why one each). onnxruntime fixes a session's threads when
+        it is built, so this builds the session again (about 0.1 s, done once at start)."""
+        if threads != self.threads:
+            self.session = self._session(threads)
+            self.threads = threads
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         """One 384-float unit vector per text (for MiniLM), in the order given."""

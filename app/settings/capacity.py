@@ -25,7 +25,7 @@ class CapacitySettings(BaseSettings):
         10, ge=0, description="Connections a worker may open past DB_POOL_SIZE at peaks."
     )
     embed_threads: int = Field(
-        1, ge=1, le=64, description="Torch threads per query embedding in the server."
+        1, ge=1, le=64, description="Threads per query embedding in the server (torch or onnx)."
     )
     web_concurrency: int | None = Field(
         None, ge=1, le=64, description="Worker processes. Unset: 1 in dev, the CPU count in prod."
