@@ -417,3 +417,66 @@ def test_with_the_local_answer_off_an_unsourced_answer_is_charged(
     )
     assert (record["model"], call["model"]) == (FULL, FULL)  # the model that was streaming
     assert call["cost_usd"] > 0
+
+
+def test_the_backstop_after_a_settled_call_sends_no_statement(db_url: str) -> None:
+    """Every streamed answer ends in `settle_call`; the response's background backstop
+    (`release_unused`) then has nothing to give back and costs no database round trip. An
+    admission never settled is still given back (charged $0)."""
+    from sqlalchemy import event
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from app.caps.chain import release_unused
+
+    user = uuid.uuid4()
+    outcome = Outcome(parts=["Port 8000."], finished=Finished(MINI, "stop", 10, 3, 0), status="ok")
+
+    async def go() -> tuple[list[str], list[str], bool, bool]:
+        async with direct_services(db_url, **SETTINGS) as services:
+            engine: AsyncEngine = services.sessions.kw["bind"]
+            _, reservation, _ = await _settle(services, _prepared(user), outcome)
+            settled = Admission(_prepared(user), StreamLease("k", "m", {}), reservation, 200)
+            settled.settled = True
+            unsettled_reservation = await budget.reserve(
+                services.sessions, services.settings, user_id=user, amount=Decimal("0.01")
+            )
+            unsettled = Admission(
+                _prepared(user), StreamLease("k", "m", {}), unsettled_reservation, 200
+            )
+            sent: list[str] = []
+            event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+            await release_unused(services, settled)
+            after_settled = list(sent)
+            await release_unused(services, unsettled)
+            async with services.sessions() as session:
+                closed = not await budget.settle(
+                    session, reservation_id=unsettled_reservation.id, cost=Decimal(0)
+                )
+            return after_settled, sent, closed, unsettled.settled
+
+    after_settled, sent, closed, flag = asyncio.run(go())
+    assert after_settled == []
+    assert any("UPDATE reservations" in statement for statement in sent)
+    assert closed and not flag  # the unsettled one was given back by the backstop
+
+
+def test_settle_call_marks_its_admission_settled(db_url: str) -> None:
+    user = uuid.uuid4()
+    outcome = Outcome(parts=["Port 8000."], finished=Finished(MINI, "stop", 10, 3, 0), status="ok")
+
+    async def go() -> bool:
+        async with direct_services(db_url, **SETTINGS) as services:
+            reservation = await budget.reserve(
+                services.sessions, services.settings, user_id=user, amount=Decimal("0.01")
+            )
+            prepared = _prepared(user)
+            async with services.sessions() as session, session.begin():
+                await ensure_conversation(
+                    session, conversation_id=prepared.conversation_id, owner="ada", title="t"
+                )
+            admission = Admission(prepared, StreamLease("k", "m", {}), reservation, 200)
+            assert not admission.settled
+            await settle_call(services, admission, outcome)
+            return admission.settled
+
+    assert asyncio.run(go())

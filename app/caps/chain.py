@@ -49,6 +49,7 @@ class Admission(Generic[P]):
     lease: StreamLease
     reservation: budget.Reservation
     max_tokens: int
+    settled: bool = False  # set once the call's settlement committed (app/settle.py)
 
 
 async def admit(
@@ -128,8 +129,12 @@ async def _reserve(
 
 
 async def release_unused(services: Services, admission: Admission[P]) -> None:
-    """Give back an admission whose call never started: nothing was spent. Idempotent."""
-    async with services.sessions() as session:
-        await budget.settle(session, reservation_id=admission.reservation.id, cost=Decimal(0))
-        await session.commit()
+    """Give back an admission whose call never started: nothing was spent. Idempotent.
+
+    After a settled call (every answer that streamed) it only releases the stream lease
+    again, which is idempotent too: no database round trip for the backstop."""
+    if not admission.settled:
+        async with services.sessions() as session:
+            await budget.settle(session, reservation_id=admission.reservation.id, cost=Decimal(0))
+            await session.commit()
     await services.limiter.release(admission.lease)
