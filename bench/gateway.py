@@ -42,7 +42,7 @@ from bench.table import Table, latency
 
 NAME = "gateway"
 PLAN = {1: 30, 50: 200}  # concurrency: requests per side
-STEPS = ("caps.rate_limit", "retrieve", "caps.reserve", "record_question", "chat")
+STEPS = ("caps.rate_limit", "retrieve", "caps.reserve", "chat")
 QUESTION = "How do I ingest PDF files?"
 
 
