@@ -174,7 +174,7 @@ def test_a_conversation_deleted_before_the_reservation_fails_it_whole(
 
 _WAITING = text(
     "SELECT pg_blocking_pids(pid) FROM pg_stat_activity "
-    "WHERE query LIKE 'WITH held AS%' AND state = 'active'"
+    "WHERE query LIKE 'WITH %ragship_reserve(%' AND state = 'active'"
 )
 _LOCK_USER_ROW = text(
     "SELECT 1 FROM spend_counters WHERE scope = :s AND period = :d FOR UPDATE NOWAIT"
