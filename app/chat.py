@@ -2,9 +2,10 @@
 
 `app/prepare.py`'s `prepare_chat` reads what the answer needs (conversation, history,
 retrieval) and holds no connection afterwards. The cap chain (`app/caps/chain.py`) admits
-the call with it. `record_question` stores the question, and `stream_answer` streams, then
-settles: the answer, its cost and the call record are written in one transaction whether
-the answer finished, failed or the client went away, and the stream lease is given back.
+the call with it, storing the question in the reservation's statement (`app/question.py`),
+and `stream_answer` streams, then settles: the answer, its cost and the call record are
+written in one transaction whether the answer finished, failed or the client went away,
+and the stream lease is given back.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.answer_source import answer_source, remember_answer
 from app.caps.chain import Admission
-from app.conversations import add_new_conversation, append_message
-from app.db import session_scope
 from app.guardrails.chain import (
     output_guard,
 )
@@ -41,28 +40,6 @@ REFUSED_MESSAGE = "The model declined to answer this question. Try rephrasing it
 NOT_SAVED_MESSAGE = "Your answer could not be saved. Please try again."
 SHUTDOWN_STATUS = "cancelled:shutdown"  # charged like a client that left mid-answer
 log = logging.getLogger("ragship.chat")
-
-
-async def record_question(services: Services, prepared: PreparedChat) -> None:
-    """Store the question (and its conversation, when new) in one transaction: for a new
-    conversation two INSERTs and the commit, with no lookup and no `updated_at` update
-    (its id was made by `prepare_chat` just now; the new row's `updated_at` is now)."""
-    new = prepared.is_new_conversation
-    async with session_scope(services.sessions) as session:
-        if new:
-            add_new_conversation(
-                session,
-                conversation_id=prepared.conversation_id,
-                owner=str(prepared.user_id),
-                title=prepared.question,
-            )
-        await append_message(
-            session,
-            conversation_id=prepared.conversation_id,
-            role="user",
-            content=prepared.question,
-            touch=not new,
-        )
 
 
 async def stream_answer(

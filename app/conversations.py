@@ -39,8 +39,12 @@ def add_new_conversation(
 ) -> None:
     """Add a conversation whose id was just made (no row can have it: no lookup first); it
     is inserted with the session's next flush, before any message added with it."""
-    title = title.strip()[:80] or "New conversation"
-    session.add(Conversation(id=conversation_id, owner=owner, title=title))
+    session.add(Conversation(id=conversation_id, owner=owner, title=new_title(title)))
+
+
+def new_title(question: str) -> str:
+    """A new conversation's title: its first question, trimmed, at most 80 characters."""
+    return question.strip()[:80] or "New conversation"
 
 
 async def hold_conversation(session: AsyncSession, *, conversation_id: uuid.UUID) -> bool:

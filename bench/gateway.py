@@ -58,7 +58,7 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {  # name: (label, app environ
     "onnx2": ("ragship (onnx, 2 workers)", {"EMBEDDING_BACKEND": "onnx", "WEB_CONCURRENCY": "2"}),
 }
 PLAN = {1: 30, 50: 200}  # concurrency: requests per side
-STEPS = ("caps.rate_limit", "retrieve", "caps.reserve", "record_question", "chat")
+STEPS = ("caps.rate_limit", "retrieve", "caps.reserve", "chat")
 QUESTION = "How do I ingest PDF files?"
 
 

@@ -10,7 +10,7 @@ from tests.otlp_receiver import create_otlp_receiver
 from tests.sse import chat
 
 STEPS = {
-    *("chat", "caps.rate_limit", "retrieve", "caps.reserve", "record_question"),
+    *("chat", "caps.rate_limit", "retrieve", "caps.reserve"),
     *("llm.stream", "settle"),
 }
 

@@ -8,16 +8,23 @@ locks on the shared global rows are held for microseconds of server time, not ac
 round trips to a client whose event loop may be busy. After the
 call, `settle` turns the reservation into the actual cost in the same transaction that
 records the call. Days are UTC calendar days (reset at 00:00 UTC); months likewise.
+
+Writes that must happen exactly when the reservation is allowed (the question and its
+conversation, app/question.py) can ride in the same statement (`AdmittedWrites`): no
+second round trip, and nothing is stored for a refused request. This module knows only
+their SQL, not what they store.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.caps.refusal import (
@@ -34,11 +41,12 @@ from app.settings import Settings
 GLOBAL = "global"
 
 ALLOWED = "allowed"
-_RESERVE_ALL = text(
+_RESERVE_CALL = (
     "SELECT ragship_reserve(:id, :user_id, :user_scope, :global, :day, :month, "
     "CAST(:amount AS numeric), CAST(:user_cap AS numeric), CAST(:day_cap AS numeric), "
     "CAST(:month_cap AS numeric), :kill_switch, CAST(:ceiling AS numeric), :ttl, :shards)"
 )
+_RESERVE_ALL = text(_RESERVE_CALL)
 _CLOSE = text(
     "UPDATE reservations SET settled_at = now() WHERE id = :id AND settled_at IS NULL "
     "RETURNING user_id, day, month, amount_usd, day_shard, month_shard"
@@ -56,6 +64,44 @@ class Reservation:
     amount: Decimal
     day: str
     month: str
+
+
+@dataclass(frozen=True)
+class AdmittedWrites:
+    """SQL that runs in the reservation's statement and changes rows only when it is allowed.
+
+    ``writes``: data-modifying statements (INSERT ... SELECT, UPDATE ... FROM), each reading
+    ``FROM admitted``, a relation of one row (no columns) when the reservation is allowed
+    and none when it is refused. ``lock``: an optional locking SELECT (``... FOR NO KEY
+    UPDATE``) of the existing rows the writes will update, run before the reservation takes
+    the counters' rows, so the lock order stays rows first, counters after, as when a call
+    settles (docs/caps.md, "No deadlocks"). ``params``: their values, by names that must not
+    clash with the reservation's own. Raises nothing itself; PostgreSQL's errors (a foreign
+    key, say) fail the whole statement, reservation included."""
+
+    writes: tuple[str, ...]
+    params: Mapping[str, Any]
+    lock: str | None = None
+
+
+def _statement(also: AdmittedWrites | None) -> TextClause:
+    """The reservation's statement: `ragship_reserve` alone, or with ``also`` riding along.
+
+    One statement, so one snapshot and one commit: `held` (the lock) is read to the end
+    before `ragship_reserve` runs (an aggregate consumes its input first); the writes run
+    after it, from `admitted`; foreign keys are checked at the end of the statement."""
+    if also is None:
+        return _RESERVE_ALL
+    ctes = []
+    source = ""
+    if also.lock is not None:
+        ctes.append(f"held AS ({also.lock})")
+        source = " FROM (SELECT count(*) FROM held) AS h"
+    ctes.append(f"r AS ({_RESERVE_CALL} AS outcome{source})")
+    ctes.append("admitted AS (SELECT FROM r WHERE outcome = CAST(:allowed AS text))")
+    ctes.extend(f"w{n} AS ({sql})" for n, sql in enumerate(also.writes))
+    # Only constant fragments (ours and the caller's SQL text) are joined; values are bound.
+    return text("WITH " + ", ".join(ctes) + " SELECT outcome FROM r")  # noqa: S608
 
 
 def periods(now: datetime | None = None) -> tuple[str, str]:
@@ -94,6 +140,7 @@ async def reserve(
     amount: Decimal,
     kill_switch: bool = False,
     ceiling: Decimal | None = None,
+    also: AdmittedWrites | None = None,
 ) -> Reservation:
     """Reserve ``amount`` (USD) against every cap at once, or raise `CapRefused` naming the
     first cap hit. ``user_id=None`` (a service call such as the health probe) reserves
@@ -103,6 +150,8 @@ async def reserve(
     the counters' row locks are held only while PostgreSQL runs it and commits. With
     ``kill_switch`` the operator's pause is checked first (`KILL_SWITCH`, 503), then with
     ``ceiling`` the per-request maximum (`REQUEST_COST`, 413), in the chain's order.
+    ``also``: writes made in the same statement, only when the reservation is allowed
+    (`AdmittedWrites`); raises ValueError when their parameter names clash with these.
     """
     day, month = periods()
     reservation = Reservation(uuid.uuid4(), user_id, amount, day, month)
@@ -122,8 +171,12 @@ async def reserve(
         "ttl": settings.reservation_ttl_s,
         "shards": settings.global_counter_shards,
     }
+    if also is not None:
+        if clash := (params.keys() | {"allowed"}) & also.params.keys():
+            raise ValueError(f"parameters named like the reservation's: {sorted(clash)}")
+        params = {**params, **also.params, "allowed": ALLOWED}
     async with autocommit_scope(sessions) as session:
-        outcome = (await session.execute(_RESERVE_ALL, params)).scalar_one()
+        outcome = (await session.execute(_statement(also), params)).scalar_one()
     if outcome != ALLOWED:
         raise _refusal(outcome, settings, amount)
     return reservation

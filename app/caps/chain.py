@@ -5,6 +5,7 @@
    ... retrieval runs here: it costs no money, and the reservation needs the real prompt ...
 3. kill switch, per-request maximum cost (every model was priced at start)
 4. reservation against the per-user daily cap, the global daily cap and the monthly budget
+   (with, in the same statement, the caller's writes for an admitted request: the question)
 
 Every refusal is recorded in the call ledger with the layer that refused.
 """
@@ -60,7 +61,11 @@ async def admit(
     max_tokens: int | None,
     prepare: Callable[[], Awaitable[P]],
     trace_context: Context | None = None,
+    with_reservation: Callable[[P], budget.AdmittedWrites] | None = None,
 ) -> Admission[P]:
+    """Run the chain for one request; `CapRefused` (recorded in the ledger) when a layer
+    refuses. ``with_reservation`` makes, from what ``prepare`` returned, the writes to run in
+    the reservation's statement when it is allowed (app/question.py: the question)."""
     settings = services.settings
     tracer = services.tracer
     try:
@@ -78,6 +83,7 @@ async def admit(
                     max_tokens=tokens,
                     models=prepared.models,
                     without_model=prepared.without_model,
+                    also=with_reservation(prepared) if with_reservation else None,
                 )
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -100,12 +106,13 @@ async def _reserve(
     max_tokens: int,
     models: Sequence[str],
     without_model: bool,
+    also: budget.AdmittedWrites | None = None,
 ) -> budget.Reservation:
     """Layers 3 and 4 in one round trip: kill switch, request ceiling, the three caps.
 
     An answer made without the model (a cache hit, the local "I don't know") reserves $0:
     it still passes the kill switch and leaves a reservation to settle, but holds no
-    budget that other requests could have used."""
+    budget that other requests could have used. ``also`` rides in the same statement."""
     # Reserved at the dearest model that may answer (the routed or canary model chosen for
     # this request, or its fallback): a fallback can never cost more than the reservation
     # (docs/caps.md, "Fallback pricing"; docs/routing.md).
@@ -125,6 +132,7 @@ async def _reserve(
         amount=Decimal(amount),
         kill_switch=True,
         ceiling=services.settings.max_request_cost_usd,
+        also=also,
     )
 
 

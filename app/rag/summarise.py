@@ -128,6 +128,12 @@ async def fold(
         )
         cost = price.cost(input_tokens=input_tokens, output_tokens=output_tokens)
         async with session_scope(services.sessions) as session:
+            if ok:  # the conversation's row before the counters': the lock order (docs/caps.md)
+                await session.execute(
+                    update(Conversation)
+                    .where(Conversation.id == conversation_id)
+                    .values(summary=result.text.strip(), summary_through=older[-1][0])
+                )
             settled = await reservations.settle(session, reservation_id=reservation.id, cost=cost)
             await record_call(
                 session,
@@ -149,12 +155,6 @@ async def fold(
                 provider=services.llm.provider,
                 price_source=price.source,
             )
-            if ok:
-                await session.execute(
-                    update(Conversation)
-                    .where(Conversation.id == conversation_id)
-                    .values(summary=result.text.strip(), summary_through=older[-1][0])
-                )
             return ok
 
     try:

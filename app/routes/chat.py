@@ -20,7 +20,7 @@ from starlette.background import BackgroundTask
 from app.caps.chain import admit, release_unused
 from app.caps.overload import record_overload
 from app.caps.refusal import CapRefused
-from app.chat import record_question, stream_answer
+from app.chat import stream_answer
 from app.conversations import (
     ConversationNotFound,
     conversation_messages,
@@ -35,6 +35,7 @@ from app.feedback import MessageNotFound, give_feedback
 from app.http.params import RowId
 from app.observability.tracing import trace_id_of
 from app.prepare import ChatEvent, prepare_chat
+from app.question import question_writes
 from app.services import Services
 from app.shutdown import StopSignal, finish_window_s
 from app.textclean import CleanStr
@@ -97,20 +98,12 @@ async def _admit_and_stream(
                 trace_id=trace_id_of(span),
             ),
             trace_context=trace.set_span_in_context(span),
+            with_reservation=question_writes,  # the question is stored with the reservation
         )
     except ConversationNotFound as err:
         span.end()
         raise HTTPException(404, "No such conversation.") from err
     except BaseException:
-        span.end()
-        raise
-    try:
-        context = trace.set_span_in_context(span)
-        with services.tracer.start_as_current_span("record_question", context=context):
-            await record_question(services, admission.prepared)
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await release_unused(services, admission)
         span.end()
         raise
     grace_s = services.settings.shutdown_grace_s

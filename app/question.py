@@ -1,0 +1,56 @@
+"""The question, stored in the reservation's statement: when the cap chain admits a chat
+request, the same single statement that reserves its money also inserts the conversation
+(when new) and the user's message, or moves an existing conversation's `updated_at`; a
+refused request stores nothing. One round trip after retrieval instead of two (issue 17).
+
+The cap chain stays ignorant of conversations: this module hands it SQL to run when the
+reservation is allowed (`budget.AdmittedWrites`), and the chain passes it along.
+"""
+
+from __future__ import annotations
+
+from app.caps.budget import AdmittedWrites
+from app.conversations import new_title
+from app.models import utcnow
+from app.prepare import PreparedChat
+
+# Each reads FROM admitted: one row when the reservation is allowed, none when refused.
+_NEW_CONVERSATION = (
+    "INSERT INTO conversations (id, owner, title, created_at, updated_at) "
+    "SELECT CAST(:q_conversation AS uuid), CAST(:q_owner AS text), CAST(:q_title AS text), "
+    "CAST(:q_now AS timestamptz), CAST(:q_now AS timestamptz) FROM admitted"
+)
+_MESSAGE = (
+    "INSERT INTO messages (conversation_id, role, content, status, created_at) "
+    "SELECT CAST(:q_conversation AS uuid), CAST(:q_role AS text), CAST(:q_content AS text), "
+    "CAST(:q_status AS text), CAST(:q_now AS timestamptz) FROM admitted"
+)
+_TOUCH = (
+    "UPDATE conversations SET updated_at = CAST(:q_now AS timestamptz) FROM admitted "
+    "WHERE conversations.id = CAST(:q_conversation AS uuid)"
+)
+# Taken before the counters' rows, as settling an answer does (conversation, then counters).
+_LOCK = "SELECT FROM conversations WHERE id = CAST(:q_conversation AS uuid) FOR NO KEY UPDATE"
+
+
+def question_writes(prepared: PreparedChat) -> AdmittedWrites:
+    """The writes that store ``prepared``'s question with its reservation.
+
+    A new conversation (its id made by `prepare_chat` just now): INSERT the conversation,
+    titled after the question, and the message; no lookup, no lock. A follow-up: lock the
+    conversation row first, INSERT the message and move `updated_at` to now. The message's
+    foreign key is checked at the end of the statement, so a conversation deleted since
+    `prepare_chat` read it fails the whole statement (`IntegrityError`): nothing reserved,
+    nothing stored. Timestamps are this process's clock (UTC), like every other write."""
+    params = {
+        "q_conversation": prepared.conversation_id,
+        "q_content": prepared.question,
+        "q_role": "user",
+        "q_status": "ok",
+        "q_now": utcnow(),
+    }
+    if prepared.is_new_conversation:
+        params["q_owner"] = str(prepared.user_id)
+        params["q_title"] = new_title(prepared.question)
+        return AdmittedWrites(writes=(_NEW_CONVERSATION, _MESSAGE), params=params)
+    return AdmittedWrites(writes=(_MESSAGE, _TOUCH), params=params, lock=_LOCK)
