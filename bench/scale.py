@@ -3,7 +3,11 @@
 Synthetic chunks: clustered unit vectors (a mixture of 200 Gaussian clusters, as real
 embeddings cluster by topic) with synthetic sentences for the keyword side, loaded with
 COPY into a fresh migrated database; then the HNSW index is rebuilt and its build timed.
-Queries are perturbed copies of random chunks' vectors with those chunks' words.
+Up to 200k chunks the database is kept under /tmp and reused by the next run with the same
+chunks and schema (`bench.scale_db`); the build column then shows the first run's build
+time, marked "(reused)", and the queries run on the same HNSW graph (a rebuild's graph,
+and so its recall, varies a little from build to build). Queries are perturbed copies of
+random chunks' vectors with those chunks' words.
 
 Per size: the HNSW build time, recall@10 of the vector-only query against exact search
 (numpy, brute force over every vector) at pgvector's default `hnsw.ef_search` (40), at 100,
@@ -20,16 +24,16 @@ import random
 import time
 
 import numpy as np
-from pgvector.psycopg import register_vector
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import bindparam, create_engine, text
+from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app.db import make_async_engine
 from app.models import EMBEDDING_DIM
 from app.rag.retrieve import EF_SEARCH as DEFAULT_EF
 from app.rag.retrieve import hybrid_search
-from bench.fixtures import _sentence, bench_settings, temp_database
+from bench.fixtures import _sentence, bench_settings
+from bench.scale_db import KEEP_UP_TO, KEPT, scale_database
 from bench.table import Table, latency
 
 NAME = "scale"
@@ -50,49 +54,6 @@ def _vectors(n: int, rng: np.random.Generator) -> np.ndarray:
         (n, EMBEDDING_DIM)
     ).astype(np.float32)
     return points / np.linalg.norm(points, axis=1, keepdims=True)
-
-
-def _load(url: str, vectors: np.ndarray, texts: list[str]) -> float:
-    """COPY the chunks in without the HNSW index, then build it; returns the build seconds."""
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("DROP INDEX ix_chunks_embedding_hnsw"))
-            doc = conn.execute(
-                text(
-                    "INSERT INTO documents (source, title, content_hash, embedding_model, "
-                    "chunk_count, ingested_at) "
-                    "VALUES ('synthetic', 'Synthetic', 'x', 'synthetic', :n, now()) RETURNING id"
-                ),
-                {"n": len(texts)},
-            ).scalar_one()
-            raw = conn.connection.driver_connection
-            assert raw is not None
-            register_vector(raw)
-            with raw.cursor().copy(
-                "COPY chunks (document_id, ordinal, heading_path, anchor, text, token_count, "
-                "embedding) FROM STDIN WITH (FORMAT BINARY)"
-            ) as copy:
-                copy.set_types(["int8", "int4", "text", "text", "text", "int4", "vector"])
-                for n, (vector, body) in enumerate(zip(vectors, texts, strict=True)):
-                    copy.write_row((doc, n, f"section {n}", f"s{n}", body, 40, vector))
-        with engine.begin() as conn:
-            # The HNSW graph must fit in maintenance_work_mem, or the build slows down a lot
-            # (pgvector): about 0.8 GB at 1M chunks of 384 dimensions, m=16.
-            memory = "512MB" if len(texts) <= 200_000 else "4GB"
-            conn.execute(text(f"SET maintenance_work_mem = '{memory}'"))
-            started = time.perf_counter()
-            conn.execute(
-                text(
-                    "CREATE INDEX ix_chunks_embedding_hnsw ON chunks "
-                    "USING hnsw (embedding vector_cosine_ops)"
-                )
-            )
-            built = time.perf_counter() - started
-            conn.execute(text("ANALYZE chunks"))
-        return built
-    finally:
-        engine.dispose()
 
 
 async def _query(
@@ -160,9 +121,9 @@ def measure(size: int, table: Table, *, baseline: bool = True) -> None:
     noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
     exact = np.argsort(-(noisy @ vectors.T), axis=1)[:, :10] + 1  # chunk ids start at 1
     queries = [(texts[p], noisy[n]) for n, p in enumerate(picks)]
-    with temp_database() as url:
-        build_s = _load(url, vectors, texts)
-        results = asyncio.run(_query(url, queries, exact, size, baseline))
+    with scale_database(vectors, texts) as db:
+        results = asyncio.run(_query(db.url, queries, exact, size, baseline))
+    build = f"{db.build_s:.1f}" + (" (reused)" if db.reused else "")
     for label, (recall, lat) in results.items():  # type: ignore[misc]
         table.add(
             f"{size:,}",
@@ -170,7 +131,7 @@ def measure(size: int, table: Table, *, baseline: bool = True) -> None:
             "-" if recall is None else f"{recall:.3f}",
             f"{lat.p50 * 1000:.2f}",
             f"{lat.p95 * 1000:.2f}",
-            f"{build_s:.1f}",
+            build,
         )
 
 
@@ -185,6 +146,7 @@ def run() -> list[Table]:
         "recall@10 against exact search (numpy brute force); HNSW m=16, ef_construction=64",
         "hybrid = hybrid_search (vector candidates + full text, RRF), top_k and candidates "
         "from the default settings; 'before' ranks every full-text match (pool = the corpus)",
-        "1M chunks not run here (1.5 GB of vectors on a shared 2-core box)",
+        f"databases up to {KEEP_UP_TO:,} chunks kept in {KEPT} (delete it to rebuild); "
+        "1M chunks: python -m bench scale_1m",
     ]
     return [table]

@@ -67,20 +67,16 @@ _KEYWORD = f"""
 
 # The question's selective lexemes as one OR tsquery (NULL when it has none). Each lexeme is
 # quoted for the tsquery parser (backslash and quote escaped); the question is a bound value.
+# The common lexemes come from pg_stats through ragship_common_lexemes (migration 0021), whose
+# plan is cached: the view planned inline cost about 1 ms a question (docs/retrieval.md).
 _SELECTIVE = r"""
-    common AS (  -- the frequencies array ends with three more numbers: no word, skipped
-        SELECT word
-        FROM pg_stats,
-             unnest(most_common_elems::text::text[], most_common_elem_freqs) AS e(word, share)
-        WHERE schemaname = current_schema() AND tablename = 'chunks' AND attname = 'tsv'
-          AND word IS NOT NULL AND share > :common_share
-    ),
     selective AS (
         SELECT string_agg(
                    '''' || replace(replace(word, '\', '\\'), '''', '''''') || '''', ' | '
                )::tsquery AS query
-        FROM unnest(tsvector_to_array(to_tsvector('english', :query))) AS q(word)
-        WHERE NOT EXISTS (SELECT FROM common WHERE common.word = q.word)
+        FROM unnest(tsvector_to_array(to_tsvector('english', :query))) AS q(word),
+             (SELECT ragship_common_lexemes(:common_share) AS words) AS common
+        WHERE q.word <> ALL (common.words)
     )
 """
 
@@ -113,6 +109,7 @@ _HYBRID_SQL = text(
     lexemes AS ({_LEXEMES}),
     kept AS (
         SELECT f.id, f.score, 1 - (c.embedding <=> :embedding) AS similarity,
+               c.document_id, c.heading_path, c.anchor, c.text,
                (SELECT count(*) FROM lexemes WHERE word = ANY (tsvector_to_array(c.tsv)))::float
                    / GREATEST((SELECT count(*) FROM lexemes), 1) AS keyword_share
         FROM fused f JOIN chunks c ON c.id = f.id
@@ -123,13 +120,12 @@ _HYBRID_SQL = text(
                           OR keyword_share >= :keyword_share) OVER () AS relevant
         FROM kept
     )
-    SELECT c.id, c.document_id, d.source, d.title, c.heading_path, c.anchor, c.text,
+    SELECT g.id, g.document_id, d.source, d.title, g.heading_path, g.anchor, g.text,
            g.score, g.similarity
     FROM gated g
-    JOIN chunks c ON c.id = g.id
-    JOIN documents d ON d.id = c.document_id
+    JOIN documents d ON d.id = g.document_id
     WHERE g.relevant
-    ORDER BY g.score DESC, c.id
+    ORDER BY g.score DESC, g.id
     LIMIT :top_k
     """  # noqa: S608 (only constant fragments are formatted in; values are bound)
 ).bindparams(bindparam("embedding", type_=Vector(EMBEDDING_DIM)))
@@ -141,14 +137,19 @@ EF_SEARCH = 200
 
 _PLAN_SQL = text(
     "SELECT set_config('hnsw.ef_search', :ef_search, true), "
-    "set_config('plan_cache_mode', 'force_custom_plan', true)"
+    "set_config('plan_cache_mode', 'force_custom_plan', true), "
+    "set_config('synchronize_seqscans', 'off', true)"
 )
 
 
 async def _plan_per_query(session: AsyncSession, *, ef_search: int) -> None:
     """For the rest of the transaction: pgvector's HNSW scan keeps `ef_search` candidates,
-    and statements are planned with their bound values (a generic plan of the keyword side
-    cannot tell a common OR, best scanned in order, from a rare one, best read from GIN)."""
+    statements are planned with their bound values (a generic plan of the keyword side
+    cannot tell a common OR, best scanned in order, from a rare one, best read from GIN),
+    and a seq scan starts at the table's first page. With synchronized scans (PostgreSQL's
+    default, for a table over a quarter of shared_buffers) the third tier's "scan order"
+    began where the last scan stopped, so the same question ranked a different pool each
+    time: all 100 of `bench scale`'s 100k questions did, twice in a row."""
     await session.execute(_PLAN_SQL, {"ef_search": str(ef_search)})
 
 
