@@ -67,7 +67,7 @@ _KEYWORD = f"""
 
 # The question's selective lexemes as one OR tsquery (NULL when it has none). Each lexeme is
 # quoted for the tsquery parser (backslash and quote escaped); the question is a bound value.
-# The common lexemes come from pg_stats through ragship_common_lexemes (migration 0021), whose
+# The common lexemes come from pg_stats through ragship_common_lexemes (migration 0020), whose
 # plan is cached: the view planned inline cost about 1 ms a question (docs/retrieval.md).
 _SELECTIVE = r"""
     selective AS (

@@ -8,14 +8,14 @@ statement, which is planned afresh for every question (custom plans): planning t
 is cached per connection (`plan_cache_mode = auto` for its body, whatever the calling
 transaction set), so the hybrid statement plans one function call instead of the view.
 
-Revision ID: 0021
+Revision ID: 0020
 Revises: 0019
 Create Date: 2026-11-30
 """
 
 from alembic import op
 
-revision = "0021"
+revision = "0020"
 down_revision = "0019"
 branch_labels = None
 depends_on = None
