@@ -29,7 +29,7 @@ BENCHMARKS = (
     "reservations",
     "levers",
 )
-ON_REQUEST = ("scale_1m",)  # run only when named: too slow for a plain `python -m bench`
+ON_REQUEST = ("scale_1m", "ceiling")  # run only when named: too slow for a plain `python -m bench`
 
 
 def _command(argv: list[str]) -> str:
