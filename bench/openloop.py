@@ -42,10 +42,12 @@ class Step:
     shed: int = 0
     errors: int = 0
     wall_s: float = 0.0  # from the first scheduled send to the last request's end
+    ends: list[float] = field(default_factory=list)  # when each ok answer ended, seconds
 
-    def add(self, outcome: Outcome) -> None:
+    def add(self, outcome: Outcome, end: float = 0.0) -> None:
         if outcome.kind == "ok" and outcome.ttft_s is not None:
             self.ttft.append(outcome.ttft_s)
+            self.ends.append(end)
         elif outcome.kind == "shed":
             self.shed += 1
         else:
@@ -57,8 +59,10 @@ class Step:
 
     @property
     def completions_per_s(self) -> float:
-        """Answers completed per second of the step (first send to last end)."""
-        return len(self.ttft) / self.wall_s if self.wall_s > 0 else 0.0
+        """Answers completed per second, between the first answer's end and the last's: the
+        rate the side delivered at (0.0 with fewer than two answers)."""
+        span = max(self.ends, default=0.0) - min(self.ends, default=0.0)
+        return (len(self.ends) - 1) / span if len(self.ends) > 1 and span > 0 else 0.0
 
     def passes(self, slo_s: float = SLO_S) -> bool:
         """Every request answered (no error, none shed) and p95 TTFT at or under `slo_s`."""
@@ -95,14 +99,19 @@ async def offer(rate: float, n: int, send: Callable[[float], Coroutine[Any, Any,
     loop = asyncio.get_running_loop()
     step = Step(rate=rate, sent=n)
     start = loop.time()
-    tasks: list[asyncio.Task[Outcome]] = []
+    tasks: list[asyncio.Task[tuple[Outcome, float]]] = []
+
+    async def timed(scheduled: float) -> tuple[Outcome, float]:
+        outcome = await send(scheduled)
+        return outcome, loop.time()
+
     for i in range(n):
         scheduled = start + i / rate
         delay = scheduled - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(send(scheduled)))
-    for outcome in await asyncio.gather(*tasks):
-        step.add(outcome)
+        tasks.append(asyncio.create_task(timed(scheduled)))
+    for outcome, end in await asyncio.gather(*tasks):
+        step.add(outcome, end)
     step.wall_s = loop.time() - start
     return step

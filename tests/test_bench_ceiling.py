@@ -81,8 +81,17 @@ def test_requests_are_sent_on_schedule_while_earlier_ones_are_still_open() -> No
 def test_outcomes_are_counted_by_kind() -> None:
     step = Step(rate=2)
     for outcome in (Outcome("ok", 0.2), Outcome("shed"), Outcome("error"), Outcome("ok", None)):
-        step.add(outcome)
-    assert (step.ttft, step.shed, step.errors) == ([0.2], 1, 2)
+        step.add(outcome, end=1.0)
+    assert (step.ttft, step.ends, step.shed, step.errors) == ([0.2], [1.0], 1, 2)
+
+
+def test_completions_per_second_count_answers_between_the_first_end_and_the_last() -> None:
+    step = Step(rate=8)
+    for end in (10.0, 10.5, 11.0, 12.0, 14.0):  # 4 more answers in 4 s after the first
+        step.add(Outcome("ok", 0.1), end=end)
+    step.add(Outcome("error"), end=30.0)  # a failure delivers nothing
+    assert step.completions_per_s == 1.0
+    assert Step(rate=8).completions_per_s == 0.0
 
 
 def test_ragship_configurations_parse_and_bad_ones_are_refused() -> None:
