@@ -79,7 +79,7 @@ def configs(spec: str) -> list[Config]:
 
 def _refused(response: httpx.Response) -> Outcome:
     shed = response.status_code == 503 and "retry-after" in response.headers
-    return Outcome("shed" if shed else "error")
+    return Outcome("shed") if shed else Outcome("error", why=f"status {response.status_code}")
 
 
 async def _direct(http: httpx.AsyncClient, body: dict[str, Any], scheduled: float) -> Outcome:
@@ -94,10 +94,11 @@ async def _direct(http: httpx.AsyncClient, body: dict[str, Any], scheduled: floa
                 if ttft is None and _has_text(line):
                     ttft = loop.time() - scheduled
                 last = line or last
-    except httpx.HTTPError:
-        return Outcome("error")
+    except httpx.HTTPError as exc:
+        return Outcome("error", why=type(exc).__name__)
     complete = last.strip() == "data: [DONE]"
-    return Outcome("ok", ttft) if complete and ttft is not None else Outcome("error")
+    ok = complete and ttft is not None
+    return Outcome("ok", ttft) if ok else Outcome("error", why=f"ended with {last[:40]!r}")
 
 
 async def _ragship(http: httpx.AsyncClient, scheduled: float) -> Outcome:
@@ -113,9 +114,10 @@ async def _ragship(http: httpx.AsyncClient, scheduled: float) -> Outcome:
                     last = line[6:].strip()
                     if last == "token" and ttft is None:
                         ttft = loop.time() - scheduled
-    except httpx.HTTPError:
-        return Outcome("error")
-    return Outcome("ok", ttft) if last == "done" and ttft is not None else Outcome("error")
+    except httpx.HTTPError as exc:
+        return Outcome("error", why=type(exc).__name__)
+    ok = last == "done" and ttft is not None
+    return Outcome("ok", ttft) if ok else Outcome("error", why=f"ended with {last!r}")
 
 
 async def _ladder(send: Send) -> list[Step]:
@@ -268,6 +270,8 @@ def _table(results: list[tuple[str, list[Step] | None]]) -> Table:
             table.add(label, step.rate, step.sent, len(step.ttft), f"{t.p50 * 1000:.0f}",
                       f"{t.p95 * 1000:.0f}", step.shed, step.errors,
                       f"{step.completions_per_s:.1f}", verdict)  # fmt: skip
+            if step.why:
+                table.notes.append(f"{label} at {step.rate}/s: errors {dict(step.why)}")
         if steps is None:
             table.add(label, *["-"] * 9)
     base = next((ceiling(s) for label, s in results if label == "direct upstream" and s), None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -30,6 +31,7 @@ class Outcome:
 
     kind: Kind
     ttft_s: float | None = None
+    why: str = ""  # for an error: the status, exception or last event, for the table's notes
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Step:
     errors: int = 0
     wall_s: float = 0.0  # from the first scheduled send to the last request's end
     ends: list[float] = field(default_factory=list)  # when each ok answer ended, seconds
+    why: Counter[str] = field(default_factory=Counter)  # errors by reason
 
     def add(self, outcome: Outcome, end: float = 0.0) -> None:
         if outcome.kind == "ok" and outcome.ttft_s is not None:
@@ -52,6 +55,7 @@ class Step:
             self.shed += 1
         else:
             self.errors += 1
+            self.why[outcome.why or "unknown"] += 1
 
     @property
     def p95(self) -> float:

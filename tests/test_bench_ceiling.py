@@ -80,9 +80,15 @@ def test_requests_are_sent_on_schedule_while_earlier_ones_are_still_open() -> No
 
 def test_outcomes_are_counted_by_kind() -> None:
     step = Step(rate=2)
-    for outcome in (Outcome("ok", 0.2), Outcome("shed"), Outcome("error"), Outcome("ok", None)):
+    for outcome in (
+        Outcome("ok", 0.2),
+        Outcome("shed"),
+        Outcome("error", why="status 500"),
+        Outcome("ok", None),
+    ):
         step.add(outcome, end=1.0)
     assert (step.ttft, step.ends, step.shed, step.errors) == ([0.2], [1.0], 1, 2)
+    assert step.why == {"status 500": 1, "unknown": 1}
 
 
 def test_completions_per_second_count_answers_between_the_first_end_and_the_last() -> None:
