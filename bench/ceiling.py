@@ -51,7 +51,6 @@ USERS = 16
 WARM_UP = 4  # answers at once before a side's ladder (per worker for ragship)
 TIMEOUT_S = 30.0  # one request, connect to last byte; past it the request is an error
 DEFAULT_CONFIGS = "torch:1,onnx:1,onnx:2"
-Send = Callable[[float], Coroutine[Any, Any, Outcome]]
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,7 @@ async def _ragship(http: httpx.AsyncClient, scheduled: float) -> Outcome:
     return Outcome("ok", ttft) if ok else Outcome("error", why=f"ended with {last!r}")
 
 
-async def _ladder(send: Send) -> list[Step]:
+async def _ladder(send: Callable[[float], Coroutine[Any, Any, Outcome]]) -> list[Step]:
     steps: list[Step] = []
     for rate in RATES:
         steps.append(await offer(rate, requests_for(rate, STEP_S, MIN_REQUESTS), send))
@@ -287,8 +286,9 @@ def _table(results: list[tuple[str, list[Step] | None]]) -> Table:
         table.add(f"CEILING {label}", shown, "", "", "", "", "", "", versus, "")
     table.notes += [
         "TTFT from each request's scheduled send to its first answer text (ragship: the first "
-        "`token` event, after the guardrail hold-back); completed/s = answers completed per s, "
-        "the first answer's end to the last's",
+        "`token` event, after the guardrail hold-back); completed/s = answers per s from the "
+        "first answer's end to the last's (past the ceiling, queued answers end in bursts: "
+        "it can then read higher than the side sustains)",
         f"a step is {STEP_S:g} s of arrivals (at least {MIN_REQUESTS} requests); pass = no "
         f"error, none shed, p95 TTFT <= {SLO_S:g} s; the ceiling is the highest rate passed "
         "with all lower rates passed ('+': the highest rate offered passed)",
