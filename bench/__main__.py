@@ -29,8 +29,8 @@ BENCHMARKS = (
     "reservations",
     "levers",
 )
-# Run only when named: too slow (scale_1m) or a part of another (scale_100k).
-ON_REQUEST = ("scale_1m", "scale_100k")
+# Run only when named: too slow (scale_1m, ceiling) or a part of another (scale_100k).
+ON_REQUEST = ("scale_1m", "scale_100k", "ceiling")
 
 
 def _command(argv: list[str]) -> str:

@@ -170,9 +170,10 @@ async def _ragship_side(
         side.wall = await _round(concurrency, n, lambda: _ragship(http, side))
 
 
-def _client(url: str, n: int, **kwargs: Any) -> httpx.AsyncClient:
+def _client(url: str, n: int, timeout_s: float = 120, **kwargs: Any) -> httpx.AsyncClient:
+    """An async client for `n` concurrent streams to `url` (kwargs go to httpx.AsyncClient)."""
     limits = httpx.Limits(max_connections=n + 5, max_keepalive_connections=n + 5)
-    return httpx.AsyncClient(base_url=url, timeout=120, limits=limits, **kwargs)
+    return httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=limits, **kwargs)
 
 
 def run() -> list[Table]:
