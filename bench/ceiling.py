@@ -25,7 +25,6 @@ import asyncio
 import itertools
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Coroutine
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -35,11 +34,18 @@ from typing import Any
 import httpx
 
 from app.settings import LOCAL_MODEL_ID
-from bench.fixtures import DOCS, ingest_corpus, shared_embedder, temp_database, temp_redis
-from bench.gateway import QUESTION, _client, _has_text
+from bench.fixtures import (
+    DOCS,
+    ingest_corpus,
+    onnx_model,
+    shared_embedder,
+    temp_database,
+    temp_redis,
+)
 from bench.litellm_proxy import installed, litellm_proxy
 from bench.openloop import SLO_S, Outcome, Step, ceiling, keep_going, offer, requests_for
 from bench.procs import start_model, stop, wait_workers
+from bench.sse_client import QUESTION, client, has_text
 from bench.streams import _free_port, _start, _wait
 from bench.table import Table, latency
 
@@ -90,7 +96,7 @@ async def _direct(http: httpx.AsyncClient, body: dict[str, Any], scheduled: floa
             if response.status_code != 200:
                 return _refused(response)
             async for line in response.aiter_lines():
-                if ttft is None and _has_text(line):
+                if ttft is None and has_text(line):
                     ttft = loop.time() - scheduled
                 last = line or last
     except httpx.HTTPError as exc:
@@ -132,7 +138,7 @@ async def _upstream_side(url: str, body: dict[str, Any], key: str = "") -> list[
     """Warm up with WARM_UP answers at once (a fresh proxy's first requests are slow), then
     the ladder. Raises RuntimeError when a warm-up answer fails."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    async with _client(url, 1000, timeout_s=TIMEOUT_S, headers=headers) as http:
+    async with client(url, 1000, timeout_s=TIMEOUT_S, headers=headers) as http:
         loop = asyncio.get_running_loop()
         warm = [_direct(http, body, loop.time()) for _ in range(WARM_UP)]
         if any(o.kind != "ok" for o in await asyncio.gather(*warm)):
@@ -151,7 +157,7 @@ class _Clients:
 
     def __init__(self, url: str, users: list[tuple[httpx.Cookies, str]]) -> None:
         self.clients = [
-            _client(url, 200, timeout_s=TIMEOUT_S, cookies=c,
+            client(url, 200, timeout_s=TIMEOUT_S, cookies=c,
                     headers={"Origin": url, "X-CSRF-Token": t})
             for c, t in users
         ]  # fmt: skip
@@ -218,10 +224,7 @@ def run() -> list[Table]:
         ingest_corpus(db_url, shared_embedder(), [DOCS])
         onnx: Path | None = None
         if any(c.backend == "onnx" for c in specs):
-            from app.rag.onnx_export import export
-
-            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ragship-onnx-")))
-            onnx = export(folder / "all-MiniLM-L6-v2")
+            onnx = stack.enter_context(onnx_model())
         model_url = stack.enter_context(start_model())
         for i, config in enumerate(specs):
             port = _free_port()

@@ -22,12 +22,10 @@ step the p50/p95 of its span.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -48,6 +46,8 @@ from bench.fixtures import (
     temp_redis,
 )
 from bench.litellm_proxy import installed, litellm_proxy
+from bench.procs import start_model, stop, wait_workers
+from bench.sse_client import QUESTION, Side, ragship_side, upstream_side
 from bench.streams import _free_port, _start, _wait
 from bench.table import Table, latency
 
@@ -59,15 +59,6 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {  # name: (label, app environ
 }
 PLAN = {1: 30, 50: 200}  # concurrency: requests per side
 STEPS = ("caps.rate_limit", "retrieve", "caps.reserve", "chat")
-QUESTION = "How do I ingest PDF files?"
-
-
-@dataclass
-class Side:
-    ttft: list[float] = field(default_factory=list)
-    first_event: list[float] = field(default_factory=list)
-    errors: int = 0
-    wall: float = 0.0
 
 
 def _receiver(spans: list[tuple[str, float]]) -> FastAPI:
@@ -88,94 +79,6 @@ def _receiver(spans: list[tuple[str, float]]) -> FastAPI:
     return app
 
 
-async def _ragship(http: httpx.AsyncClient, side: Side) -> None:
-    started = time.perf_counter()
-    first_event: float | None = None
-    ttft: float | None = None
-    last = ""
-    try:
-        async with http.stream("POST", "/api/chat", json={"message": QUESTION}) as response:
-            async for line in response.aiter_lines():
-                if line.startswith("event:"):
-                    last = line[6:].strip()
-                    now = time.perf_counter() - started
-                    first_event = first_event if first_event is not None else now
-                    if last == "token" and ttft is None:
-                        ttft = now
-            ok = response.status_code == 200 and last == "done"
-    except httpx.HTTPError:
-        ok = False
-    if ok and ttft is not None and first_event is not None:
-        side.ttft.append(ttft)
-        side.first_event.append(first_event)
-    else:
-        side.errors += 1
-
-
-async def _direct(http: httpx.AsyncClient, body: dict[str, Any], side: Side) -> None:
-    started = time.perf_counter()
-    ttft: float | None = None
-    try:
-        async with http.stream("POST", "/v1/chat/completions", json=body) as response:
-            async for line in response.aiter_lines():
-                if ttft is None and _has_text(line):
-                    ttft = time.perf_counter() - started
-            ok = response.status_code == 200
-    except httpx.HTTPError:
-        ok = False
-    if ok and ttft is not None:
-        side.ttft.append(ttft)
-        side.first_event.append(ttft)
-    else:
-        side.errors += 1
-
-
-def _has_text(line: str) -> bool:
-    """Whether one SSE line of an OpenAI-style stream carries answer text."""
-    if not line.startswith("data:") or line.endswith("[DONE]"):
-        return False
-    choices = json.loads(line[5:]).get("choices") or [{}]
-    return bool((choices[0].get("delta") or {}).get("content"))
-
-
-async def _round(concurrency: int, n: int, send: Any) -> float:
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one() -> None:
-        async with gate:
-            await send()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one() for _ in range(n)))
-    return time.perf_counter() - started
-
-
-async def _upstream_side(
-    url: str, concurrency: int, n: int, body: dict[str, Any], side: Side, key: str = ""
-) -> None:
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    async with _client(url, concurrency, headers=headers) as up:
-        side.wall = await _round(concurrency, n, lambda: _direct(up, body, side))
-
-
-async def _ragship_side(
-    url: str,
-    concurrency: int,
-    n: int,
-    cookies: httpx.Cookies,
-    headers: dict[str, str],
-    side: Side,
-) -> None:
-    async with _client(url, concurrency, cookies=cookies, headers=headers) as http:
-        side.wall = await _round(concurrency, n, lambda: _ragship(http, side))
-
-
-def _client(url: str, n: int, timeout_s: float = 120, **kwargs: Any) -> httpx.AsyncClient:
-    """An async client for `n` concurrent streams to `url` (kwargs go to httpx.AsyncClient)."""
-    limits = httpx.Limits(max_connections=n + 5, max_keepalive_connections=n + 5)
-    return httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=limits, **kwargs)
-
-
 def run() -> list[Table]:
     embedder = shared_embedder()
     spans: list[tuple[str, float]] = []
@@ -189,20 +92,15 @@ def run() -> list[Table]:
         ["concurrency", "side", "step", "n", "p50 ms", "p95 ms"],
     )
     receiver = BackgroundServer(_receiver(spans)).start()
-    with temp_database() as url, temp_redis() as redis_url:
+    with temp_database() as url, temp_redis() as redis_url, start_model() as model_url:
         ingest_corpus(url, embedder, [DOCS])
-        model_port = _free_port()
-        env = {**os.environ, "LOG_LEVEL": "warning"}
-        model = _start(
-            [sys.executable, "-m", "uvicorn", "--factory", "bench.gateway:paced_model",
-             "--port", str(model_port), "--log-level", "warning"], env,
-        )  # fmt: skip
         most = max(PLAN.values()) * 4
         app_env = {
-            **env,
+            **os.environ,
+            "LOG_LEVEL": "warning",
             "ENV": "dev",
             "DATABASE_URL": url,
-            "LLM_BASE_URL": f"http://127.0.0.1:{model_port}/v1",
+            "LLM_BASE_URL": f"{model_url}/v1",
             "RATE_LIMIT_STORE": redis_url,
             "INGEST_ON_START": "false",
             "MIGRATE_ON_START": "false",
@@ -215,7 +113,6 @@ def run() -> list[Table]:
             "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
         }
         apps: list[tuple[str, str, subprocess.Popen[bytes]]] = []
-        model_url = f"http://127.0.0.1:{model_port}"
         try:
             with onnx_model() as onnx_dir:
                 for name in _variants():
@@ -227,18 +124,17 @@ def run() -> list[Table]:
                          "EMBEDDING_ONNX_DIR": str(onnx_dir)},
                     )  # fmt: skip
                     apps.append((label, f"http://127.0.0.1:{port}", app))
-                _wait(model_url, model, "/v1/models")
-                for _, app_url, app in apps:
+                for name, (_, app_url, app) in zip(_variants(), apps, strict=True):
                     _wait(app_url, app)
+                    wait_workers(app, int(VARIANTS[name][1].get("WEB_CONCURRENCY", "1")))
                 if installed():
                     with litellm_proxy(model_url, LOCAL_MODEL_ID) as litellm:
                         _measure(apps, model_url, litellm, spans, table, split)
                 else:
                     _measure(apps, model_url, None, spans, table, split)
         finally:
-            for proc in [app for _, _, app in apps] + [model]:
-                proc.terminate()
-                proc.wait(timeout=60)
+            for _, _, proc in apps:
+                stop(proc)
             receiver.stop()
     table.notes += [
         "TTFT through ragship includes the guardrail hold-back (text that could still begin "
@@ -283,9 +179,9 @@ def _measure(
     body = {"model": LOCAL_MODEL_ID, "messages": messages, "stream": True, "max_tokens": 512}
     for concurrency, n in PLAN.items():
         direct, lite = Side(), Side()
-        asyncio.run(_upstream_side(model_url, concurrency, n, body, direct))
+        asyncio.run(upstream_side(model_url, concurrency, n, body, direct))
         if litellm is not None:
-            asyncio.run(_upstream_side(litellm[0], concurrency, n, body, lite, litellm[1]))
+            asyncio.run(upstream_side(litellm[0], concurrency, n, body, lite, litellm[1]))
         base = latency(direct.ttft)
         _row(table, concurrency, n, "direct", direct, base)
         if litellm is None:
@@ -298,7 +194,7 @@ def _measure(
             cookies, csrf = signed_in[app_url]
             headers = {"Origin": app_url, "X-CSRF-Token": csrf}
             spans.clear()
-            asyncio.run(_ragship_side(app_url, concurrency, n, cookies, headers, ours))
+            asyncio.run(ragship_side(app_url, concurrency, n, cookies, headers, ours))
             deadline = time.monotonic() + 30
             while sum(name == "chat" for name, _ in spans) < n and time.monotonic() < deadline:
                 time.sleep(0.5)  # the app exports its spans in batches
@@ -320,7 +216,7 @@ def _row(table: Table, concurrency: int, n: int, label: str, side: Side, base: A
     )  # fmt: skip
 
 
-def paced_model():  # type: ignore[no-untyped-def]
+def paced_model() -> FastAPI:
     """The local model at 20 ms a piece (uvicorn --factory), as in issue 17's runs."""
     from app.localmodel.server import create_local_model
 
