@@ -33,7 +33,8 @@ from bench.fixtures import ROOT, temp_database
 KEPT = Path(tempfile.gettempdir()) / "ragship-bench-scale"
 KEEP_UP_TO = 200_000  # chunks; a 1M database (several GB) is built afresh and deleted
 _NAME = "bench_scale"
-_HNSW = "CREATE INDEX ix_chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops)"
+# The app's own index, as its migrations define it (read back, dropped, rebuilt after COPY).
+_INDEXDEF = text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_chunks_embedding_hnsw'")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ def _load(url: str, vectors: np.ndarray, texts: list[str]) -> float:
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
+            hnsw = str(conn.execute(_INDEXDEF).scalar_one())
             conn.execute(text("DROP INDEX ix_chunks_embedding_hnsw"))
             doc = conn.execute(
                 text(
@@ -76,7 +78,7 @@ def _load(url: str, vectors: np.ndarray, texts: list[str]) -> float:
             memory = "512MB" if len(texts) <= KEEP_UP_TO else "4GB"
             conn.execute(text(f"SET maintenance_work_mem = '{memory}'"))
             started = time.perf_counter()
-            conn.execute(text(_HNSW))
+            conn.execute(text(hnsw))
             built = time.perf_counter() - started
             conn.execute(text("ANALYZE chunks"))
         return built
