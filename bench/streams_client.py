@@ -1,0 +1,149 @@
+"""The streams benchmark's client side: N streams held at once, each failure recorded by kind.
+
+Two targets: ragship's `/api/chat` (Server-Sent Events; a 503 with `Retry-After` is retried
+after the time it names, as a client should, and counted), and the upstream's
+`/v1/chat/completions` called directly with the request ragship sends it (the baseline:
+how long the paced model itself takes at that concurrency, without ragship in between).
+
+A failure is recorded as a short kind (for the summary) with one full example: the SSE
+`error` event's kind and message, the HTTP status and body, or the exception's type and
+message, with the seconds it came after the request started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import psutil
+
+from bench.streams_procs import TreeSample, sample_tree
+
+PROBE_EVERY_S = 0.2
+
+
+@dataclass
+class Hold:
+    """What one level measured. Durations and probe times in seconds."""
+
+    durations: list[float] = field(default_factory=list)
+    done: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)
+    retried: int = 0
+    healthz: list[float] = field(default_factory=list)
+    client_lag: list[float] = field(default_factory=list)
+    trees: list[TreeSample] = field(default_factory=list)
+
+    def fail(self, kind: str, detail: str, started: float) -> None:
+        self.errors[kind] += 1
+        after = time.perf_counter() - started
+        self.examples.setdefault(kind, f"{detail[:300]} (after {after:.1f}s)")
+
+
+def _exception_kind(err: Exception) -> tuple[str, str]:
+    return type(err).__name__, f"{type(err).__name__}: {err}"
+
+
+async def one_chat(http: httpx.AsyncClient, hold: Hold, question: str) -> None:
+    """One answer from ragship, read to its last event; retried after a 503's Retry-After."""
+    while True:
+        started = time.perf_counter()
+        try:
+            async with http.stream("POST", "/api/chat", json={"message": question}) as response:
+                if response.status_code == 503 and "retry-after" in response.headers:
+                    hold.retried += 1
+                    await asyncio.sleep(float(response.headers["retry-after"]))
+                    continue
+                if response.status_code != 200:
+                    body = (await response.aread()).decode(errors="replace")
+                    hold.fail(f"HTTP {response.status_code}", body, started)
+                    return
+                last, data, tokens = "", "", 0
+                async for line in response.aiter_lines():
+                    if line.startswith("event:"):
+                        last = line[6:].strip()
+                        tokens += last == "token"
+                    elif line.startswith("data:"):
+                        data = line[5:].strip()
+                if last == "done":
+                    hold.done += 1
+                    hold.durations.append(time.perf_counter() - started)
+                elif last == "error":
+                    kind = str(json.loads(data).get("kind")) if data.startswith("{") else "?"
+                    hold.fail(f"SSE error {kind}", f"after {tokens} tokens: {data}", started)
+                else:
+                    hold.fail(f"ended on {last or 'nothing'}", f"after {tokens} tokens", started)
+        except httpx.HTTPError as err:
+            hold.fail(*_exception_kind(err), started)
+        return
+
+
+async def one_direct(http: httpx.AsyncClient, hold: Hold, request: dict[str, Any]) -> None:
+    """One streamed completion straight from the upstream, read to `data: [DONE]`."""
+    started = time.perf_counter()
+    try:
+        async with http.stream("POST", "/v1/chat/completions", json=request) as response:
+            if response.status_code != 200:
+                body = (await response.aread()).decode(errors="replace")
+                hold.fail(f"HTTP {response.status_code}", body, started)
+                return
+            finished = False
+            async for line in response.aiter_lines():
+                finished = finished or line.strip() == "data: [DONE]"
+            if finished:
+                hold.done += 1
+                hold.durations.append(time.perf_counter() - started)
+            else:
+                hold.fail("no [DONE]", "the stream ended without data: [DONE]", started)
+    except httpx.HTTPError as err:
+        hold.fail(*_exception_kind(err), started)
+
+
+async def _watch(url: str, tree: psutil.Process | None, hold: Hold, stop: asyncio.Event) -> None:
+    """Every PROBE_EVERY_S: time `GET url/healthz` (when `tree` is the app), sample the
+    app's processes, and measure how late this client's own loop woke up (its lag)."""
+    loop = asyncio.get_running_loop()
+    async with httpx.AsyncClient(base_url=url, timeout=30) as probe:
+        while not stop.is_set():
+            if tree is not None:
+                started = time.perf_counter()
+                try:
+                    await probe.get("/healthz")
+                    hold.healthz.append(time.perf_counter() - started)
+                except httpx.HTTPError as err:
+                    hold.fail(f"healthz {type(err).__name__}", str(err), started)
+                hold.trees.append(sample_tree(tree))
+            asleep = loop.time()
+            await asyncio.sleep(PROBE_EVERY_S)
+            hold.client_lag.append(max(loop.time() - asleep - PROBE_EVERY_S, 0.0))
+
+
+async def hold_streams(
+    url: str,
+    n: int,
+    opener: Callable[[httpx.AsyncClient, Hold], Awaitable[None]],
+    *,
+    tree: psutil.Process | None = None,
+    cookies: httpx.Cookies | None = None,
+    headers: dict[str, str] | None = None,
+) -> Hold:
+    """Open `n` streams at once with `opener` on one client whose pool fits them all, while
+    `_watch` samples; return when every stream has ended."""
+    hold = Hold()
+    stop = asyncio.Event()
+    limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
+    async with httpx.AsyncClient(
+        base_url=url, cookies=cookies, headers=headers, timeout=300, limits=limits
+    ) as http:
+        watcher = asyncio.create_task(_watch(url, tree, hold, stop))
+        await asyncio.gather(*(opener(http, hold) for _ in range(n)))
+        stop.set()
+        await watcher
+    return hold
