@@ -26,10 +26,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import sys
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ import psutil
 from fastapi import FastAPI
 
 from bench.fixtures import DOCS, ingest_corpus, shared_embedder, temp_database, temp_redis
-from bench.streams_client import Hold, hold_streams, one_chat, one_direct
+from bench.streams_client import Hold, hold_chat, hold_direct, sign_in_users
 from bench.streams_procs import export_onnx, free_port, sample_tree, start, stop, wait_up
 from bench.table import Table, latency
 
@@ -46,6 +46,9 @@ NAME = "streams"
 LEVELS = (200, 500, 1000)
 TOKEN_DELAY_S = 0.25
 QUESTION = "How do I ingest PDF files?"
+# Answers each user holds at once: MAX_CONCURRENT_STREAMS's default. One user holding all
+# N serialises every reservation and settlement on that user's spend counter row (issue 17).
+STREAMS_PER_USER = 2
 COLUMNS = [
     "target", "streams", "done", "errors", "503 retried", "p50 s", "p95 s", "p95/paced",
     "healthz p50/p95 ms", "client lag p95 ms", "RSS MiB/worker idle>peak", "fds idle>peak",
@@ -70,7 +73,7 @@ def _app_env(env: dict[str, str], *, top: int, workers: int, **urls: str) -> dic
         "INGEST_ON_START": "false",
         "MIGRATE_ON_START": "false",
         "RATE_LIMIT_REQUESTS": str(20 * top),
-        "MAX_CONCURRENT_STREAMS": str(top),
+        "MAX_CONCURRENT_STREAMS": str(STREAMS_PER_USER),
         "USER_DAILY_CAP_USD": "1000",
         "GLOBAL_DAILY_CAP_USD": "100000",
         # Every answer from the paced model: with the cache on, the held streams would
@@ -82,8 +85,9 @@ def _app_env(env: dict[str, str], *, top: int, workers: int, **urls: str) -> dic
 def measure(levels: tuple[int, ...], *, workers: int, direct: bool = True) -> Table:
     """One table: per level, a direct row (unless `direct` is false) and a ragship row."""
     table = Table(
-        f"Answers held open at once: ragship with {workers} worker(s) against the local "
-        f"model paced at {TOKEN_DELAY_S}s a piece, and the model alone (direct)",
+        f"Answers held open at once ({STREAMS_PER_USER} per user): ragship with {workers} "
+        f"worker(s) against the local model paced at {TOKEN_DELAY_S}s a piece, and the model "
+        "alone (direct)",
         COLUMNS,
     )
     logs = Path(tempfile.mkdtemp(prefix="ragship-bench-streams-"))
@@ -108,25 +112,24 @@ def measure(levels: tuple[int, ...], *, workers: int, direct: bool = True) -> Ta
         try:
             wait_up(model_url, model, "/v1/models")
             wait_up(app_url, app)
-            paced, cookies, headers = _paced_answer(app_url)
+            paced = _paced_answer(app_url)
             request = _upstream_request(model_url)
+            users = asyncio.run(sign_in_users(app_url, -(-max(levels) // STREAMS_PER_USER)))
             tree = psutil.Process(app.pid)
             offsets = {name: 0 for name in ("app.log", "model.log")}
             for n in levels:
                 if direct:
-                    opener = partial(one_direct, request=request)
-                    hold = asyncio.run(hold_streams(model_url, n, opener))
+                    hold = asyncio.run(hold_direct(model_url, n, request))
                     _row(table, "direct", n, hold, paced, None)
                 idle = sample_tree(tree)
-                opener = partial(one_chat, question=QUESTION)
-                hold = asyncio.run(
-                    hold_streams(app_url, n, opener, tree=tree, cookies=cookies, headers=headers)
-                )
+                asked = users[: -(-n // STREAMS_PER_USER)]
+                hold = asyncio.run(hold_chat(app_url, n, asked, QUESTION, tree))
                 _row(table, "ragship", n, hold, paced, idle)
                 table.notes += _log_lines(logs, offsets, n)
         finally:
             stop(app)
             stop(model)
+            shutil.rmtree(onnx, ignore_errors=True)  # 87 MB; the logs stay
     table.notes.append(
         f"paced: one answer alone through ragship, {paced:.1f}s, measured before the holds; "
         "healthz: round trip of GET /healthz every 0.2s, a proxy for a worker's event-loop "
@@ -137,8 +140,8 @@ def measure(levels: tuple[int, ...], *, workers: int, direct: bool = True) -> Ta
     return table
 
 
-def _paced_answer(app_url: str) -> tuple[float, httpx.Cookies, dict[str, str]]:
-    """Sign in, time one answer alone; return it with the cookies and headers to reuse."""
+def _paced_answer(app_url: str) -> float:
+    """Sign in, time one answer alone (seconds)."""
     with httpx.Client(base_url=app_url, timeout=120, headers={"Origin": app_url}) as c:
         c.post("/auth/dev-login", data={"email": "streams@localhost.test"})
         csrf = c.get("/api/me").json()["csrf_token"]
@@ -148,7 +151,7 @@ def _paced_answer(app_url: str) -> tuple[float, httpx.Cookies, dict[str, str]]:
         paced = time.perf_counter() - started
         if answer.status_code != 200 or "event: done" not in answer.text:
             raise RuntimeError(f"the paced answer failed: {answer.status_code} {answer.text}")
-        return paced, httpx.Cookies(c.cookies), {"Origin": app_url, "X-CSRF-Token": csrf}
+        return paced
 
 
 def _upstream_request(model_url: str) -> dict[str, Any]:

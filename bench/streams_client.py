@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import httpx
@@ -51,7 +52,32 @@ def _exception_kind(err: Exception) -> tuple[str, str]:
     return type(err).__name__, f"{type(err).__name__}: {err}"
 
 
-async def one_chat(http: httpx.AsyncClient, hold: Hold, question: str) -> None:
+@dataclass(frozen=True)
+class User:
+    """A signed-in user's session cookies and CSRF header."""
+
+    cookies: httpx.Cookies
+    headers: dict[str, str]
+
+
+async def sign_in_users(url: str, count: int, *, parallel: int = 20) -> list[User]:
+    """`count` users signed in with dev sign-in (`bench-streams-N@localhost.test`)."""
+    gate = asyncio.Semaphore(parallel)
+
+    async def one(n: int) -> User:
+        async with gate, httpx.AsyncClient(base_url=url, timeout=120, headers={"Origin": url}) as c:
+            signed = await c.post(
+                "/auth/dev-login", data={"email": f"bench-streams-{n}@localhost.test"}
+            )
+            if signed.status_code not in (200, 303):
+                raise RuntimeError(f"dev sign-in failed: {signed.status_code} {signed.text}")
+            csrf = (await c.get("/api/me")).json()["csrf_token"]
+            return User(httpx.Cookies(c.cookies), {"Origin": url, "X-CSRF-Token": csrf})
+
+    return list(await asyncio.gather(*(one(n) for n in range(count))))
+
+
+async def one_chat(http: httpx.AsyncClient, hold: Hold, *, question: str) -> None:
     """One answer from ragship, read to its last event; retried after a 503's Retry-After."""
     while True:
         started = time.perf_counter()
@@ -85,7 +111,7 @@ async def one_chat(http: httpx.AsyncClient, hold: Hold, question: str) -> None:
         return
 
 
-async def one_direct(http: httpx.AsyncClient, hold: Hold, request: dict[str, Any]) -> None:
+async def one_direct(http: httpx.AsyncClient, hold: Hold, *, request: dict[str, Any]) -> None:
     """One streamed completion straight from the upstream, read to `data: [DONE]`."""
     started = time.perf_counter()
     try:
@@ -127,23 +153,46 @@ async def _watch(url: str, tree: psutil.Process | None, hold: Hold, stop: asynci
 
 async def hold_streams(
     url: str,
-    n: int,
-    opener: Callable[[httpx.AsyncClient, Hold], Awaitable[None]],
-    *,
+    streams: list[Callable[[Hold], Awaitable[None]]],
     tree: psutil.Process | None = None,
-    cookies: httpx.Cookies | None = None,
-    headers: dict[str, str] | None = None,
 ) -> Hold:
-    """Open `n` streams at once with `opener` on one client whose pool fits them all, while
-    `_watch` samples; return when every stream has ended."""
+    """Run every stream at once while `_watch` samples; return when all have ended."""
     hold = Hold()
     stop = asyncio.Event()
-    limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
-    async with httpx.AsyncClient(
-        base_url=url, cookies=cookies, headers=headers, timeout=300, limits=limits
-    ) as http:
-        watcher = asyncio.create_task(_watch(url, tree, hold, stop))
-        await asyncio.gather(*(opener(http, hold) for _ in range(n)))
-        stop.set()
-        await watcher
+    watcher = asyncio.create_task(_watch(url, tree, hold, stop))
+    await asyncio.gather(*(stream(hold) for stream in streams))
+    stop.set()
+    await watcher
     return hold
+
+
+def _limits(n: int) -> httpx.Limits:
+    return httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
+
+
+async def hold_direct(url: str, n: int, request: dict[str, Any]) -> Hold:
+    """`n` completions at once straight from the upstream at `url`."""
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=_limits(n)) as http:
+        streams = [partial(one_direct, http, request=request) for _ in range(n)]
+        return await hold_streams(url, streams)
+
+
+async def hold_chat(
+    url: str, n: int, users: list[User], question: str, tree: psutil.Process
+) -> Hold:
+    """`n` answers at once from ragship, stream i asked by user i mod len(users); the users'
+    clients share one connection pool that fits every stream."""
+    transport = httpx.AsyncHTTPTransport(limits=_limits(n))
+    clients = [
+        httpx.AsyncClient(
+            base_url=url, transport=transport, cookies=u.cookies, headers=u.headers, timeout=300
+        )
+        for u in users
+    ]
+    try:
+        streams = [
+            partial(one_chat, clients[i % len(clients)], question=question) for i in range(n)
+        ]
+        return await hold_streams(url, streams, tree)
+    finally:
+        await transport.aclose()  # the clients' one transport

@@ -49,6 +49,9 @@ class Admission(Generic[P]):
     lease: StreamLease
     reservation: budget.Reservation
     max_tokens: int
+    # Set when the answer's stream starts: from then on it settles the call and gives the
+    # lease back itself (app/chat.py), so `release_unused` has nothing left to do.
+    streaming: bool = False
 
 
 async def admit(
@@ -128,7 +131,14 @@ async def _reserve(
 
 
 async def release_unused(services: Services, admission: Admission[P]) -> None:
-    """Give back an admission whose call never started: nothing was spent. Idempotent."""
+    """Give back an admission whose call never started: nothing was spent. Idempotent.
+
+    Once the stream has started (`Admission.streaming`) this is a no-op that touches
+    neither the database nor the store: the route calls it after every answer as a
+    backstop, and at 1,000 answers ending together a database round trip each would take
+    connections the answers' own settling needs (issue 17)."""
+    if admission.streaming:
+        return
     async with services.sessions() as session:
         await budget.settle(session, reservation_id=admission.reservation.id, cost=Decimal(0))
         await session.commit()
