@@ -4,7 +4,9 @@ ragship runs as its own process (`python -m app`, WEB_CONCURRENCY workers, the O
 embedder as the image has it, PostgreSQL and Redis as in production) so its memory, file
 descriptors and event loops are its own; the built-in local model runs in another process
 with a per-piece delay, so each answer is paced to a known length. N answers are opened at
-once by one user (limits raised to N); a 503 with `Retry-After` (the overload bound,
+once, two per signed-in user (the default per-user limit: one user holding all N made every
+reservation and settlement queue on that user's spend counter row, and the answers' settling
+timed out on the drained pool); a 503 with `Retry-After` (the overload bound,
 MAX_INFLIGHT_ADMISSIONS) is retried after the time it names, as a client should, and
 counted. While the streams are held, `/healthz` is timed every 0.2 s: its round trip is a
 proxy for the serving worker's event-loop lag (with several workers, whichever worker takes
@@ -17,7 +19,7 @@ is slower than its pace at N, that is the bench's limit, not ragship's.
 
 Every process's output is kept in a folder (printed under the table) for its tracebacks.
 
-    python -m bench streams                                   # the default levels
+    python -m bench streams                       # 1 and 2 workers, 200/500/1,000 streams
     python -m bench.streams --levels 200 --workers 2          # one configuration
 """
 
