@@ -186,6 +186,7 @@ def _row(table: Table, target: str, n: int, hold: Hold, paced: float, idle: Any)
         f"{took.p50:.1f}", f"{took.p95:.1f}", f"{took.p95 / paced:.2f}", healthz,
         f"{lag.p95 * 1000:.0f}", rss, fds,
     )  # fmt: skip
+    print(f"  streams: {' | '.join(table.rows[-1])}", file=sys.stderr, flush=True)  # progress
     for kind, count in hold.errors.most_common():
         table.notes.append(f"{target} {n}: {count}x {kind}, e.g. {hold.examples[kind]}")
 
