@@ -187,6 +187,8 @@ def _row(table: Table, target: str, n: int, hold: Hold, paced: float, idle: Any)
         f"{lag.p95 * 1000:.0f}", rss, fds,
     )  # fmt: skip
     print(f"  streams: {' | '.join(table.rows[-1])}", file=sys.stderr, flush=True)  # progress
+    if hold.probe_failures:
+        table.notes.append(f"{target} {n}: /healthz probes failed {dict(hold.probe_failures)}")
     for kind, count in hold.errors.most_common():
         table.notes.append(f"{target} {n}: {count}x {kind}, e.g. {hold.examples[kind]}")
 

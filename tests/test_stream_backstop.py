@@ -13,7 +13,9 @@ import asyncio
 import dataclasses
 import uuid
 
+import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app.caps.chain import admit, release_unused
@@ -105,3 +107,34 @@ def test_an_admission_whose_stream_never_started_is_still_given_back(
             {"id": reservation},
         ).scalar_one()
     assert settled
+
+
+def test_a_drained_pool_does_not_keep_the_stream_slot_of_an_unused_admission(
+    db_url: str,
+) -> None:
+    user = uuid.uuid4()
+    prepared = _prepared(user)
+
+    async def _prepare() -> PreparedChat:
+        return prepared
+
+    async def go() -> None:
+        async with direct_services(db_url, llm_model=MINI, max_concurrent_streams=1) as services:
+            admission = await admit(
+                services, user_id=user, message=QUESTION, max_tokens=50, prepare=_prepare
+            )
+            engine = make_async_engine(db_url, pool_size=1, max_overflow=0, pool_timeout_s=0.2)
+            drained = dataclasses.replace(services, sessions=async_sessionmaker(engine))
+            try:
+                async with engine.connect():
+                    with pytest.raises(SQLAlchemyTimeout):
+                        await release_unused(drained, admission)
+            finally:
+                await engine.dispose()
+            # The one stream slot is free again: the next admission is not refused (429).
+            again = await admit(
+                services, user_id=user, message=QUESTION, max_tokens=50, prepare=_prepare
+            )
+            await release_unused(services, again)
+
+    asyncio.run(go())

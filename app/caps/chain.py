@@ -139,7 +139,12 @@ async def release_unused(services: Services, admission: Admission[P]) -> None:
     connections the answers' own settling needs (issue 17)."""
     if admission.streaming:
         return
-    async with services.sessions() as session:
-        await budget.settle(session, reservation_id=admission.reservation.id, cost=Decimal(0))
-        await session.commit()
-    await services.limiter.release(admission.lease)
+    try:
+        async with services.sessions() as session:
+            await budget.settle(session, reservation_id=admission.reservation.id, cost=Decimal(0))
+            await session.commit()
+    finally:
+        # The stream slot whatever the database said (a drained pool raises): the
+        # reservation expires on its own (RESERVATION_TTL_S), a held slot would refuse
+        # the user's next answers with 429 until the lease's own expiry.
+        await services.limiter.release(admission.lease)
