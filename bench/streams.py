@@ -225,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from bench.__main__ import header
 
-    print(header(["streams", *(argv if argv is not None else sys.argv[1:])]), flush=True)
+    line = header(["streams", *(argv if argv is not None else sys.argv[1:])])
+    print(line.replace(" -m bench streams", " -m bench.streams", 1), flush=True)
     table = measure(tuple(args.levels), workers=args.workers, direct=not args.no_direct)
     print(table.render(), flush=True)
     return 0
