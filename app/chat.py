@@ -57,6 +57,7 @@ async def stream_answer(
     stream ends with an ``error`` event of kind ``shutdown``.
     """
     prepared = admission.prepared
+    admission.streaming = True  # settled below, whatever happens: the backstop stands down
     context = trace.set_span_in_context(span)
     llm_span = services.tracer.start_span("llm.stream", context=context)
     outcome = Outcome()

@@ -171,7 +171,6 @@ async def settle_call(
             policy=policy,
         )
         spent, reserved = await budget.spend_today(session, user_id=prepared.user_id)
-    admission.settled = True  # committed: `release_unused` has nothing left to give back
     remaining = max(services.settings.user_daily_cap_usd - spent - reserved, Decimal(0))
     return {
         "message_id": message_id,

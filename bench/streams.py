@@ -1,202 +1,236 @@
-"""Concurrent answers held open: 200, 500 and 1,000 streams on one worker process.
+"""Concurrent answers held open: 200, 500 and 1,000 streams, against a direct baseline.
 
-The app runs as its own process (`python -m app`, one worker) so its memory, file
-descriptors and event loop are its own; the built-in local model runs in another process
-with a per-token delay, so each answer is paced to a known length. N answers are opened
-at once by one user (limits raised to N); a 503 with `Retry-After` (the overload bound,
+ragship runs as its own process (`python -m app`, WEB_CONCURRENCY workers, the ONNX
+embedder as the image has it, PostgreSQL and Redis as in production) so its memory, file
+descriptors and event loops are its own; the built-in local model runs in another process
+with a per-piece delay, so each answer is paced to a known length. N answers are opened at
+once, two per signed-in user (the default per-user limit: one user holding all N made every
+reservation and settlement queue on that user's spend counter row, and the answers' settling
+timed out on the drained pool); a 503 with `Retry-After` (the overload bound,
 MAX_INFLIGHT_ADMISSIONS) is retried after the time it names, as a client should, and
-counted. While the streams are held, `/healthz` is timed every 0.2 s (the event loop's
-lag as a client sees it) and the app's RSS and open file descriptors are sampled.
+counted. While the streams are held, `/healthz` is timed every 0.2 s: its round trip is a
+proxy for the serving worker's event-loop lag (with several workers, whichever worker takes
+the probe), not a measurement inside the loop. The client's own loop lag is measured too,
+so a slow client is not mistaken for a slow server.
 
-Reported per N: answers finished with `done`, errors (any other status or ending), 503s
-retried, stream duration p50/p95 against the paced length, /healthz p50/p95, and the
-app's RSS and descriptors at the peak against idle (per stream).
+Baseline, in the same run: the same N streams straight to the upstream with the request
+ragship sends it. The p95 target is relative to the paced length; when the upstream itself
+is slower than its pace at N, that is the bench's limit, not ragship's.
+
+Every process's output is kept in a folder (printed under the table) for its tracebacks.
+
+    python -m bench streams                       # 1 and 2 workers, 200/500/1,000 streams
+    python -m bench.streams --levels 200 --workers 2          # one configuration
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
-import socket
-import subprocess
+import shutil
 import sys
+import tempfile
 import time
-from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
+from fastapi import FastAPI
 
-from bench.fixtures import DOCS, ROOT, ingest_corpus, shared_embedder, temp_database
+from bench.fixtures import DOCS, ingest_corpus, shared_embedder, temp_database, temp_redis
+from bench.streams_client import Hold, hold_chat, hold_direct, sign_in_users
+from bench.streams_procs import export_onnx, free_port, sample_tree, start, stop, wait_up
 from bench.table import Table, latency
 
 NAME = "streams"
 LEVELS = (200, 500, 1000)
 TOKEN_DELAY_S = 0.25
 QUESTION = "How do I ingest PDF files?"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-
-
-def _wait(
-    url: str, proc: subprocess.Popen[bytes], path: str = "/healthz", timeout_s: float = 300
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url} exited during start-up")
-        try:
-            if httpx.get(f"{url}{path}", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not start in {timeout_s:.0f}s")
-
-
-@dataclass
-class Hold:
-    durations: list[float] = field(default_factory=list)
-    done: int = 0
-    errors: list[str] = field(default_factory=list)
-    retried: int = 0
-    healthz: list[float] = field(default_factory=list)
-    rss: list[int] = field(default_factory=list)
-    fds: list[int] = field(default_factory=list)
-
-
-async def _one(http: httpx.AsyncClient, hold: Hold) -> None:
-    while True:
-        started = time.perf_counter()
-        try:
-            async with http.stream("POST", "/api/chat", json={"message": QUESTION}) as response:
-                if response.status_code == 503 and "retry-after" in response.headers:
-                    hold.retried += 1
-                    await asyncio.sleep(float(response.headers["retry-after"]))
-                    continue
-                last = ""
-                async for line in response.aiter_lines():
-                    if line.startswith("event:"):
-                        last = line[6:].strip()
-                if response.status_code == 200 and last == "done":
-                    hold.done += 1
-                    hold.durations.append(time.perf_counter() - started)
-                else:
-                    hold.errors.append(f"{response.status_code} {last}")
-        except httpx.HTTPError as err:
-            hold.errors.append(type(err).__name__)
-        return
-
-
-async def _watch(url: str, app: psutil.Process, hold: Hold, stop: asyncio.Event) -> None:
-    async with httpx.AsyncClient(base_url=url, timeout=30) as probe:
-        while not stop.is_set():
-            started = time.perf_counter()
-            await probe.get("/healthz")
-            hold.healthz.append(time.perf_counter() - started)
-            hold.rss.append(app.memory_info().rss)
-            hold.fds.append(app.num_fds())
-            await asyncio.sleep(0.2)
-
-
-async def _hold(url: str, app: psutil.Process, n: int, cookies: httpx.Cookies, csrf: str) -> Hold:
-    hold = Hold()
-    stop = asyncio.Event()
-    limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
-    headers = {"Origin": url, "X-CSRF-Token": csrf}
-    async with httpx.AsyncClient(
-        base_url=url, cookies=cookies, headers=headers, timeout=300, limits=limits
-    ) as http:
-        watcher = asyncio.create_task(_watch(url, app, hold, stop))
-        await asyncio.gather(*(_one(http, hold) for _ in range(n)))
-        stop.set()
-        await watcher
-    return hold
+# Answers each user holds at once: MAX_CONCURRENT_STREAMS's default. One user holding all
+# N serialises every reservation and settlement on that user's spend counter row (issue 17).
+STREAMS_PER_USER = 2
+COLUMNS = [
+    "target", "streams", "done", "errors", "503 retried", "p50 s", "p95 s", "p95/paced",
+    "healthz p50/p95 ms", "client lag p95 ms", "RSS MiB/worker idle>peak", "fds idle>peak",
+]  # fmt: skip
 
 
 def run() -> list[Table]:
-    return [measure(LEVELS)]
+    return [measure(LEVELS, workers=1), measure(LEVELS, workers=2)]
 
 
-def measure(levels: tuple[int, ...]) -> Table:
-    embedder = shared_embedder()
+def _app_env(env: dict[str, str], *, top: int, workers: int, **urls: str) -> dict[str, str]:
+    return {
+        **env,
+        "ENV": "dev",
+        "PORT": str(urls["port"]),
+        "DATABASE_URL": urls["database"],
+        "RATE_LIMIT_STORE": urls["redis"],
+        "LLM_BASE_URL": f"{urls['model']}/v1",
+        "WEB_CONCURRENCY": str(workers),
+        "EMBEDDING_BACKEND": "onnx",
+        "EMBEDDING_ONNX_DIR": urls["onnx"],
+        "INGEST_ON_START": "false",
+        "MIGRATE_ON_START": "false",
+        "RATE_LIMIT_REQUESTS": str(20 * top),
+        "MAX_CONCURRENT_STREAMS": str(STREAMS_PER_USER),
+        "USER_DAILY_CAP_USD": "1000",
+        "GLOBAL_DAILY_CAP_USD": "100000",
+        # Every answer from the paced model: with the cache on, the held streams would
+        # replay the first answer at once instead of streaming at the model's pace.
+        "RESPONSE_CACHE": "false",
+    }
+
+
+def measure(levels: tuple[int, ...], *, workers: int, direct: bool = True) -> Table:
+    """One table: per level, a direct row (unless `direct` is false) and a ragship row."""
     table = Table(
-        f"Answers held open at once, one worker, local model paced at {TOKEN_DELAY_S}s a piece",
-        ["streams", "done", "errors", "503 retried", "paced s", "p50 s", "p95 s",
-         "healthz p50 ms", "healthz p95 ms", "RSS MiB idle/peak", "fds idle/peak"],
-    )  # fmt: skip
-    with temp_database() as url:
-        ingest_corpus(url, embedder, [DOCS])
-        model_port, app_port = _free_port(), _free_port()
+        f"Answers held open at once ({STREAMS_PER_USER} per user): ragship with {workers} "
+        f"worker(s) against the local model paced at {TOKEN_DELAY_S}s a piece, and the model "
+        "alone (direct)",
+        COLUMNS,
+    )
+    logs = Path(tempfile.mkdtemp(prefix="ragship-bench-streams-"))
+    embedder = shared_embedder()
+    with temp_database() as database, temp_redis() as redis:
+        ingest_corpus(database, embedder, [DOCS])
+        onnx = export_onnx(logs / "onnx", logs / "onnx_export.log")
+        model_url = f"http://127.0.0.1:{free_port()}"
+        app_port = free_port()
+        app_url = f"http://127.0.0.1:{app_port}"
         env = {**os.environ, "LOG_LEVEL": "warning"}
-        model = _start(
+        model = start(
             [sys.executable, "-m", "uvicorn", "--factory", "bench.streams:paced_model",
-             "--port", str(model_port), "--log-level", "warning"], env,
+             "--port", model_url.rsplit(":", 1)[1], "--log-level", "warning"],
+            env, logs / "model.log",
         )  # fmt: skip
-        top = max(levels)
-        app_env = {
-            **env,
-            "ENV": "dev",
-            "PORT": str(app_port),
-            "DATABASE_URL": url,
-            "LLM_BASE_URL": f"http://127.0.0.1:{model_port}/v1",
-            "INGEST_ON_START": "false",
-            "MIGRATE_ON_START": "false",
-            "RATE_LIMIT_REQUESTS": str(20 * top),
-            "MAX_CONCURRENT_STREAMS": str(top),
-            "USER_DAILY_CAP_USD": "1000",
-            # Every answer from the paced model: with the cache on, the held streams would
-            # replay the first answer at once instead of streaming at the model's pace.
-            "RESPONSE_CACHE": "false",
-        }
-        app = _start([sys.executable, "-m", "app"], app_env)
+        app_env = _app_env(
+            env, top=max(levels), workers=workers, port=str(app_port), database=database,
+            redis=redis, model=model_url, onnx=str(onnx),
+        )  # fmt: skip
+        app = start([sys.executable, "-m", "app"], app_env, logs / "app.log")
         try:
-            app_url, model_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{model_port}"
-            _wait(model_url, model, "/v1/models")
-            _wait(app_url, app)
-            with httpx.Client(base_url=app_url, timeout=60, headers={"Origin": app_url}) as c:
-                c.post("/auth/dev-login", data={"email": "streams@localhost.test"})
-                csrf = c.get("/api/me").json()["csrf_token"]
-                c.headers["X-CSRF-Token"] = csrf
-                started = time.perf_counter()
-                answer = c.post("/api/chat", json={"message": QUESTION})
-                paced = time.perf_counter() - started
-                assert answer.status_code == 200, answer.text
-                cookies = httpx.Cookies(c.cookies)
-            process = psutil.Process(app.pid)
+            wait_up(model_url, model, "/v1/models")
+            wait_up(app_url, app)
+            paced = _paced_answer(app_url)
+            request = _upstream_request(model_url)
+            users = asyncio.run(sign_in_users(app_url, -(-max(levels) // STREAMS_PER_USER)))
+            tree = psutil.Process(app.pid)
+            offsets = {name: 0 for name in ("app.log", "model.log")}
             for n in levels:
-                idle_rss, idle_fds = process.memory_info().rss, process.num_fds()
-                hold = asyncio.run(_hold(app_url, process, n, cookies, csrf))
-                took = latency(hold.durations)
-                health = latency(hold.healthz)
-                table.add(
-                    n, hold.done, len(hold.errors), hold.retried, f"{paced:.1f}",
-                    f"{took.p50:.1f}", f"{took.p95:.1f}",
-                    f"{health.p50 * 1000:.0f}", f"{health.p95 * 1000:.0f}",
-                    f"{idle_rss / 2**20:.0f}/{max(hold.rss, default=0) / 2**20:.0f}",
-                    f"{idle_fds}/{max(hold.fds, default=0)}",
-                )  # fmt: skip
-                if hold.errors:
-                    table.notes.append(f"{n}: errors {sorted(set(hold.errors))[:5]}")
+                if direct:
+                    hold = asyncio.run(hold_direct(model_url, n, request))
+                    _row(table, "direct", n, hold, paced, None)
+                idle = sample_tree(tree)
+                asked = users[: -(-n // STREAMS_PER_USER)]
+                hold = asyncio.run(hold_chat(app_url, n, asked, QUESTION, tree))
+                _row(table, "ragship", n, hold, paced, idle)
+                table.notes += _log_lines(logs, offsets, n)
         finally:
-            for proc in (app, model):
-                proc.terminate()
-                proc.wait(timeout=60)
-    table.notes.append("paced s: one answer alone, same question, measured before the holds")
+            stop(app)
+            stop(model)
+            shutil.rmtree(onnx, ignore_errors=True)  # 87 MB; the logs stay
+    table.notes.append(
+        f"paced: one answer alone through ragship, {paced:.1f}s, measured before the holds; "
+        "healthz: round trip of GET /healthz every 0.2s, a proxy for a worker's event-loop "
+        "lag; client lag: how late this client's own loop woke (the bench's limit)"
+    )
+    table.notes.append(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    table.notes.append(f"process output kept in {logs}")
     return table
 
 
-def paced_model():  # type: ignore[no-untyped-def]
+def _paced_answer(app_url: str) -> float:
+    """Sign in, time one answer alone (seconds)."""
+    with httpx.Client(base_url=app_url, timeout=120, headers={"Origin": app_url}) as c:
+        c.post("/auth/dev-login", data={"email": "streams@localhost.test"})
+        csrf = c.get("/api/me").json()["csrf_token"]
+        c.headers["X-CSRF-Token"] = csrf
+        started = time.perf_counter()
+        answer = c.post("/api/chat", json={"message": QUESTION})
+        paced = time.perf_counter() - started
+        if answer.status_code != 200 or "event: done" not in answer.text:
+            raise RuntimeError(f"the paced answer failed: {answer.status_code} {answer.text}")
+        return paced
+
+
+def _upstream_request(model_url: str) -> dict[str, Any]:
+    """The streamed request ragship last sent the model (read back from its `/_stats`)."""
+    stats = httpx.get(f"{model_url}/_stats", timeout=30).json()
+    sampling = {k: v for k, v in stats["last_sampling"].items() if v is not None}
+    return {
+        "model": stats["last_model"],
+        "messages": stats["last_messages"],
+        **sampling,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+
+
+def _row(table: Table, target: str, n: int, hold: Hold, paced: float, idle: Any) -> None:
+    took, health = latency(hold.durations), latency(hold.healthz)
+    lag = latency(hold.client_lag)
+    if idle is None:
+        rss = fds = healthz = "-"
+    else:
+        peaks = [max(t.worker_rss[i] for t in hold.trees) for i in range(len(idle.worker_rss))]
+        rss = " ".join(
+            f"{a / 2**20:.0f}>{b / 2**20:.0f}" for a, b in zip(idle.worker_rss, peaks, strict=True)
+        )
+        fds = f"{idle.fds}>{max((t.fds for t in hold.trees), default=0)}"
+        healthz = f"{health.p50 * 1000:.0f}/{health.p95 * 1000:.0f}"
+    table.add(
+        target, n, hold.done, sum(hold.errors.values()), hold.retried,
+        f"{took.p50:.1f}", f"{took.p95:.1f}", f"{took.p95 / paced:.2f}", healthz,
+        f"{lag.p95 * 1000:.0f}", rss, fds,
+    )  # fmt: skip
+    print(f"  streams: {' | '.join(table.rows[-1])}", file=sys.stderr, flush=True)  # progress
+    if hold.probe_failures:
+        table.notes.append(f"{target} {n}: /healthz probes failed {dict(hold.probe_failures)}")
+    for kind, count in hold.errors.most_common():
+        table.notes.append(f"{target} {n}: {count}x {kind}, e.g. {hold.examples[kind]}")
+
+
+def _log_lines(logs: Path, offsets: dict[str, int], n: int) -> list[str]:
+    """Tracebacks and warnings each process logged during level `n`, counted by line."""
+    notes = []
+    for name, offset in offsets.items():
+        text = (logs / name).read_text(errors="replace")
+        offsets[name] = len(text)
+        lines = [line for line in text[offset:].splitlines() if line.strip()]
+        tracebacks = sum(line.startswith("Traceback") for line in lines)
+        flagged = [line for line in lines if "WARNING" in line or "ERROR" in line]
+        if tracebacks or flagged:
+            notes.append(
+                f"{name} during {n}: {tracebacks} tracebacks, {len(flagged)} warnings/errors"
+                + (f", first: {flagged[0][:200]}" if flagged else "")
+            )
+    return notes
+
+
+def paced_model() -> FastAPI:
     """The local model with the bench's per-piece delay (uvicorn --factory)."""
     from app.localmodel.server import create_local_model
 
     return create_local_model(token_delay_s=TOKEN_DELAY_S)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.streams", description=__doc__)
+    parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS))
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--no-direct", action="store_true", help="skip the direct baseline")
+    args = parser.parse_args(argv)
+    from bench.__main__ import header
+
+    line = header(["streams", *(argv if argv is not None else sys.argv[1:])])
+    print(line.replace(" -m bench streams", " -m bench.streams", 1), flush=True)
+    table = measure(tuple(args.levels), workers=args.workers, direct=not args.no_direct)
+    print(table.render(), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -50,7 +50,9 @@ class Admission(Generic[P]):
     lease: StreamLease
     reservation: budget.Reservation
     max_tokens: int
-    settled: bool = False  # set once the call's settlement committed (app/settle.py)
+    # Set when the answer's stream starts: from then on it settles the call and gives the
+    # lease back itself (app/chat.py), so `release_unused` has nothing left to do.
+    streaming: bool = False
 
 
 async def admit(
@@ -139,10 +141,18 @@ async def _reserve(
 async def release_unused(services: Services, admission: Admission[P]) -> None:
     """Give back an admission whose call never started: nothing was spent. Idempotent.
 
-    After a settled call (every answer that streamed) it only releases the stream lease
-    again, which is idempotent too: no database round trip for the backstop."""
-    if not admission.settled:
+    Once the stream has started (`Admission.streaming`) this is a no-op that touches
+    neither the database nor the store: the route calls it after every answer as a
+    backstop, and at 1,000 answers ending together a database round trip each would take
+    connections the answers' own settling needs (issue 17)."""
+    if admission.streaming:
+        return
+    try:
         async with services.sessions() as session:
             await budget.settle(session, reservation_id=admission.reservation.id, cost=Decimal(0))
             await session.commit()
-    await services.limiter.release(admission.lease)
+    finally:
+        # The stream slot whatever the database said (a drained pool raises): the
+        # reservation expires on its own (RESERVATION_TTL_S), a held slot would refuse
+        # the user's next answers with 429 until the lease's own expiry.
+        await services.limiter.release(admission.lease)

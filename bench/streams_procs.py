@@ -1,0 +1,103 @@
+"""Processes for the streams benchmark: start with logs kept, wait until up, sample the tree.
+
+Each process's stdout and stderr go to a file in the run's temporary folder, so a failure
+under load can be read back (tracebacks, the app's upstream warnings) instead of vanishing.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+
+from bench.fixtures import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start `args` in the repository root, stdout and stderr appended to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_up(
+    url: str, proc: subprocess.Popen[bytes], path: str = "/healthz", timeout_s: float = 300
+) -> None:
+    """Poll `url + path` until it answers 200; raise when `proc` exits or `timeout_s` passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url} exited during start-up (code {proc.returncode})")
+        try:
+            if httpx.get(f"{url}{path}", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not start in {timeout_s:.0f}s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@dataclass(frozen=True)
+class TreeSample:
+    """One look at a server process and its children: RSS of each worker (bytes), the
+    supervisor's RSS (bytes; 0 when it is the only process), descriptors of all together."""
+
+    worker_rss: tuple[int, ...]
+    supervisor_rss: int
+    fds: int
+
+
+def sample_tree(root: psutil.Process) -> TreeSample:
+    """RSS per worker and total open descriptors of `root` and all its descendants (psutil).
+
+    With one worker, `root` is the worker. With uvicorn's supervisor (WEB_CONCURRENCY > 1)
+    the workers are the children multiprocessing started (`spawn_main` in their command
+    line); any other helper (its resource tracker) counts towards the descriptors only."""
+    try:
+        children = root.children(recursive=True)
+        fds, workers = root.num_fds(), []
+        own = root.memory_info().rss
+    except psutil.NoSuchProcess:
+        return TreeSample((), 0, 0)
+    for proc in children:
+        try:
+            fds += proc.num_fds()
+            if any("spawn_main" in part for part in proc.cmdline()):
+                workers.append(proc.memory_info().rss)
+        except psutil.NoSuchProcess:
+            continue
+    if not workers:
+        return TreeSample((own,), 0, fds)
+    return TreeSample(tuple(workers), own, fds)
+
+
+def export_onnx(folder: Path, log: Path) -> Path:
+    """`python -m app.rag.onnx_export folder` (about 7 s): the model EMBEDDING_BACKEND=onnx
+    loads, as the image has it. Raises `RuntimeError` with the log's tail on failure."""
+    args = [sys.executable, "-m", "app.rag.onnx_export", str(folder)]
+    with log.open("ab") as out:
+        done = subprocess.run(args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"onnx export failed: {log.read_text()[-2000:]}")
+    return folder

@@ -1,0 +1,140 @@
+"""The route's backstop after an answer, called directly against the real PostgreSQL.
+
+`/api/chat` runs `release_unused` after every response, for an answer whose stream never
+started. Once the stream has started it settles the call itself, so the backstop must not
+take a database connection: at 1,000 answers ending together those connections are the
+ones the answers' own settling waits for (issue 17: a drained pool lost answers, and the
+backstop's pool timeout, raised after the response had started, dropped the connection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from app.caps.chain import admit, release_unused
+from app.chat import stream_answer
+from app.db import make_async_engine
+from app.llm.routing import ARM_MAIN, Route
+from app.prepare import PreparedChat
+from app.rag.prompt import PROMPT_VERSION
+from tests.direct import direct_services
+
+MINI = "gpt-4o-mini"
+QUESTION = "What port does the server listen on?"
+
+
+def _prepared(user: uuid.UUID) -> PreparedChat:
+    """An answer made without the model (nothing retrieved): no upstream is needed."""
+    return PreparedChat(
+        user_id=user,
+        conversation_id=uuid.uuid4(),
+        is_new_conversation=True,
+        question=QUESTION,
+        trace_id=uuid.uuid4().hex,
+        passages=[],
+        messages=[{"role": "user", "content": QUESTION}],
+        route=Route(ARM_MAIN, MINI, PROMPT_VERSION, (MINI,)),
+        without_model=True,
+    )
+
+
+def test_after_a_streamed_answer_the_backstop_needs_no_database_connection(
+    db_url: str, db_engine: Engine
+) -> None:
+    user = uuid.uuid4()
+    prepared = _prepared(user)
+
+    async def _prepare() -> PreparedChat:
+        return prepared
+
+    async def go() -> tuple[list[str], uuid.UUID]:
+        async with direct_services(db_url, llm_model=MINI) as services:
+            admission = await admit(
+                services, user_id=user, message=QUESTION, max_tokens=50, prepare=_prepare
+            )
+            span = services.tracer.start_span("chat")
+            names = [e.name async for e in stream_answer(services, admission, span=span)]
+            # A drained pool: one connection, held here; a checkout gives up after 0.2 s.
+            engine = make_async_engine(db_url, pool_size=1, max_overflow=0, pool_timeout_s=0.2)
+            drained = dataclasses.replace(services, sessions=async_sessionmaker(engine))
+            try:
+                async with engine.connect():
+                    await release_unused(drained, admission)  # raised TimeoutError before
+            finally:
+                await engine.dispose()
+            return names, admission.reservation.id
+
+    names, reservation = asyncio.run(go())
+    assert names[-1] == "done"
+    with db_engine.connect() as conn:  # the stream settled it: the backstop had nothing to do
+        settled = conn.execute(
+            text("SELECT settled_at IS NOT NULL FROM reservations WHERE id = :id"),
+            {"id": reservation},
+        ).scalar_one()
+    assert settled
+
+
+def test_an_admission_whose_stream_never_started_is_still_given_back(
+    db_url: str, db_engine: Engine
+) -> None:
+    user = uuid.uuid4()
+    prepared = _prepared(user)
+
+    async def _prepare() -> PreparedChat:
+        return prepared
+
+    async def go() -> uuid.UUID:
+        async with direct_services(db_url, llm_model=MINI) as services:
+            admission = await admit(
+                services, user_id=user, message=QUESTION, max_tokens=50, prepare=_prepare
+            )
+            stream = stream_answer(services, admission, span=services.tracer.start_span("c"))
+            await stream.aclose()  # the client left before the first event
+            await release_unused(services, admission)
+            return admission.reservation.id
+
+    reservation = asyncio.run(go())
+    with db_engine.connect() as conn:
+        settled = conn.execute(
+            text("SELECT settled_at IS NOT NULL FROM reservations WHERE id = :id"),
+            {"id": reservation},
+        ).scalar_one()
+    assert settled
+
+
+def test_a_drained_pool_does_not_keep_the_stream_slot_of_an_unused_admission(
+    db_url: str,
+) -> None:
+    user = uuid.uuid4()
+    prepared = _prepared(user)
+
+    async def _prepare() -> PreparedChat:
+        return prepared
+
+    async def go() -> None:
+        async with direct_services(db_url, llm_model=MINI, max_concurrent_streams=1) as services:
+            admission = await admit(
+                services, user_id=user, message=QUESTION, max_tokens=50, prepare=_prepare
+            )
+            engine = make_async_engine(db_url, pool_size=1, max_overflow=0, pool_timeout_s=0.2)
+            drained = dataclasses.replace(services, sessions=async_sessionmaker(engine))
+            try:
+                async with engine.connect():
+                    with pytest.raises(SQLAlchemyTimeout):
+                        await release_unused(drained, admission)
+            finally:
+                await engine.dispose()
+            # The one stream slot is free again: the next admission is not refused (429).
+            again = await admit(
+                services, user_id=user, message=QUESTION, max_tokens=50, prepare=_prepare
+            )
+            await release_unused(services, again)
+
+    asyncio.run(go())
