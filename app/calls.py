@@ -43,52 +43,61 @@ async def record_call(
     cache_hit: bool = False,
     saved_usd: Decimal = Decimal(0),
     arm: str | None = None,
-) -> None:
+    rollups: bool = True,
+) -> LLMCall:
     """Add the call to the ledger and to the rollups, in the caller's transaction. `arm`:
-    the routing arm of a chat answer (main, canary, route:short; app/llm/routing.py)."""
+    the routing arm of a chat answer (main, canary, route:short; app/llm/routing.py).
+    ``rollups=False`` leaves the rollups to the caller (`rollup_call`), to be done after
+    the counters: every writer takes the spend counters before the rollup rows."""
     now = utcnow()
-    session.add(
-        LLMCall(
-            created_at=now,
-            user_id=user_id,
-            conversation_id=conversation_id,
-            feature=feature,
-            model=model,
-            prompt_version=prompt_version,
-            admission=admission,
-            status=status,
-            input_tokens=input_tokens,
-            cached_input_tokens=cached_input_tokens,
-            output_tokens=output_tokens,
-            cost_usd=cost_usd,
-            reserved_usd=reserved_usd,
-            ttft_ms=ttft_ms,
-            latency_ms=latency_ms,
-            reservation_id=reservation_id,
-            trace_id=trace_id,
-            attempts=attempts,
-            provider=provider,
-            price_source=price_source,
-            question=question,
-            answer=answer,
-            cache_hit=cache_hit,
-            saved_usd=saved_usd,
-            arm=arm,
-            api_token_id=CALLER_TOKEN.get(),  # the request's API token, if it came with one
-        )
-    )
-    await add_to_rollups(
-        session,
-        at=now,
+    call = LLMCall(
+        created_at=now,
+        user_id=user_id,
+        conversation_id=conversation_id,
         feature=feature,
         model=model,
-        outcome=outcome_of(admission=admission, status=status),
-        user_id=user_id,
+        prompt_version=prompt_version,
+        admission=admission,
+        status=status,
         input_tokens=input_tokens,
+        cached_input_tokens=cached_input_tokens,
         output_tokens=output_tokens,
         cost_usd=cost_usd,
-        latency_ms=latency_ms,
+        reserved_usd=reserved_usd,
         ttft_ms=ttft_ms,
+        latency_ms=latency_ms,
+        reservation_id=reservation_id,
+        trace_id=trace_id,
+        attempts=attempts,
+        provider=provider,
+        price_source=price_source,
+        question=question,
+        answer=answer,
+        cache_hit=cache_hit,
+        saved_usd=saved_usd,
+        arm=arm,
+        api_token_id=CALLER_TOKEN.get(),  # the request's API token, if it came with one
+    )
+    session.add(call)
+    if rollups:
+        await rollup_call(session, call)
+    return call
+
+
+async def rollup_call(session: AsyncSession, call: LLMCall) -> None:
+    """Add a recorded call to the hourly and daily rollups (two upserts)."""
+    await add_to_rollups(
+        session,
+        at=call.created_at,
+        feature=call.feature,
+        model=call.model,
+        outcome=outcome_of(admission=call.admission, status=call.status),
+        user_id=call.user_id,
+        input_tokens=call.input_tokens,
+        output_tokens=call.output_tokens,
+        cost_usd=call.cost_usd,
+        latency_ms=call.latency_ms,
+        ttft_ms=call.ttft_ms,
     )
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from app.calls import record_call
+from app.calls import record_call, rollup_call
 from app.caps import budget
 from app.caps.chain import Admission
 from app.conversations import append_message, hold_conversation
@@ -133,10 +133,12 @@ async def settle_call(
             if kept
             else None
         )
-        # False when the expiry sweep already charged the whole reservation for this call.
-        settled = await budget.settle(session, reservation_id=reservation.id, cost=cost)
-        await record_call(
+        # None when the expiry sweep already charged the whole reservation for this call.
+        closed = await budget.close(session, reservation_id=reservation.id)
+        settled = closed is not None
+        call = await record_call(
             session,
+            rollups=False,  # after the counters, below: the lock order of every writer
             user_id=prepared.user_id,
             conversation_id=prepared.conversation_id,
             model=model,
@@ -170,7 +172,16 @@ async def settle_call(
             trace_id=prepared.trace_id,
             policy=policy,
         )
-        spent, reserved = await budget.spend_today(session, user_id=prepared.user_id)
+        # Last, with the rollups, just before COMMIT: the counters' global rows and the
+        # hourly rollup row are shared by every answer ending now and stay locked until the
+        # commit, so they are taken after every other write (issue 17: 1,000 answers
+        # ending together drained the pool behind those locks). Counters before rollups,
+        # as every writer takes them (the sweeper, the health probe, summaries).
+        if closed is not None:
+            spent, reserved = await budget.charge(session, closed, cost=cost)
+        else:
+            spent, reserved = await budget.spend_today(session, user_id=prepared.user_id)
+        await rollup_call(session, call)
     remaining = max(services.settings.user_daily_cap_usd - spent - reserved, Decimal(0))
     return {
         "message_id": message_id,

@@ -418,3 +418,39 @@ def test_with_the_local_answer_off_an_unsourced_answer_is_charged(
     assert (record["model"], call["model"]) == (FULL, FULL)  # the model that was streaming
     assert call["cost_usd"] > 0
 
+
+def test_the_shared_rows_are_written_last_counters_then_rollups(db_url: str) -> None:
+    """The counters' global rows and the hourly rollup row are shared by every answer and
+    stay locked until COMMIT: settling writes them after everything else, the counters in
+    one statement (`ragship_charge`), then the rollups; the lock order of every writer."""
+    from sqlalchemy import event
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    user = uuid.uuid4()
+    outcome = Outcome(parts=["Port 8000."], finished=Finished(MINI, "stop", 10, 3, 0), status="ok")
+
+    async def go() -> list[str]:
+        async with direct_services(db_url, **SETTINGS) as services:
+            engine: AsyncEngine = services.sessions.kw["bind"]
+            prepared = _prepared(user)
+            reservation = await budget.reserve(
+                services.sessions, services.settings, user_id=user, amount=Decimal("0.01")
+            )
+            async with services.sessions() as session, session.begin():
+                await ensure_conversation(
+                    session, conversation_id=prepared.conversation_id, owner="ada", title="t"
+                )
+            sent: list[str] = []
+            event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+            admission = Admission(prepared, StreamLease("k", "m", {}), reservation, 200)
+            await settle_call(services, admission, outcome)
+            return sent
+
+    sent = asyncio.run(go())
+    charge = next(i for i, s in enumerate(sent) if "ragship_charge" in s)
+    assert [" ".join(s.split()[:3]) for s in sent[charge + 1 :]] == [
+        "INSERT INTO call_rollups_hourly",
+        "INSERT INTO user_rollups_daily",
+    ], sent
+    assert any(s.startswith("INSERT INTO llm_calls") for s in sent[:charge]), sent
+    assert not any("spend_counters" in s for s in sent), sent  # all in the one function call

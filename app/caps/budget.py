@@ -51,9 +51,9 @@ _CLOSE = text(
     "UPDATE reservations SET settled_at = now() WHERE id = :id AND settled_at IS NULL "
     "RETURNING user_id, day, month, amount_usd, day_shard, month_shard"
 )
-_SETTLE = text(
-    "UPDATE spend_counters SET reserved_usd = reserved_usd - :amount, "
-    "spent_usd = spent_usd + :cost WHERE scope = :scope AND period = :period"
+_CHARGE = text(
+    "SELECT spent, reserved FROM ragship_charge(CAST(:scopes AS text[]), "
+    "CAST(:periods AS text[]), CAST(:amount AS numeric), CAST(:cost AS numeric))"
 )
 
 
@@ -182,21 +182,57 @@ async def reserve(
     return reservation
 
 
+@dataclass(frozen=True)
+class Closed:
+    """A reservation just closed (`close`): what `charge` moves on the counters."""
+
+    amount: Decimal
+    scopes: list[tuple[str, str]]  # (scope, period) in lock order: user, global day, month
+
+
 async def settle(session: AsyncSession, *, reservation_id: uuid.UUID, cost: Decimal) -> bool:
     """Release the reservation and charge ``cost``, inside the caller's transaction.
 
     Idempotent: a reservation settles once; a second call (say, the expiry sweep racing a
     late settle) changes nothing and returns False.
     """
+    closed = await close(session, reservation_id=reservation_id)
+    if closed is None:
+        return False
+    await charge(session, closed, cost=cost)
+    return True
+
+
+async def close(session: AsyncSession, *, reservation_id: uuid.UUID) -> Closed | None:
+    """Mark the reservation settled (its own row only: no counter is locked yet); None when
+    it was settled already (the expiry sweep, or a second call)."""
     row = (await session.execute(_CLOSE, {"id": reservation_id})).first()
     if row is None:
-        return False
+        return None
     user_id, day, month, amount, day_shard, month_shard = row
-    for scope, period in _scopes(user_id, day, month, day_shard, month_shard):
+    return Closed(Decimal(amount), _scopes(user_id, day, month, day_shard, month_shard))
+
+
+async def charge(
+    session: AsyncSession, closed: Closed, *, cost: Decimal
+) -> tuple[Decimal, Decimal]:
+    """Move a closed reservation's counters from reserved to ``cost`` spent, in one round
+    trip (`ragship_charge`, migration 0022), in lock order. Call it last in the transaction:
+    the global rows it locks are shared by every answer, and stay locked until COMMIT.
+    Returns the first counter's (spent, reserved) after the charge: the user's today for a
+    user's call, a global counter's for a service call."""
+    row = (
         await session.execute(
-            _SETTLE, {"scope": scope, "period": period, "amount": amount, "cost": cost}
+            _CHARGE,
+            {
+                "scopes": [scope for scope, _ in closed.scopes],
+                "periods": [period for _, period in closed.scopes],
+                "amount": closed.amount,
+                "cost": cost,
+            },
         )
-    return True
+    ).one()
+    return Decimal(row[0] or 0), Decimal(row[1] or 0)
 
 
 async def spend_today(session: AsyncSession, *, user_id: uuid.UUID) -> tuple[Decimal, Decimal]:
