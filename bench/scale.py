@@ -143,7 +143,8 @@ def run() -> list[Table]:
     for size in SIZES:
         measure(size, table)
     table.notes += [
-        "recall@10 against exact search (numpy brute force); HNSW as the migrations build it (m=16, ef_construction=128)",
+        "recall@10 against exact search (numpy brute force); HNSW as the migrations build it "
+        "(m=16, ef_construction=128)",
         "hybrid = hybrid_search (vector candidates + full text, RRF), top_k and candidates "
         "from the default settings; 'before' ranks every full-text match (pool = the corpus)",
         f"databases up to {KEEP_UP_TO:,} chunks kept in {KEPT} (delete it to rebuild); "

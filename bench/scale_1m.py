@@ -21,7 +21,8 @@ def run() -> list[Table]:
     )
     scale.measure(SIZE, table, baseline=False)
     table.notes += [
-        "recall@10 against exact search (numpy brute force); HNSW as the migrations build it (m=16, ef_construction=128)",
+        "recall@10 against exact search (numpy brute force); HNSW as the migrations build it "
+        "(m=16, ef_construction=128)",
         "hybrid = hybrid_search with the default settings; the unbounded baseline is left out",
     ]
     return [table]
