@@ -46,7 +46,7 @@ from bench.litellm_proxy import installed, litellm_proxy
 from bench.openloop import SLO_S, Outcome, Step, ceiling, keep_going, offer, requests_for
 from bench.procs import start_model, stop, wait_workers
 from bench.sse_client import QUESTION, client, has_text
-from bench.streams import _free_port, _start, _wait
+from bench.streams_procs import free_port, start, wait_up
 from bench.table import Table, latency
 
 NAME = "ceiling"
@@ -227,12 +227,12 @@ def run() -> list[Table]:
             onnx = stack.enter_context(onnx_model())
         model_url = stack.enter_context(start_model())
         for i, config in enumerate(specs):
-            port = _free_port()
-            app = _start([sys.executable, "-m", "app"],
+            port = free_port()
+            app = start([sys.executable, "-m", "app"],
                          _app_env(config, db_url, redis_url, model_url, onnx, port))  # fmt: skip
             app_url = f"http://127.0.0.1:{port}"
             try:
-                _wait(app_url, app)
+                wait_up(app_url, app)
                 wait_workers(app, config.workers)
                 users = _sign_in(app_url, USERS)
                 asyncio.run(_warm(app_url, users, WARM_UP * config.workers))

@@ -48,7 +48,7 @@ from bench.fixtures import (
 from bench.litellm_proxy import installed, litellm_proxy
 from bench.procs import start_model, stop, wait_workers
 from bench.sse_client import QUESTION, Side, ragship_side, upstream_side
-from bench.streams import _free_port, _start, _wait
+from bench.streams_procs import free_port, start, wait_up
 from bench.table import Table, latency
 
 NAME = "gateway"
@@ -117,15 +117,15 @@ def run() -> list[Table]:
             with onnx_model() as onnx_dir:
                 for name in _variants():
                     label, extra = VARIANTS[name]
-                    port = _free_port()
-                    app = _start(
+                    port = free_port()
+                    app = start(
                         [sys.executable, "-m", "app"],
                         {**app_env, **extra, "PORT": str(port),
                          "EMBEDDING_ONNX_DIR": str(onnx_dir)},
                     )  # fmt: skip
                     apps.append((label, f"http://127.0.0.1:{port}", app))
                 for name, (_, app_url, app) in zip(_variants(), apps, strict=True):
-                    _wait(app_url, app)
+                    wait_up(app_url, app)
                     wait_workers(app, int(VARIANTS[name][1].get("WEB_CONCURRENCY", "1")))
                 if installed():
                     with litellm_proxy(model_url, LOCAL_MODEL_ID) as litellm:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.streams import _free_port, _start, _wait
+from bench.streams_procs import free_port, start, wait_up
 
 CONFIG = """model_list:
   - model_name: {model}
@@ -57,7 +57,7 @@ def litellm_proxy(upstream: str, model: str) -> Iterator[tuple[str, str]]:
     with tempfile.TemporaryDirectory(prefix="ragship-bench-litellm-") as tmp:
         config = Path(tmp) / "config.yaml"
         config.write_text(CONFIG.format(model=model, upstream=upstream))
-        port = _free_port()
+        port = free_port()
         key = f"sk-{secrets.token_hex(32)}"
         env = {
             **os.environ,
@@ -65,13 +65,13 @@ def litellm_proxy(upstream: str, model: str) -> Iterator[tuple[str, str]]:
             "LITELLM_TELEMETRY": "False",
             "LITELLM_MASTER_KEY": key,
         }
-        proc = _start(
+        proc = start(
             [*_command(), "--config", str(config), "--port", str(port), "--num_workers", "1"],
             env,
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            _wait(url, proc, "/health/liveliness")
+            wait_up(url, proc, "/health/liveliness")
             yield url, key
         finally:
             proc.terminate()

@@ -12,35 +12,25 @@ from contextlib import contextmanager
 
 import psutil
 
-from bench.streams import _free_port, _start, _wait
+from bench.streams_procs import free_port, start, stop, wait_up
 
 
 @contextmanager
 def start_model() -> Iterator[str]:
     """The local model at 20 ms a piece (bench/gateway.py's `paced_model`) in its own uvicorn
     process; yields its base URL (no `/v1`), stops it on the way out."""
-    port = _free_port()
-    proc = _start(
+    port = free_port()
+    proc = start(
         [sys.executable, "-m", "uvicorn", "--factory", "bench.gateway:paced_model",
          "--port", str(port), "--log-level", "warning"],
         {**os.environ, "LOG_LEVEL": "warning"},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait(url, proc, "/v1/models")
+        wait_up(url, proc, "/v1/models")
         yield url
     finally:
         stop(proc)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within 60 s."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=30)
 
 
 def _workers(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
