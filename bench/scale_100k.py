@@ -7,7 +7,6 @@ Run only when named.
 from __future__ import annotations
 
 from bench import scale
-from bench.scale_db import KEPT
 from bench.table import Table
 
 NAME = "scale_100k"
@@ -15,15 +14,4 @@ SIZE = 100_000
 
 
 def run() -> list[Table]:
-    table = Table(
-        f"Retrieval at scale: {scale.QUERIES} queries, {SIZE:,} synthetic clustered vectors",
-        ["chunks", "query", "recall@10", "p50 ms", "p95 ms", "HNSW build s"],
-    )
-    scale.measure(SIZE, table, baseline=False)
-    table.notes += [
-        "recall@10 against exact search (numpy brute force); HNSW as the migrations build it "
-        "(m=16, ef_construction=128)",
-        "hybrid = hybrid_search with the default settings; the unbounded baseline is left out",
-        f"database kept in {KEPT} (delete it to rebuild)",
-    ]
-    return [table]
+    return scale.one_size(SIZE)

@@ -15,14 +15,4 @@ SIZE = 1_000_000
 
 
 def run() -> list[Table]:
-    table = Table(
-        f"Retrieval at scale: {scale.QUERIES} queries, {SIZE:,} synthetic clustered vectors",
-        ["chunks", "query", "recall@10", "p50 ms", "p95 ms", "HNSW build s"],
-    )
-    scale.measure(SIZE, table, baseline=False)
-    table.notes += [
-        "recall@10 against exact search (numpy brute force); HNSW as the migrations build it "
-        "(m=16, ef_construction=128)",
-        "hybrid = hybrid_search with the default settings; the unbounded baseline is left out",
-    ]
-    return [table]
+    return scale.one_size(SIZE)
