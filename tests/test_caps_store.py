@@ -429,3 +429,23 @@ def test_the_upstash_client_tries_once_and_leaves_waiting_to_the_limiter() -> No
         return connections
 
     assert asyncio.run(run()) == 1
+
+
+def test_more_calls_than_connections_wait_for_one_instead_of_failing(redis_url: str) -> None:
+    """At 1,000 answers ending together each worker had more store calls in flight than
+    redis-py's pool holds (100), and its default pool raised MaxConnectionsError, which
+    the limiter reported as a store outage. The pool blocks instead: here 40 calls at once
+    over 2 connections all get their answer."""
+    store = RedisStore(redis_url, timeout_s=2, max_connections=2)
+    key = f"pool:{uuid.uuid4()}"
+
+    async def go() -> list[WindowResult]:
+        try:
+            calls = [store.hit(key, limit=1000, window_s=60, member=str(n)) for n in range(40)]
+            return await asyncio.gather(*calls)
+        finally:
+            await store.close()
+
+    results = asyncio.run(go())
+    assert all(r.allowed for r in results)
+    assert sorted(r.remaining for r in results) == list(range(960, 1000))

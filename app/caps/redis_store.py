@@ -51,14 +51,27 @@ def _window(result: Any) -> WindowResult:
     return WindowResult(bool(allowed), remaining, retry_us / 1_000_000)
 
 
+MAX_CONNECTIONS = 100  # per worker: redis-py's own default for its asyncio pool
+
+
 class RedisStore:
-    def __init__(self, url: str, *, timeout_s: float) -> None:
+    def __init__(
+        self, url: str, *, timeout_s: float, max_connections: int = MAX_CONNECTIONS
+    ) -> None:
         # The socket timeouts are wall-clock backstops; the limiter's own deadline
-        # (app/caps/deadline.py) decides when the store is too slow.
+        # (app/caps/deadline.py) decides when the store is too slow. A call past
+        # `max_connections` waits for a connection (a blocking pool) instead of failing at
+        # once: redis-py's default pool raises MaxConnectionsError, which the limiter took
+        # for a store outage (false 503s when 1,000 answers ended together; issue 17).
         backstop_s = timeout_s * WALL_FACTOR
-        self._redis = redis.Redis.from_url(
-            url, socket_timeout=backstop_s, socket_connect_timeout=backstop_s
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=backstop_s,
+            socket_timeout=backstop_s,
+            socket_connect_timeout=backstop_s,
         )
+        self._redis = redis.Redis.from_pool(pool)  # closes the pool with the client
         self._window = self._redis.register_script(SLIDING_WINDOW)
         self._acquire = self._redis.register_script(ACQUIRE_LEASE)
 
