@@ -17,7 +17,6 @@ import random
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from dataclasses import dataclass
 from typing import Any, cast
 
 import httpx
@@ -27,6 +26,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from app.llm.breaker import CircuitBreaker
 from app.llm.errors import OPERATOR_KINDS, UpstreamError, classify
+from app.llm.events import Finished, TextDelta, finished_from_usage, with_attempts
 from app.llm.routing import chain_of, routable_models
 from app.llm.watch import UpstreamWatcher
 from app.settings import Settings
@@ -48,22 +48,6 @@ MAX_RETRY_AFTER_S = 30.0
 # reasoning models reject; a 200 cut short by the limit still proves the upstream answers.
 PING_MESSAGES = [{"role": "user", "content": "Reply with the word OK."}]
 PING_MAX_TOKENS = 16
-
-
-@dataclass(frozen=True)
-class TextDelta:
-    text: str
-    model: str
-
-
-@dataclass(frozen=True)
-class Finished:
-    model: str
-    reason: str | None
-    input_tokens: int | None
-    output_tokens: int | None
-    cached_input_tokens: int
-    attempts: int = 1
 
 
 def backoff_s(attempt: int, *, retry_after_s: float | None, base_s: float = 0.5) -> float:
@@ -145,7 +129,7 @@ class LLMClient:
                                 verdict = True
                                 if self.watcher is not None:
                                     await self.watcher.succeeded(model=model)
-                                event = _with_attempts(event, attempts)
+                                event = with_attempts(event, attempts)
                             yield event
                     return
                 except UpstreamError as err:
@@ -239,7 +223,11 @@ class LLMClient:
             raise classify(err, started=started_streaming) from err
         except (AttributeError, TypeError) as err:  # a chunk of the wrong shape
             raise UpstreamError("broken_stream", started=True) from err
-        yield _finished(model, reason, usage) if usage else Finished(model, reason, None, None, 0)
+        yield (
+            finished_from_usage(model, reason, usage)
+            if usage
+            else Finished(model, reason, None, None, 0)
+        )
 
     async def ping(self) -> tuple[int, int]:
         """A real, minimal call to the main model: (input tokens, output tokens).
@@ -290,23 +278,3 @@ class LLMClient:
 def _loop_time(monotonic_deadline: float) -> float:
     """A `time.monotonic()` deadline on the running loop's clock (`asyncio.timeout_at`)."""
     return asyncio.get_running_loop().time() + (monotonic_deadline - time.monotonic())
-
-
-def _finished(model: str, reason: str | None, usage: dict[str, Any]) -> Finished:
-    """The `Finished` of a stream from its `usage` object (OpenAI's chunk field)."""
-    details = usage.get("prompt_tokens_details") or {}
-    cached = details.get("cached_tokens") or 0
-    return Finished(
-        model, reason, usage.get("prompt_tokens"), usage.get("completion_tokens"), cached
-    )
-
-
-def _with_attempts(event: Finished, attempts: int) -> Finished:
-    return Finished(
-        event.model,
-        event.reason,
-        event.input_tokens,
-        event.output_tokens,
-        event.cached_input_tokens,
-        attempts,
-    )
