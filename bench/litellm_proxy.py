@@ -12,14 +12,13 @@ import importlib.util
 import os
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.streams_procs import free_port, start, wait_up
+from bench.streams_procs import free_port, start, stop, wait_up
 
 CONFIG = """model_list:
   - model_name: {model}
@@ -74,9 +73,4 @@ def litellm_proxy(upstream: str, model: str) -> Iterator[tuple[str, str]]:
             wait_up(url, proc, "/health/liveliness")
             yield url, key
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
+            stop(proc)

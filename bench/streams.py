@@ -39,9 +39,16 @@ import httpx
 import psutil
 from fastapi import FastAPI
 
-from bench.fixtures import DOCS, ingest_corpus, shared_embedder, temp_database, temp_redis
+from bench.fixtures import (
+    DOCS,
+    ingest_corpus,
+    onnx_model,
+    shared_embedder,
+    temp_database,
+    temp_redis,
+)
 from bench.streams_client import Hold, hold_chat, hold_direct, sign_in_users
-from bench.streams_procs import export_onnx, free_port, sample_tree, start, stop, wait_up
+from bench.streams_procs import free_port, sample_tree, start, stop, wait_up
 from bench.table import Table, latency
 
 NAME = "streams"
@@ -94,9 +101,8 @@ def measure(levels: tuple[int, ...], *, workers: int, direct: bool = True) -> Ta
     )
     logs = Path(tempfile.mkdtemp(prefix="ragship-bench-streams-"))
     embedder = shared_embedder()
-    with temp_database() as database, temp_redis() as redis:
+    with temp_database() as database, temp_redis() as redis, onnx_model() as onnx:
         ingest_corpus(database, embedder, [DOCS])
-        onnx = export_onnx(logs / "onnx", logs / "onnx_export.log")
         model_url = f"http://127.0.0.1:{free_port()}"
         app_port = free_port()
         app_url = f"http://127.0.0.1:{app_port}"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,14 +94,3 @@ def sample_tree(root: psutil.Process) -> TreeSample:
     if not workers:
         return TreeSample((own,), 0, fds)
     return TreeSample(tuple(workers), own, fds)
-
-
-def export_onnx(folder: Path, log: Path) -> Path:
-    """`python -m app.rag.onnx_export folder` (about 7 s): the model EMBEDDING_BACKEND=onnx
-    loads, as the image has it. Raises `RuntimeError` with the log's tail on failure."""
-    args = [sys.executable, "-m", "app.rag.onnx_export", str(folder)]
-    with log.open("ab") as out:
-        done = subprocess.run(args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"onnx export failed: {log.read_text()[-2000:]}")
-    return folder

@@ -12,18 +12,21 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from app.caps.chain import admit, release_unused
+from app.caps.chain import Admission, admit, release_unused
 from app.chat import stream_answer
 from app.db import make_async_engine
 from app.llm.routing import ARM_MAIN, Route
 from app.prepare import PreparedChat
 from app.rag.prompt import PROMPT_VERSION
+from app.services import Services
 from tests.direct import direct_services
 
 MINI = "gpt-4o-mini"
@@ -45,96 +48,80 @@ def _prepared(user: uuid.UUID) -> PreparedChat:
     )
 
 
+async def _admit(services: Services, user: uuid.UUID) -> Admission[PreparedChat]:
+    """A real admission (rate limit, lease, $0 reservation) of an answer without the model."""
+    prepared = _prepared(user)
+
+    async def prepare() -> PreparedChat:
+        return prepared
+
+    return await admit(services, user_id=user, message=QUESTION, max_tokens=50, prepare=prepare)
+
+
+@asynccontextmanager
+async def _drained(services: Services, db_url: str) -> AsyncIterator[Services]:
+    """`services` on a pool of one connection, held here; a checkout gives up after 0.2 s."""
+    engine = make_async_engine(db_url, pool_size=1, max_overflow=0, pool_timeout_s=0.2)
+    try:
+        async with engine.connect():
+            yield dataclasses.replace(services, sessions=async_sessionmaker(engine))
+    finally:
+        await engine.dispose()
+
+
+def _settled(db_engine: Engine, reservation: uuid.UUID) -> bool:
+    with db_engine.connect() as conn:
+        return bool(
+            conn.execute(
+                text("SELECT settled_at IS NOT NULL FROM reservations WHERE id = :id"),
+                {"id": reservation},
+            ).scalar_one()
+        )
+
+
 def test_after_a_streamed_answer_the_backstop_needs_no_database_connection(
     db_url: str, db_engine: Engine
 ) -> None:
-    user = uuid.uuid4()
-    prepared = _prepared(user)
-
-    async def _prepare() -> PreparedChat:
-        return prepared
-
     async def go() -> tuple[list[str], uuid.UUID]:
         async with direct_services(db_url, llm_model=MINI) as services:
-            admission = await admit(
-                services, user_id=user, message=QUESTION, max_tokens=50, prepare=_prepare
-            )
+            admission = await _admit(services, uuid.uuid4())
             span = services.tracer.start_span("chat")
             names = [e.name async for e in stream_answer(services, admission, span=span)]
-            # A drained pool: one connection, held here; a checkout gives up after 0.2 s.
-            engine = make_async_engine(db_url, pool_size=1, max_overflow=0, pool_timeout_s=0.2)
-            drained = dataclasses.replace(services, sessions=async_sessionmaker(engine))
-            try:
-                async with engine.connect():
-                    await release_unused(drained, admission)  # raised TimeoutError before
-            finally:
-                await engine.dispose()
+            async with _drained(services, db_url) as drained:
+                await release_unused(drained, admission)  # raised TimeoutError before
             return names, admission.reservation.id
 
     names, reservation = asyncio.run(go())
     assert names[-1] == "done"
-    with db_engine.connect() as conn:  # the stream settled it: the backstop had nothing to do
-        settled = conn.execute(
-            text("SELECT settled_at IS NOT NULL FROM reservations WHERE id = :id"),
-            {"id": reservation},
-        ).scalar_one()
-    assert settled
+    assert _settled(db_engine, reservation)  # by the stream: the backstop had nothing to do
 
 
 def test_an_admission_whose_stream_never_started_is_still_given_back(
     db_url: str, db_engine: Engine
 ) -> None:
-    user = uuid.uuid4()
-    prepared = _prepared(user)
-
-    async def _prepare() -> PreparedChat:
-        return prepared
-
     async def go() -> uuid.UUID:
         async with direct_services(db_url, llm_model=MINI) as services:
-            admission = await admit(
-                services, user_id=user, message=QUESTION, max_tokens=50, prepare=_prepare
-            )
+            admission = await _admit(services, uuid.uuid4())
             stream = stream_answer(services, admission, span=services.tracer.start_span("c"))
             await stream.aclose()  # the client left before the first event
             await release_unused(services, admission)
             return admission.reservation.id
 
-    reservation = asyncio.run(go())
-    with db_engine.connect() as conn:
-        settled = conn.execute(
-            text("SELECT settled_at IS NOT NULL FROM reservations WHERE id = :id"),
-            {"id": reservation},
-        ).scalar_one()
-    assert settled
+    assert _settled(db_engine, asyncio.run(go()))
 
 
 def test_a_drained_pool_does_not_keep_the_stream_slot_of_an_unused_admission(
     db_url: str,
 ) -> None:
     user = uuid.uuid4()
-    prepared = _prepared(user)
-
-    async def _prepare() -> PreparedChat:
-        return prepared
 
     async def go() -> None:
         async with direct_services(db_url, llm_model=MINI, max_concurrent_streams=1) as services:
-            admission = await admit(
-                services, user_id=user, message=QUESTION, max_tokens=50, prepare=_prepare
-            )
-            engine = make_async_engine(db_url, pool_size=1, max_overflow=0, pool_timeout_s=0.2)
-            drained = dataclasses.replace(services, sessions=async_sessionmaker(engine))
-            try:
-                async with engine.connect():
-                    with pytest.raises(SQLAlchemyTimeout):
-                        await release_unused(drained, admission)
-            finally:
-                await engine.dispose()
+            admission = await _admit(services, user)
+            async with _drained(services, db_url) as drained:
+                with pytest.raises(SQLAlchemyTimeout):
+                    await release_unused(drained, admission)
             # The one stream slot is free again: the next admission is not refused (429).
-            again = await admit(
-                services, user_id=user, message=QUESTION, max_tokens=50, prepare=_prepare
-            )
-            await release_unused(services, again)
+            await release_unused(services, await _admit(services, user))
 
     asyncio.run(go())
