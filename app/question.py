@@ -9,8 +9,10 @@ reservation is allowed (`budget.AdmittedWrites`), and the chain passes it along.
 
 from __future__ import annotations
 
+from functools import partial
+
 from app.caps.budget import AdmittedWrites
-from app.conversations import new_title
+from app.conversations import ConversationNotFound, new_title
 from app.models import utcnow
 from app.prepare import PreparedChat
 
@@ -30,6 +32,7 @@ _TOUCH = (
     "WHERE conversations.id = CAST(:q_conversation AS uuid)"
 )
 # Taken before the counters' rows, as settling an answer does (conversation, then counters).
+# No row (deleted since `prepare_chat` read it): nothing is reserved or written.
 _LOCK = "SELECT FROM conversations WHERE id = CAST(:q_conversation AS uuid) FOR NO KEY UPDATE"
 
 
@@ -38,10 +41,13 @@ def question_writes(prepared: PreparedChat) -> AdmittedWrites:
 
     A new conversation (its id made by `prepare_chat` just now): INSERT the conversation,
     titled after the question, and the message; no lookup, no lock. A follow-up: lock the
-    conversation row first, INSERT the message and move `updated_at` to now. The message's
-    foreign key is checked at the end of the statement, so a conversation deleted since
-    `prepare_chat` read it fails the whole statement (`IntegrityError`): nothing reserved,
-    nothing stored. Timestamps are this process's clock (UTC), like every other write."""
+    conversation row first, INSERT the message and move `updated_at` to now. A conversation
+    deleted since `prepare_chat` read it locks no row: the reservation then raises
+    `ConversationNotFound` (the route's 404, as for any unknown conversation), having
+    reserved and stored nothing; no cap refused, so no refusal is recorded. Once locked, the
+    row cannot be deleted before the statement commits (a delete waits for the lock), so
+    the message's foreign key holds. Timestamps are this process's clock (UTC), like every
+    other write."""
     params = {
         "q_conversation": prepared.conversation_id,
         "q_content": prepared.question,
@@ -53,4 +59,5 @@ def question_writes(prepared: PreparedChat) -> AdmittedWrites:
         params["q_owner"] = str(prepared.user_id)
         params["q_title"] = new_title(prepared.question)
         return AdmittedWrites(writes=(_NEW_CONVERSATION, _MESSAGE), params=params)
-    return AdmittedWrites(writes=(_MESSAGE, _TOUCH), params=params, lock=_LOCK)
+    gone = partial(ConversationNotFound, str(prepared.conversation_id))
+    return AdmittedWrites(writes=(_MESSAGE, _TOUCH), params=params, lock=_LOCK, gone=gone)

@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.caps import budget
 from app.caps.chain import Admission, admit, release_unused
 from app.caps.refusal import GLOBAL_DAILY, CapRefused
+from app.conversations import ConversationNotFound
 from app.db import make_sync_engine
 from app.llm.routing import ARM_MAIN, Route
 from app.prepare import PreparedChat
@@ -158,18 +159,24 @@ def test_a_refused_question_stores_nothing(db_url: str, db_engine: Engine) -> No
     assert _rows(db_engine, fresh) == (0, 0)
 
 
-def test_a_conversation_deleted_before_the_reservation_fails_it_whole(
+def test_a_conversation_deleted_before_the_reservation_is_not_found_and_reserves_nothing(
     db_url: str, db_engine: Engine
 ) -> None:
-    """A follow-up whose conversation is gone (deleted after `prepare_chat` read it): the
-    message's foreign key fails the statement, so nothing is reserved either."""
+    """A follow-up whose conversation is gone (deleted after `prepare_chat` read it): its
+    lock locks no row, so the reservation is not attempted: `ConversationNotFound` (the
+    route's 404), in the one statement, with nothing reserved, stored or recorded as a
+    refusal (tests/test_deleted_follow_up.py runs the race itself over HTTP)."""
     user, gone = uuid.uuid4(), uuid.uuid4()
-    failed, _ = _admit_once(db_url, _prepared(user, gone, new=False, question="Still there?"))
-    assert isinstance(failed, IntegrityError), failed
+    failed, sent = _admit_once(db_url, _prepared(user, gone, new=False, question="Still there?"))
+    assert isinstance(failed, ConversationNotFound) and str(failed) == str(gone), failed
+    assert sent == ["WITH held AS"]
     assert _rows(db_engine, gone) == (0, 0)
     day, _ = budget.periods()
     user_row = "SELECT count(*) FROM spend_counters WHERE scope = :s AND period = :d"
     assert scalar(db_engine, user_row, s=f"user:{user}", d=day) == 0
+    for table in ("reservations", "llm_calls"):
+        rows = f"SELECT count(*) FROM {table} WHERE user_id = :u"  # noqa: S608 (constant)
+        assert scalar(db_engine, rows, u=user) == 0, table
 
 
 _WAITING = text(

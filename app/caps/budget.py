@@ -18,7 +18,7 @@ their SQL, not what they store.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -66,6 +66,10 @@ class Reservation:
     month: str
 
 
+class LockedRowGone(Exception):
+    """`AdmittedWrites.lock` locked no row: nothing was reserved and nothing written."""
+
+
 @dataclass(frozen=True)
 class AdmittedWrites:
     """SQL that runs in the reservation's statement and changes rows only when it is allowed.
@@ -75,20 +79,24 @@ class AdmittedWrites:
     and none when it is refused. ``lock``: an optional locking SELECT (``... FOR NO KEY
     UPDATE``) of the existing rows the writes will update, run before the reservation takes
     the counters' rows, so the lock order stays rows first, counters after, as when a call
-    settles (docs/caps.md, "No deadlocks"). ``params``: their values, by names that must not
-    clash with the reservation's own. Raises nothing itself; PostgreSQL's errors (a foreign
-    key, say) fail the whole statement, reservation included."""
+    settles (docs/caps.md, "No deadlocks"). When ``lock`` locks no row (deleted since the
+    caller read it: a concurrent delete committed before or while the lock waited), the
+    reservation is not attempted and nothing is written: `reserve` raises ``gone()``.
+    ``params``: their values, by names that must not clash with the reservation's own.
+    PostgreSQL's errors fail the whole statement, reservation included."""
 
     writes: tuple[str, ...]
     params: Mapping[str, Any]
     lock: str | None = None
+    gone: Callable[[], Exception] = LockedRowGone
 
 
 def _statement(also: AdmittedWrites | None) -> TextClause:
     """The reservation's statement: `ragship_reserve` alone, or with ``also`` riding along.
 
     One statement, so one snapshot and one commit: `held` (the lock) is read to the end
-    before `ragship_reserve` runs (an aggregate consumes its input first); the writes run
+    before `ragship_reserve` runs (an aggregate consumes its input first), which runs only
+    when it locked a row (else `r`, and so the statement, returns no row); the writes run
     after it, from `admitted`; foreign keys are checked at the end of the statement."""
     if also is None:
         return _RESERVE_ALL
@@ -96,7 +104,7 @@ def _statement(also: AdmittedWrites | None) -> TextClause:
     source = ""
     if also.lock is not None:
         ctes.append(f"held AS ({also.lock})")
-        source = " FROM (SELECT count(*) FROM held) AS h"
+        source = " FROM (SELECT count(*) AS locked FROM held) AS h WHERE h.locked > 0"
     ctes.append(f"r AS ({_RESERVE_CALL} AS outcome{source})")
     ctes.append("admitted AS (SELECT FROM r WHERE outcome = CAST(:allowed AS text))")
     ctes.extend(f"w{n} AS ({sql})" for n, sql in enumerate(also.writes))
@@ -151,7 +159,8 @@ async def reserve(
     ``kill_switch`` the operator's pause is checked first (`KILL_SWITCH`, 503), then with
     ``ceiling`` the per-request maximum (`REQUEST_COST`, 413), in the chain's order.
     ``also``: writes made in the same statement, only when the reservation is allowed
-    (`AdmittedWrites`); raises ValueError when their parameter names clash with these.
+    (`AdmittedWrites`); raises ValueError when their parameter names clash with these, and
+    ``also.gone()`` (nothing reserved, nothing written) when ``also.lock`` locked no row.
     """
     day, month = periods()
     reservation = Reservation(uuid.uuid4(), user_id, amount, day, month)
@@ -176,7 +185,11 @@ async def reserve(
             raise ValueError(f"parameters named like the reservation's: {sorted(clash)}")
         params = {**params, **also.params, "allowed": ALLOWED}
     async with autocommit_scope(sessions) as session:
-        outcome = (await session.execute(_statement(also), params)).scalar_one()
+        outcome = (await session.execute(_statement(also), params)).scalar_one_or_none()
+    if outcome is None:  # no row: only when a lock locked nothing (`_statement`)
+        if also is None or also.lock is None:
+            raise RuntimeError("the reservation's statement returned no outcome")
+        raise also.gone()
     if outcome != ALLOWED:
         raise _refusal(outcome, settings, amount)
     return reservation
