@@ -23,7 +23,7 @@ from tests.sse import chat
 EMAIL = "deleted-follow-up@example.com"
 _WAITING = text(
     "SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity "
-    "WHERE state = 'active' AND query LIKE :start"
+    "WHERE datname = current_database() AND state = 'active' AND query LIKE :start"
 )
 # Reached by the delete's transaction after it deleted the conversation's row, before commit.
 _HOLD_CALL_TEXT = text(
