@@ -21,10 +21,12 @@ PASSAGE_WORDS = 220  # about 300 tokens, the ingest chunk size
 
 @dataclass
 class Prepared:
-    """What `prepare` hands the chain: only the messages matter to it."""
+    """What `prepare` hands the chain (app/caps/chain.py HasMessages): the messages, and a
+    call that goes to the model, so the chain reserves for it."""
 
     messages: list[dict[str, str]]
     models: list[str] = field(default_factory=lambda: [LOCAL_MODEL_ID])
+    without_model: bool = False
 
 
 def prepared_prompt() -> Prepared:
