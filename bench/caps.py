@@ -1,14 +1,14 @@
 """Cap chain overhead per request: the whole chain, memory store against a real Redis.
 
 Direct: `app.caps.chain.admit` with a trivial `prepare` (a fixed prompt the size of a real
-one: system prompt, five 300-token passages, the question), then `release_unused`, as the
-chat route gives back an admission whose call never starts. That is the whole chain: input
-bounds, the sliding window and the stream lease in the rate-limit store, the kill switch,
-the price check, the reservation against three counters in PostgreSQL, the settle, and the
-lease release. The baseline awaits `prepare` alone. The rate limiter alone (the store's
-round trips) splits the chain between the store and PostgreSQL. All lanes run against a
-temporary PostgreSQL and a redis-server on a unix socket, interleaved round by round so
-drift hits them alike.
+one: system prompt, five 300-token passages, the question; bench/caps_prompt.py), then
+`release_unused`, as the chat route gives back an admission whose call never starts. That
+is the whole chain: input bounds, the sliding window and the stream lease in the rate-limit
+store, the kill switch, the price check, the reservation against three counters in
+PostgreSQL, the settle, and the lease release. The baseline awaits `prepare` alone. The
+rate limiter alone (the store's round trips) splits the chain between the store and
+PostgreSQL. All lanes run against a temporary PostgreSQL and a redis-server on a unix
+socket, interleaved round by round so drift hits them alike.
 
 End to end: POST /api/chat read to the end (local model, no token delay) through two apps
 on the same database, one per store, alternately. There is no app without the chain to
@@ -39,11 +39,10 @@ from app.localmodel.server import create_local_model
 from app.main import create_app
 from app.observability.tracing import build_tracing
 from app.rag.embedder import Embedder
-from app.rag.prompt import build_messages
-from app.rag.retrieve import Passage
 from app.services import Services
-from app.settings import LOCAL_MODEL_ID, Settings
+from app.settings import Settings
 from app.tokens import count_message_tokens
+from bench.caps_prompt import PASSAGES, QUESTION, Prepared, prepared_prompt
 from bench.fixtures import (
     DOCS,
     ask,
@@ -67,21 +66,10 @@ CHAT_MAX_SECONDS = 20.0
 RATE_LIMIT = 100_000
 # Never called: admit() and release_unused() do not reach the model.
 UNUSED_LLM_URL = "http://127.0.0.1:9/v1"
-QUESTION = "How do the daily spending caps and the rate limit work together?"
-PASSAGES = 5
-PASSAGE_WORDS = 220  # about 300 tokens, the ingest chunk size
 
 BASELINE = "baseline"
 STORES = ("memory", "redis")
 STORE_NAMES = {"memory": "memory store", "redis": "Redis store"}
-
-
-@dataclass
-class Prepared:
-    """What `prepare` hands the chain: only the messages matter to it."""
-
-    messages: list[dict[str, str]]
-    models: list[str] = field(default_factory=lambda: [LOCAL_MODEL_ID])
 
 
 @dataclass
@@ -106,25 +94,6 @@ def run() -> list[Table]:
     return [_table(results)]
 
 
-def _prompt() -> Prepared:
-    words = (DOCS / "caps.md").read_text(encoding="utf-8").split()
-    passages = [
-        Passage(
-            chunk_id=n,
-            document_id=1,
-            source="docs/caps.md",
-            title="The cap chain",
-            heading_path=f"The cap chain > part {n + 1}",
-            anchor=f"part-{n + 1}",
-            text=" ".join(words[n * PASSAGE_WORDS : (n + 1) * PASSAGE_WORDS]),
-            score=0.03,
-            similarity=0.6,
-        )
-        for n in range(PASSAGES)
-    ]
-    return Prepared(build_messages(question=QUESTION, passages=passages, history=[]))
-
-
 def _settings(database_url: str, store: str, **overrides: object) -> Settings:
     return bench_settings(
         database_url=database_url,
@@ -140,7 +109,7 @@ Lane = Callable[[], Awaitable[float]]
 
 
 async def _measure_chain(url: str, stores: dict[str, str], results: Results) -> None:
-    prepared = _prompt()
+    prepared = prepared_prompt()
     results.prompt_tokens = count_message_tokens(prepared.messages)
 
     async def prepare() -> Prepared:

@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 
 from app.settings import LOCAL_MODEL_ID
+from bench.ceiling_requests import direct, ragship
 from bench.fixtures import (
     DOCS,
     ingest_corpus,
@@ -45,7 +46,7 @@ from bench.fixtures import (
 from bench.litellm_proxy import installed, litellm_proxy
 from bench.openloop import SLO_S, Outcome, Step, ceiling, keep_going, offer, requests_for
 from bench.procs import start_model, stop, wait_workers
-from bench.sse_client import QUESTION, client, has_text
+from bench.sse_client import client
 from bench.streams_procs import free_port, start, wait_up
 from bench.table import Table, latency
 
@@ -82,49 +83,6 @@ def configs(spec: str) -> list[Config]:
     return out
 
 
-def _refused(response: httpx.Response) -> Outcome:
-    shed = response.status_code == 503 and "retry-after" in response.headers
-    return Outcome("shed") if shed else Outcome("error", why=f"status {response.status_code}")
-
-
-async def _direct(http: httpx.AsyncClient, body: dict[str, Any], scheduled: float) -> Outcome:
-    loop = asyncio.get_running_loop()
-    ttft: float | None = None
-    last = ""
-    try:
-        async with http.stream("POST", "/v1/chat/completions", json=body) as response:
-            if response.status_code != 200:
-                return _refused(response)
-            async for line in response.aiter_lines():
-                if ttft is None and has_text(line):
-                    ttft = loop.time() - scheduled
-                last = line or last
-    except httpx.HTTPError as exc:
-        return Outcome("error", why=type(exc).__name__)
-    complete = last.strip() == "data: [DONE]"
-    ok = complete and ttft is not None
-    return Outcome("ok", ttft) if ok else Outcome("error", why=f"ended with {last[:40]!r}")
-
-
-async def _ragship(http: httpx.AsyncClient, scheduled: float) -> Outcome:
-    loop = asyncio.get_running_loop()
-    ttft: float | None = None
-    last = ""
-    try:
-        async with http.stream("POST", "/api/chat", json={"message": QUESTION}) as response:
-            if response.status_code != 200:
-                return _refused(response)
-            async for line in response.aiter_lines():
-                if line.startswith("event:"):
-                    last = line[6:].strip()
-                    if last == "token" and ttft is None:
-                        ttft = loop.time() - scheduled
-    except httpx.HTTPError as exc:
-        return Outcome("error", why=type(exc).__name__)
-    ok = last == "done" and ttft is not None
-    return Outcome("ok", ttft) if ok else Outcome("error", why=f"ended with {last!r}")
-
-
 async def _ladder(send: Callable[[float], Coroutine[Any, Any, Outcome]]) -> list[Step]:
     steps: list[Step] = []
     for rate in RATES:
@@ -140,16 +98,16 @@ async def _upstream_side(url: str, body: dict[str, Any], key: str = "") -> list[
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     async with client(url, 1000, timeout_s=TIMEOUT_S, headers=headers) as http:
         loop = asyncio.get_running_loop()
-        warm = [_direct(http, body, loop.time()) for _ in range(WARM_UP)]
+        warm = [direct(http, body, loop.time()) for _ in range(WARM_UP)]
         if any(o.kind != "ok" for o in await asyncio.gather(*warm)):
             raise RuntimeError(f"warm-up of {url} failed")
-        return await _ladder(lambda scheduled: _direct(http, body, scheduled))
+        return await _ladder(lambda scheduled: direct(http, body, scheduled))
 
 
 async def _ragship_side(url: str, users: list[tuple[httpx.Cookies, str]]) -> list[Step]:
     async with _Clients(url, users) as clients:
         turn = itertools.cycle(clients)
-        return await _ladder(lambda scheduled: _ragship(next(turn), scheduled))
+        return await _ladder(lambda scheduled: ragship(next(turn), scheduled))
 
 
 class _Clients:
@@ -184,7 +142,7 @@ async def _warm(url: str, users: list[tuple[httpx.Cookies, str]], n: int) -> Non
     RuntimeError when one fails."""
     async with _Clients(url, users[:n]) as clients:
         loop = asyncio.get_running_loop()
-        outcomes = await asyncio.gather(*(_ragship(c, loop.time()) for c in clients))
+        outcomes = await asyncio.gather(*(ragship(c, loop.time()) for c in clients))
     if any(o.kind != "ok" for o in outcomes):
         raise RuntimeError(f"warm-up failed: {outcomes}")
 

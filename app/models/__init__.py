@@ -9,6 +9,7 @@ from app.models.corpus import Chunk, Document
 from app.models.money import LLMCall, Reservation, SpendCounter
 from app.models.ops import Alert, AppFlag, GuardrailTrigger, Incident, StatusProbe
 from app.models.quality import QualityScore
+from app.models.rollups import CallRollupHourly, UserRollupDaily
 
 __all__ = [
     "Alert",
@@ -16,6 +17,7 @@ __all__ = [
     "AppFlag",
     "AuthSession",
     "Base",
+    "CallRollupHourly",
     "Chunk",
     "Conversation",
     "Document",
@@ -32,5 +34,6 @@ __all__ = [
     "SpendCounter",
     "StatusProbe",
     "User",
+    "UserRollupDaily",
     "utcnow",
 ]

@@ -40,7 +40,7 @@ class ResponseCacheEntry(Base):
     answer: Mapped[str] = mapped_column(Text)
     passages: Mapped[list[dict[str, object]]] = mapped_column(JSONB)
     cost_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6))  # what the live answer cost
-    hits: Mapped[int] = mapped_column(Integer, default=0)
+    hits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The conversation it was first given in: deleting that conversation deletes the entry.
     conversation_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("conversations.id", ondelete="CASCADE"), nullable=True, index=True
@@ -49,5 +49,11 @@ class ResponseCacheEntry(Base):
     __table_args__ = (
         Index(
             "ix_response_cache_key", "corpus_version", "prompt_version", "model", "question_hash"
+        ),
+        Index(  # method and operator class: tests/test_schema_drift.py compares
+            "ix_response_cache_embedding_hnsw",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_ops={"embedding": "vector_cosine_ops"},
         ),
     )

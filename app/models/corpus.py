@@ -45,13 +45,25 @@ class Chunk(Base):
     text: Mapped[str] = mapped_column(Text)
     token_count: Mapped[int] = mapped_column(Integer)
     embedding: Mapped[list[float]] = mapped_column(Vector(EMBEDDING_DIM))
-    tsv: Mapped[str] = mapped_column(
+    # Nullable as migration 0001 made it (never NULL in practice: its inputs are NOT NULL).
+    tsv: Mapped[str | None] = mapped_column(
         TSVECTOR,
         Computed(
             "setweight(to_tsvector('english', title || ' ' || heading_path), 'A') "
             "|| setweight(to_tsvector('english', text), 'D')",
             persisted=True,
         ),
+        nullable=True,
     )
 
-    __table_args__ = (Index("ix_chunks_document_id", "document_id"),)
+    __table_args__ = (
+        Index("ix_chunks_document_id", "document_id"),
+        Index(  # method, operator class, options: tests/test_schema_drift.py compares
+            "ix_chunks_embedding_hnsw",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 128},  # migration 0021
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+        Index("ix_chunks_tsv", "tsv", postgresql_using="gin"),
+    )

@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     Numeric,
     String,
@@ -28,12 +29,13 @@ class QualityScore(Base):
     call_id: Mapped[int] = mapped_column(
         ForeignKey("llm_calls.id", ondelete="CASCADE"), unique=True
     )
-    call_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # the answer's time
+    # the answer's time
+    call_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     model: Mapped[str] = mapped_column(Text)
     prompt_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
     status: Mapped[str] = mapped_column(String(16))  # claimed, retry, scored, failed, skipped
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    claimed_by: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    claimed_by: Mapped[str] = mapped_column(Text, default="", server_default="")
     claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     scored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     groundedness: Mapped[Decimal | None] = mapped_column(Numeric(5, 4), nullable=True)
@@ -42,5 +44,7 @@ class QualityScore(Base):
     dont_know: Mapped[bool | None] = mapped_column(nullable=True)
     judge_model: Mapped[str | None] = mapped_column(Text, nullable=True)
     judge_prompt_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    judge_cost_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6), default=0)
-    detail: Mapped[str] = mapped_column(Text, default="")
+    judge_cost_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6), default=0, server_default="0")
+    detail: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+    __table_args__ = (Index("ix_quality_scores_status", "status", "claimed_at"),)
