@@ -10,8 +10,10 @@ timed out on the drained pool); a 503 with `Retry-After` (the overload bound,
 MAX_INFLIGHT_ADMISSIONS) is retried after the time it names, as a client should, and
 counted. While the streams are held, `/healthz` is timed every 0.2 s: its round trip is a
 proxy for the serving worker's event-loop lag (with several workers, whichever worker takes
-the probe), not a measurement inside the loop. The client's own loop lag is measured too,
-so a slow client is not mistaken for a slow server.
+the probe), not a measurement inside the loop. The streams are held by CLIENTS processes
+(bench/streams_fanout.py), each on its own event loop, whose loop lag and CPU are measured
+too, so a slow client is not mistaken for a slow server; so is the CPU the model and
+ragship used over each hold (the model's, to tell whether it is the limit of the baseline).
 
 Baseline, in the same run: the same N streams straight to the upstream with the request
 ragship sends it. The p95 target is relative to the paced length; when the upstream itself
@@ -21,6 +23,7 @@ Every process's output is kept in a folder (printed under the table) for its tra
 
     python -m bench streams                       # 1 and 2 workers, 200/500/1,000 streams
     python -m bench.streams --levels 200 --workers 2          # one configuration
+    python -m bench.streams --levels 1000 --clients 4 --model-workers 2  # model in 2 processes
 """
 
 from __future__ import annotations
