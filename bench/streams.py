@@ -10,8 +10,10 @@ timed out on the drained pool); a 503 with `Retry-After` (the overload bound,
 MAX_INFLIGHT_ADMISSIONS) is retried after the time it names, as a client should, and
 counted. While the streams are held, `/healthz` is timed every 0.2 s: its round trip is a
 proxy for the serving worker's event-loop lag (with several workers, whichever worker takes
-the probe), not a measurement inside the loop. The client's own loop lag is measured too,
-so a slow client is not mistaken for a slow server.
+the probe), not a measurement inside the loop. The streams are held by CLIENTS processes
+(bench/streams_fanout.py), each on its own event loop, whose loop lag and CPU are measured
+too, so a slow client is not mistaken for a slow server; so is the CPU the model and
+ragship used over each hold (the model's, to tell whether it is the limit of the baseline).
 
 Baseline, in the same run: the same N streams straight to the upstream with the request
 ragship sends it. The p95 target is relative to the paced length; when the upstream itself
@@ -21,6 +23,7 @@ Every process's output is kept in a folder (printed under the table) for its tra
 
     python -m bench streams                       # 1 and 2 workers, 200/500/1,000 streams
     python -m bench.streams --levels 200 --workers 2          # one configuration
+    python -m bench.streams --levels 1000 --clients 4 --model-workers 2  # model in 2 processes
 """
 
 from __future__ import annotations
@@ -47,12 +50,16 @@ from bench.fixtures import (
     temp_database,
     temp_redis,
 )
-from bench.streams_client import Hold, hold_chat, hold_direct, sign_in_users
+from bench.streams_client import sign_in_users
+from bench.streams_fanout import Spread, chat_specs, direct_specs, hold_spread
 from bench.streams_procs import free_port, sample_tree, start, stop, wait_up
 from bench.table import Table, latency
 
 NAME = "streams"
 LEVELS = (200, 500, 1000)
+# Client processes the streams are spread over: one asyncio process holding 1,000 paced
+# streams was itself late (loop lag p95 84 ms with the model alone).
+CLIENTS = 4
 TOKEN_DELAY_S = 0.25
 QUESTION = "How do I ingest PDF files?"
 # Answers each user holds at once: MAX_CONCURRENT_STREAMS's default. One user holding all
@@ -60,12 +67,23 @@ QUESTION = "How do I ingest PDF files?"
 STREAMS_PER_USER = 2
 COLUMNS = [
     "target", "streams", "done", "errors", "503 retried", "p50 s", "p95 s", "p95/paced",
-    "healthz p50/p95 ms", "client lag p95 ms", "RSS MiB/worker idle>peak", "fds idle>peak",
+    "healthz p50/p95 ms", "client lag p95 ms (max/proc)", "CPU % model app (clients)",
+    "RSS MiB/worker idle>peak", "fds idle>peak",
 ]  # fmt: skip
 
 
 def run() -> list[Table]:
     return [measure(LEVELS, workers=1), measure(LEVELS, workers=2)]
+
+
+def _model_command(port: str, workers: int) -> list[str]:
+    """uvicorn serving `paced_model`; with `workers` > 1, that many processes on one port
+    (uvicorn's supervisor), each pacing its own streams at TOKEN_DELAY_S."""
+    return [
+        sys.executable, "-m", "uvicorn", "--factory", "bench.streams:paced_model",
+        "--port", port, "--log-level", "warning",
+        *(["--workers", str(workers)] if workers > 1 else []),
+    ]  # fmt: skip
 
 
 def _app_env(env: dict[str, str], *, top: int, workers: int, **urls: str) -> dict[str, str]:
@@ -91,11 +109,20 @@ def _app_env(env: dict[str, str], *, top: int, workers: int, **urls: str) -> dic
     }
 
 
-def measure(levels: tuple[int, ...], *, workers: int, direct: bool = True) -> Table:
-    """One table: per level, a direct row (unless `direct` is false) and a ragship row."""
+def measure(
+    levels: tuple[int, ...],
+    *,
+    workers: int,
+    direct: bool = True,
+    clients: int = CLIENTS,
+    model_workers: int = 1,
+) -> Table:
+    """One table: per level, a direct row (unless `direct` is false) and a ragship row, the
+    streams held by `clients` processes, the model served by `model_workers` processes."""
     table = Table(
-        f"Answers held open at once ({STREAMS_PER_USER} per user): ragship with {workers} "
-        f"worker(s) against the local model paced at {TOKEN_DELAY_S}s a piece, and the model "
+        f"Answers held open at once ({STREAMS_PER_USER} per user, by {clients} client "
+        f"processes): ragship with {workers} worker(s) against the local model "
+        f"({model_workers} process(es)) paced at {TOKEN_DELAY_S}s a piece, and the model "
         "alone (direct)",
         COLUMNS,
     )
@@ -107,11 +134,8 @@ def measure(levels: tuple[int, ...], *, workers: int, direct: bool = True) -> Ta
         app_port = free_port()
         app_url = f"http://127.0.0.1:{app_port}"
         env = {**os.environ, "LOG_LEVEL": "warning"}
-        model = start(
-            [sys.executable, "-m", "uvicorn", "--factory", "bench.streams:paced_model",
-             "--port", model_url.rsplit(":", 1)[1], "--log-level", "warning"],
-            env, logs / "model.log",
-        )  # fmt: skip
+        model_port = model_url.rsplit(":", 1)[1]
+        model = start(_model_command(model_port, model_workers), env, logs / "model.log")
         app_env = _app_env(
             env, top=max(levels), workers=workers, port=str(app_port), database=database,
             redis=redis, model=model_url, onnx=str(onnx),
@@ -124,15 +148,20 @@ def measure(levels: tuple[int, ...], *, workers: int, direct: bool = True) -> Ta
             request = _upstream_request(model_url)
             users = asyncio.run(sign_in_users(app_url, -(-max(levels) // STREAMS_PER_USER)))
             tree = psutil.Process(app.pid)
+            servers = {"model": psutil.Process(model.pid), "app": tree}
             offsets = {name: 0 for name in ("app.log", "model.log")}
             for n in levels:
                 if direct:
-                    hold = asyncio.run(hold_direct(model_url, n, request))
-                    _row(table, "direct", n, hold, paced, None)
+                    specs = direct_specs(model_url, n, clients, request)
+                    spread = hold_spread(specs, logs / f"direct-{n}", servers=servers)
+                    _row(table, "direct", n, spread, paced, None)
                 idle = sample_tree(tree)
                 asked = users[: -(-n // STREAMS_PER_USER)]
-                hold = asyncio.run(hold_chat(app_url, n, asked, QUESTION, tree))
-                _row(table, "ragship", n, hold, paced, idle)
+                specs = chat_specs(app_url, n, clients, asked, QUESTION)
+                spread = hold_spread(
+                    specs, logs / f"ragship-{n}", servers=servers, probe=(app_url, tree)
+                )
+                _row(table, "ragship", n, spread, paced, idle)
                 table.notes += _log_lines(logs, offsets, n)
         finally:
             stop(app)
@@ -141,7 +170,9 @@ def measure(levels: tuple[int, ...], *, workers: int, direct: bool = True) -> Ta
     table.notes.append(
         f"paced: one answer alone through ragship, {paced:.1f}s, measured before the holds; "
         "healthz: round trip of GET /healthz every 0.2s, a proxy for a worker's event-loop "
-        "lag; client lag: how late this client's own loop woke (the bench's limit)"
+        "lag; client lag: how late the client processes' loops woke, all samples pooled (the "
+        "bench's limit), and each process's worst; CPU: % of one core over the hold, the "
+        "model's and ragship's process trees, and each client process"
     )
     table.notes.append(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     table.notes.append(f"process output kept in {logs}")
@@ -163,8 +194,13 @@ def _paced_answer(app_url: str) -> float:
 
 
 def _upstream_request(model_url: str) -> dict[str, Any]:
-    """The streamed request ragship last sent the model (read back from its `/_stats`)."""
-    stats = httpx.get(f"{model_url}/_stats", timeout=30).json()
+    """The streamed request ragship last sent the model (read back from its `/_stats`). With
+    several model processes only the one that served it has one: each new connection may
+    reach another, so ask until one has (RuntimeError after 60 s)."""
+    deadline = time.monotonic() + 60
+    while (stats := httpx.get(f"{model_url}/_stats", timeout=30).json())["last_model"] is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError("no model process has seen ragship's request")
     sampling = {k: v for k, v in stats["last_sampling"].items() if v is not None}
     return {
         "model": stats["last_model"],
@@ -175,9 +211,13 @@ def _upstream_request(model_url: str) -> dict[str, Any]:
     }
 
 
-def _row(table: Table, target: str, n: int, hold: Hold, paced: float, idle: Any) -> None:
+def _row(table: Table, target: str, n: int, spread: Spread, paced: float, idle: Any) -> None:
+    hold, merged = spread.merged.hold, spread.merged
     took, health = latency(hold.durations), latency(hold.healthz)
     lag = latency(hold.client_lag)
+    worst = "/".join(f"{x * 1000:.0f}" for x in merged.lag_max)
+    cpu = spread.server_cpu_pct
+    clients = "/".join(f"{x:.0f}" for x in merged.cpu_pct)
     if idle is None:
         rss = fds = healthz = "-"
     else:
@@ -190,7 +230,8 @@ def _row(table: Table, target: str, n: int, hold: Hold, paced: float, idle: Any)
     table.add(
         target, n, hold.done, sum(hold.errors.values()), hold.retried,
         f"{took.p50:.1f}", f"{took.p95:.1f}", f"{took.p95 / paced:.2f}", healthz,
-        f"{lag.p95 * 1000:.0f}", rss, fds,
+        f"{lag.p95 * 1000:.0f} ({worst})", f"{cpu['model']:.0f} {cpu['app']:.0f} ({clients})",
+        rss, fds,
     )  # fmt: skip
     print(f"  streams: {' | '.join(table.rows[-1])}", file=sys.stderr, flush=True)  # progress
     if hold.probe_failures:
@@ -228,12 +269,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS))
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--no-direct", action="store_true", help="skip the direct baseline")
+    parser.add_argument(
+        "--clients", type=int, default=CLIENTS, help="client processes holding the streams"
+    )
+    parser.add_argument(
+        "--model-workers", type=int, default=1, help="uvicorn processes serving the paced model"
+    )
     args = parser.parse_args(argv)
     from bench.__main__ import header
 
     line = header(["streams", *(argv if argv is not None else sys.argv[1:])])
     print(line.replace(" -m bench streams", " -m bench.streams", 1), flush=True)
-    table = measure(tuple(args.levels), workers=args.workers, direct=not args.no_direct)
+    table = measure(
+        tuple(args.levels),
+        workers=args.workers,
+        direct=not args.no_direct,
+        clients=args.clients,
+        model_workers=args.model_workers,
+    )
     print(table.render(), flush=True)
     return 0
 

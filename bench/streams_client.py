@@ -133,7 +133,7 @@ async def one_direct(http: httpx.AsyncClient, hold: Hold, *, request: dict[str, 
         hold.fail(*_exception_kind(err), started)
 
 
-async def _watch(url: str, tree: psutil.Process | None, hold: Hold, stop: asyncio.Event) -> None:
+async def watch(url: str, tree: psutil.Process | None, hold: Hold, stop: asyncio.Event) -> None:
     """Every PROBE_EVERY_S: time `GET url/healthz` (when `tree` is the app), sample the
     app's processes, and measure how late this client's own loop woke up (its lag)."""
     loop = asyncio.get_running_loop()
@@ -157,10 +157,10 @@ async def hold_streams(
     streams: list[Callable[[Hold], Awaitable[None]]],
     tree: psutil.Process | None = None,
 ) -> Hold:
-    """Run every stream at once while `_watch` samples; return when all have ended."""
+    """Run every stream at once while `watch` samples; return when all have ended."""
     hold = Hold()
     stop = asyncio.Event()
-    watcher = asyncio.create_task(_watch(url, tree, hold, stop))
+    watcher = asyncio.create_task(watch(url, tree, hold, stop))
     await asyncio.gather(*(stream(hold) for stream in streams))
     stop.set()
     await watcher
@@ -179,7 +179,7 @@ async def hold_direct(url: str, n: int, request: dict[str, Any]) -> Hold:
 
 
 async def hold_chat(
-    url: str, n: int, users: list[User], question: str, tree: psutil.Process
+    url: str, n: int, users: list[User], question: str, tree: psutil.Process | None = None
 ) -> Hold:
     """`n` answers at once from ragship, stream i asked by user i mod len(users); the users'
     clients share one connection pool that fits every stream."""

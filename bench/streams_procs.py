@@ -94,3 +94,20 @@ def sample_tree(root: psutil.Process) -> TreeSample:
     if not workers:
         return TreeSample((own,), 0, fds)
     return TreeSample(tuple(workers), own, fds)
+
+
+def tree_cpu_s(root: psutil.Process) -> float:
+    """User plus system CPU seconds `root` and its live descendants have used (psutil); 0 for
+    a process that has gone. A child that exited in between no longer counts."""
+    total = 0.0
+    try:
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
