@@ -138,3 +138,38 @@ def test_the_chunks_hnsw_index_is_built_with_ef_construction_128(db_engine: Engi
         definition = conn.execute(text(sql)).scalar_one()
     assert "USING hnsw" in definition
     assert "ef_construction='128'" in definition.replace(" ", "")
+
+
+def test_the_common_lexemes_are_read_once_per_question(
+    db_url: str, embedder: Embedder, corpus: IngestReport
+) -> None:
+    """ragship_common_lexemes (migration 0020) runs once per statement, not once per word
+    of the question: called per row, a seven-word question paid for seven reads of
+    pg_stats. Counted by PostgreSQL's own function statistics for this transaction."""
+    question = "How do replicas share rate limits, budgets and cached answers safely?"
+    calls = (
+        "SELECT pg_stat_get_xact_function_calls("
+        "'ragship_common_lexemes(double precision)'::regprocedure)"
+    )
+
+    async def work(session: AsyncSession) -> tuple[int, int]:
+        await session.execute(text("SET LOCAL track_functions = 'pl'"))
+        lexemes = (
+            await session.execute(
+                text("SELECT length(to_tsvector('english', :q))"), {"q": question}
+            )
+        ).scalar_one()
+        await hybrid_search(
+            session,
+            query=question,
+            embedding=embedder.embed_one(question),
+            top_k=5,
+            candidates=40,
+            min_similarity=0.25,
+            rrf_k=60,
+        )
+        return lexemes, (await session.execute(text(calls))).scalar_one()
+
+    lexemes, called = in_session(db_url, work)
+    assert lexemes >= 5, "the question must have several lexemes"
+    assert called == 1

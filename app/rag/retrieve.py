@@ -74,9 +74,8 @@ _SELECTIVE = r"""
         SELECT string_agg(
                    '''' || replace(replace(word, '\', '\\'), '''', '''''') || '''', ' | '
                )::tsquery AS query
-        FROM unnest(tsvector_to_array(to_tsvector('english', :query))) AS q(word),
-             (SELECT ragship_common_lexemes(:common_share) AS words) AS common
-        WHERE q.word <> ALL (common.words)
+        FROM unnest(tsvector_to_array(to_tsvector('english', :query))) AS q(word)
+        WHERE q.word <> ALL ((SELECT ragship_common_lexemes(:common_share))::text[])
     )
 """
 
