@@ -8,6 +8,7 @@ import openai
 import pytest
 
 from app.localmodel.answer import DONT_KNOW
+from app.localmodel.server import pause_until
 from app.localmodel.truncate import truncate
 from app.settings import LOCAL_MODEL_ID, LOCAL_MODEL_IDS
 from app.tokens import count_tokens
@@ -240,3 +241,18 @@ def test_the_one_pass_cut_keeps_what_the_piece_by_piece_count_keeps() -> None:
                 page.name,
                 max_tokens,
             )
+
+
+def test_pieces_are_paced_against_a_schedule_not_after_each_other() -> None:
+    """Piece n is due at start + (n + 1) * delay: a wake-up that came late shortens the
+    next pause, so lateness does not add up over a stream (bench.streams' direct baseline
+    at 1,000 streams took 1.21x its paced length when each piece slept a full delay)."""
+    start, delay = 100.0, 0.25
+    assert pause_until(start, 0, delay, now=start) == pytest.approx(0.25)
+    assert pause_until(start, 3, delay, now=start + 0.8) == pytest.approx(0.2)  # 0.05 late
+    assert pause_until(start, 3, delay, now=start + 1.5) == 0.0  # past due: no pause
+    # A loop that always wakes 0.1 s late: the stream still ends on schedule (+ one lag).
+    now = start
+    for n in range(40):
+        now += pause_until(start, n, delay, now) + 0.1
+    assert now == pytest.approx(start + 40 * delay + 0.1)

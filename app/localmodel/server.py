@@ -246,6 +246,15 @@ def _chunk(completion_id: str, model: str, delta: dict[str, Any], finish: str | 
     return f"data: {json.dumps(payload)}\n\n"
 
 
+def pause_until(started: float, n: int, delay_s: float, now: float) -> float:
+    """Seconds to wait before piece `n` (from 0) of a stream begun at `started` (event-loop
+    clock), paced at `delay_s` a piece: piece n is due at ``started + (n + 1) * delay_s``,
+    so a late wake-up (a busy loop holding 1,000 streams) is made up on the next piece
+    instead of adding to every piece after it, as a real upstream generates at its own
+    rate whoever reads. 0 when the piece is already due."""
+    return max(started + (n + 1) * delay_s - now, 0.0)
+
+
 async def _stream(
     completion_id: str,
     model: str,
@@ -261,14 +270,18 @@ async def _stream(
         if kind == "stall" and fault:
             await asyncio.sleep(fault.delay_s)
         yield _chunk(completion_id, model, {"role": "assistant", "content": ""}, None)
-        delay = fault.delay_s if kind == "slow" and fault else token_delay_s
+        slow = fault.delay_s if kind == "slow" and fault else 0.0
+        started = asyncio.get_running_loop().time()
         for n, piece in enumerate(pieces):
             if fault and kind in ("cut", "malformed") and n == fault.after_tokens:
                 if kind == "malformed":
                     yield 'data: {"id": "broken", "choices": [{"delta": \n\n'
                 raise ConnectionAbortedError("fault injected: stream cut")
-            if delay:
-                await asyncio.sleep(delay)
+            if slow:  # a fault: at least this long between pieces, however late the last
+                await asyncio.sleep(slow)
+            elif token_delay_s:
+                now = asyncio.get_running_loop().time()
+                await asyncio.sleep(pause_until(started, n, token_delay_s, now))
             yield _chunk(completion_id, model, {"content": piece}, None)
         yield _chunk(completion_id, model, {}, finish)
         if usage is not None:
