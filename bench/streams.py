@@ -24,6 +24,7 @@ Every process's output is kept in a folder (printed under the table) for its tra
     python -m bench streams                       # 1 and 2 workers, 200/500/1,000 streams
     python -m bench.streams --levels 200 --workers 2          # one configuration
     python -m bench.streams --levels 1000 --clients 4 --model-workers 2  # model in 2 processes
+    python -m bench.streams --levels 1000 --workers 2 --ramp-s 20  # opened over 20 s
 """
 
 from __future__ import annotations
@@ -116,12 +117,14 @@ def measure(
     direct: bool = True,
     clients: int = CLIENTS,
     model_workers: int = 1,
+    ramp_s: float = 0.0,
 ) -> Table:
     """One table: per level, a direct row (unless `direct` is false) and a ragship row, the
     streams held by `clients` processes, the model served by `model_workers` processes."""
     table = Table(
         f"Answers held open at once ({STREAMS_PER_USER} per user, by {clients} client "
-        f"processes): ragship with {workers} worker(s) against the local model "
+        f"processes{f', opened over {ramp_s:g}s' if ramp_s else ''}): ragship with "
+        f"{workers} worker(s) against the local model "
         f"({model_workers} process(es)) paced at {TOKEN_DELAY_S}s a piece, and the model "
         "alone (direct)",
         COLUMNS,
@@ -152,12 +155,12 @@ def measure(
             offsets = {name: 0 for name in ("app.log", "model.log")}
             for n in levels:
                 if direct:
-                    specs = direct_specs(model_url, n, clients, request)
+                    specs = _ramped(direct_specs(model_url, n, clients, request), ramp_s)
                     spread = hold_spread(specs, logs / f"direct-{n}", servers=servers)
                     _row(table, "direct", n, spread, paced, None)
                 idle = sample_tree(tree)
                 asked = users[: -(-n // STREAMS_PER_USER)]
-                specs = chat_specs(app_url, n, clients, asked, QUESTION)
+                specs = _ramped(chat_specs(app_url, n, clients, asked, QUESTION), ramp_s)
                 spread = hold_spread(
                     specs, logs / f"ragship-{n}", servers=servers, probe=(app_url, tree)
                 )
@@ -264,6 +267,10 @@ def paced_model() -> FastAPI:
     return create_local_model(token_delay_s=TOKEN_DELAY_S)
 
 
+def _ramped(specs: list[dict[str, Any]], ramp_s: float) -> list[dict[str, Any]]:
+    return [{**spec, "ramp_s": ramp_s} for spec in specs]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.streams", description=__doc__)
     parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS))
@@ -274,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--model-workers", type=int, default=1, help="uvicorn processes serving the paced model"
+    )
+    parser.add_argument(
+        "--ramp-s", type=float, default=0.0, help="open each level's streams over this long"
     )
     args = parser.parse_args(argv)
     from bench.__main__ import header
@@ -286,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         direct=not args.no_direct,
         clients=args.clients,
         model_workers=args.model_workers,
+        ramp_s=args.ramp_s,
     )
     print(table.render(), flush=True)
     return 0

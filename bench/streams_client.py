@@ -156,12 +156,21 @@ async def hold_streams(
     url: str,
     streams: list[Callable[[Hold], Awaitable[None]]],
     tree: psutil.Process | None = None,
+    ramp_s: float = 0.0,
 ) -> Hold:
-    """Run every stream at once while `watch` samples; return when all have ended."""
+    """Run every stream while `watch` samples; return when all have ended. Stream i starts
+    ``ramp_s * i / len(streams)`` seconds in (0: all at once); each one's duration is
+    timed from its own start."""
     hold = Hold()
     stop = asyncio.Event()
     watcher = asyncio.create_task(watch(url, tree, hold, stop))
-    await asyncio.gather(*(stream(hold) for stream in streams))
+
+    async def start(i: int, stream: Callable[[Hold], Awaitable[None]]) -> None:
+        if ramp_s:
+            await asyncio.sleep(ramp_s * i / len(streams))
+        await stream(hold)
+
+    await asyncio.gather(*(start(i, stream) for i, stream in enumerate(streams)))
     stop.set()
     await watcher
     return hold
@@ -171,15 +180,20 @@ def _limits(n: int) -> httpx.Limits:
     return httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
 
 
-async def hold_direct(url: str, n: int, request: dict[str, Any]) -> Hold:
+async def hold_direct(url: str, n: int, request: dict[str, Any], ramp_s: float = 0.0) -> Hold:
     """`n` completions at once straight from the upstream at `url`."""
     async with httpx.AsyncClient(base_url=url, timeout=300, limits=_limits(n)) as http:
         streams = [partial(one_direct, http, request=request) for _ in range(n)]
-        return await hold_streams(url, streams)
+        return await hold_streams(url, streams, ramp_s=ramp_s)
 
 
 async def hold_chat(
-    url: str, n: int, users: list[User], question: str, tree: psutil.Process | None = None
+    url: str,
+    n: int,
+    users: list[User],
+    question: str,
+    tree: psutil.Process | None = None,
+    ramp_s: float = 0.0,
 ) -> Hold:
     """`n` answers at once from ragship, stream i asked by user i mod len(users); the users'
     clients share one connection pool that fits every stream."""
@@ -194,6 +208,6 @@ async def hold_chat(
         streams = [
             partial(one_chat, clients[i % len(clients)], question=question) for i in range(n)
         ]
-        return await hold_streams(url, streams, tree)
+        return await hold_streams(url, streams, tree, ramp_s=ramp_s)
     finally:
         await transport.aclose()  # the clients' one transport

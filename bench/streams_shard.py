@@ -6,7 +6,8 @@ process at once so that all shares start together), holds its streams on its own
 with bench/streams_client.py, and writes a `Part` (bench/streams_merge.py) as JSON to RESULT.
 
 SPEC: {"target": "direct" | "chat", "url": base URL, "n": streams, and for "direct"
-"request": the upstream request body, for "chat" "question" and "users": [{"cookies":
+"request": the upstream request body, optional "ramp_s" (start the streams evenly over
+that many seconds; default 0, all at once), for "chat" "question" and "users": [{"cookies":
 [[name, value, domain, path], ...], "headers": {...}}, ...]}.
 """
 
@@ -40,11 +41,12 @@ def user_from_json(data: dict[str, Any]) -> User:
 
 async def hold_share(spec: dict[str, Any]) -> Hold:
     """The streams SPEC names, at once; raises ValueError on an unknown target."""
+    ramp = float(spec.get("ramp_s", 0.0))
     if spec["target"] == "direct":
-        return await hold_direct(spec["url"], spec["n"], spec["request"])
+        return await hold_direct(spec["url"], spec["n"], spec["request"], ramp)
     if spec["target"] == "chat":
         users = [user_from_json(u) for u in spec["users"]]
-        return await hold_chat(spec["url"], spec["n"], users, spec["question"])
+        return await hold_chat(spec["url"], spec["n"], users, spec["question"], ramp_s=ramp)
     raise ValueError(f"unknown target {spec['target']!r}")
 
 
