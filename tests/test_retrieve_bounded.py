@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import make_async_engine
 from app.rag.embedder import Embedder
-from app.rag.retrieve import COMMON_SHARE, hybrid_search, keyword_search
+from app.rag.retrieve import COMMON_SHARE, EF_SEARCH, hybrid_search, keyword_search
 from ingest.pipeline import IngestReport
 
 T = TypeVar("T")
@@ -38,6 +38,22 @@ def in_session(db_url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
             await engine.dispose()
 
     return asyncio.run(go())
+
+
+async def search(
+    session: AsyncSession, embedder: Embedder, question: str, *, ef_search: int = EF_SEARCH
+) -> None:
+    """The app's hybrid search for `question` with the docs' usual retrieval values."""
+    await hybrid_search(
+        session,
+        query=question,
+        embedding=embedder.embed_one(question),
+        top_k=5,
+        candidates=40,
+        min_similarity=0.25,
+        rrf_k=60,
+        ef_search=ef_search,
+    )
 
 
 def keywords(db_url: str, query: str, *, pool: int, candidates: int = 40) -> list[int]:
@@ -112,16 +128,7 @@ def test_each_question_sets_ef_search_for_its_transaction(
     )
 
     async def work(session: AsyncSession) -> tuple[str, str]:
-        await hybrid_search(
-            session,
-            query=question,
-            embedding=embedder.embed_one(question),
-            top_k=5,
-            candidates=40,
-            min_similarity=0.25,
-            rrf_k=60,
-            ef_search=123,
-        )
+        await search(session, embedder, question, ef_search=123)
         during = (await session.execute(text(settings))).scalar_one()
         await session.commit()
         after = (await session.execute(text(settings))).scalar_one()
@@ -159,15 +166,7 @@ def test_the_common_lexemes_are_read_once_per_question(
                 text("SELECT length(to_tsvector('english', :q))"), {"q": question}
             )
         ).scalar_one()
-        await hybrid_search(
-            session,
-            query=question,
-            embedding=embedder.embed_one(question),
-            top_k=5,
-            candidates=40,
-            min_similarity=0.25,
-            rrf_k=60,
-        )
+        await search(session, embedder, question)
         return lexemes, (await session.execute(text(calls))).scalar_one()
 
     lexemes, called = in_session(db_url, work)
