@@ -67,12 +67,12 @@ def _watch(engine: AsyncEngine, sent: Sent) -> None:
     """Record when each reservation's statement is sent and when it returns."""
 
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
-    def _before(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
+    def _before(conn, cursor, statement, params, context, many):
         if isinstance(params, dict) and "shards" in params:
             sent[params["id"]] = [time.perf_counter(), 0.0]
 
     @event.listens_for(engine.sync_engine, "after_cursor_execute")
-    def _after(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
+    def _after(conn, cursor, statement, params, context, many):
         if isinstance(params, dict) and "shards" in params:
             sent[params["id"]][1] = time.perf_counter()
 

@@ -34,7 +34,7 @@ from app.rag.retrieve import EF_SEARCH as DEFAULT_EF
 from app.rag.retrieve import hybrid_search
 from bench.fixtures import _sentence, bench_settings
 from bench.scale_db import KEEP_UP_TO, KEPT, scale_database
-from bench.table import Table, latency
+from bench.table import Latency, Table, latency
 
 NAME = "scale"
 SIZES = (10_000, 100_000)
@@ -58,11 +58,11 @@ def _vectors(n: int, rng: np.random.Generator) -> np.ndarray:
 
 async def _query(
     url: str, queries: list[tuple[str, np.ndarray]], ids: np.ndarray, size: int, baseline: bool
-) -> dict[str, object]:
+) -> dict[str, tuple[float | None, Latency]]:
     settings = bench_settings()
     engine = make_async_engine(url, pool_size=1)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    out: dict[str, object] = {}
+    out: dict[str, tuple[float | None, Latency]] = {}
     try:
         async with sessions() as session:
             for ef in EF_SEARCH:
@@ -124,7 +124,7 @@ def measure(size: int, table: Table, *, baseline: bool = True) -> None:
     with scale_database(vectors, texts) as db:
         results = asyncio.run(_query(db.url, queries, exact, size, baseline))
     build = f"{db.build_s:.1f}" + (" (reused)" if db.reused else "")
-    for label, (recall, lat) in results.items():  # type: ignore[misc]
+    for label, (recall, lat) in results.items():
         table.add(
             f"{size:,}",
             label,

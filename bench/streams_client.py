@@ -16,7 +16,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -154,7 +154,7 @@ async def watch(url: str, tree: psutil.Process | None, hold: Hold, stop: asyncio
 
 async def hold_streams(
     url: str,
-    streams: list[Callable[[Hold], Awaitable[None]]],
+    streams: Sequence[Callable[[Hold], Awaitable[None]]],
     tree: psutil.Process | None = None,
     ramp_s: float = 0.0,
 ) -> Hold:

@@ -14,6 +14,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -109,7 +110,7 @@ def hold_spread(
 
 async def _hold(
     folder: Path,
-    logs: list[BinaryIO],
+    logs: Sequence[BinaryIO],
     servers: dict[str, psutil.Process],
     probe: tuple[str, psutil.Process] | None,
 ) -> tuple[Hold, dict[str, float]]:
