@@ -124,9 +124,8 @@ def measure(
     table = Table(
         f"Answers held open at once ({STREAMS_PER_USER} per user, by {clients} client "
         f"processes{f', opened over {ramp_s:g}s' if ramp_s else ''}): ragship with "
-        f"{workers} worker(s) against the local model "
-        f"({model_workers} process(es)) paced at {TOKEN_DELAY_S}s a piece, and the model "
-        "alone (direct)",
+        f"{workers} worker(s) against the local model ({model_workers} process(es)) paced "
+        f"at {TOKEN_DELAY_S}s a piece, and the model alone (direct)",
         COLUMNS,
     )
     logs = Path(tempfile.mkdtemp(prefix="ragship-bench-streams-"))
@@ -155,12 +154,12 @@ def measure(
             offsets = {name: 0 for name in ("app.log", "model.log")}
             for n in levels:
                 if direct:
-                    specs = _ramped(direct_specs(model_url, n, clients, request), ramp_s)
+                    specs = direct_specs(model_url, n, clients, request, ramp_s=ramp_s)
                     spread = hold_spread(specs, logs / f"direct-{n}", servers=servers)
                     _row(table, "direct", n, spread, paced, None)
                 idle = sample_tree(tree)
                 asked = users[: -(-n // STREAMS_PER_USER)]
-                specs = _ramped(chat_specs(app_url, n, clients, asked, QUESTION), ramp_s)
+                specs = chat_specs(app_url, n, clients, asked, QUESTION, ramp_s=ramp_s)
                 spread = hold_spread(
                     specs, logs / f"ragship-{n}", servers=servers, probe=(app_url, tree)
                 )
@@ -265,10 +264,6 @@ def paced_model() -> FastAPI:
     from app.localmodel.server import create_local_model
 
     return create_local_model(token_delay_s=TOKEN_DELAY_S)
-
-
-def _ramped(specs: list[dict[str, Any]], ramp_s: float) -> list[dict[str, Any]]:
-    return [{**spec, "ramp_s": ramp_s} for spec in specs]
 
 
 def main(argv: list[str] | None = None) -> int:

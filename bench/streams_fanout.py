@@ -49,18 +49,27 @@ def chat_shares(n: int, users: int, k: int) -> list[tuple[list[int], int]]:
     return [(m, c) for m, c in zip(members, counts, strict=True) if c]
 
 
-def direct_specs(url: str, n: int, k: int, request: dict[str, Any]) -> list[dict[str, Any]]:
+def direct_specs(
+    url: str, n: int, k: int, request: dict[str, Any], *, ramp_s: float = 0.0
+) -> list[dict[str, Any]]:
+    """The K client processes' specs for `n` streams straight to the model, each process's
+    share opened evenly over `ramp_s` seconds (bench/streams_shard.py reads them)."""
     return [
-        {"target": "direct", "url": url, "n": c, "request": request} for c in direct_shares(n, k)
+        {"target": "direct", "url": url, "n": c, "request": request, "ramp_s": ramp_s}
+        for c in direct_shares(n, k)
     ]
 
 
-def chat_specs(url: str, n: int, k: int, users: list[User], question: str) -> list[dict[str, Any]]:
+def chat_specs(
+    url: str, n: int, k: int, users: list[User], question: str, *, ramp_s: float = 0.0
+) -> list[dict[str, Any]]:
+    """As `direct_specs`, for `n` answers from ragship asked by `users`."""
     return [
         {
             "target": "chat",
             "url": url,
             "n": count,
+            "ramp_s": ramp_s,
             "question": question,
             "users": [user_to_json(users[u]) for u in members],
         }

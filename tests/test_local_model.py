@@ -8,7 +8,7 @@ import openai
 import pytest
 
 from app.localmodel.answer import DONT_KNOW
-from app.localmodel.server import pause_until
+from app.localmodel.pacing import pause_until
 from app.localmodel.truncate import truncate
 from app.settings import LOCAL_MODEL_ID, LOCAL_MODEL_IDS
 from app.tokens import count_tokens

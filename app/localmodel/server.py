@@ -25,6 +25,7 @@ from app.localmodel.answer import answer
 from app.localmodel.faults import Fault, FaultQueue
 from app.localmodel.judge import grade, is_judge_request
 from app.localmodel.moderation import moderate
+from app.localmodel.pacing import pause_until
 from app.localmodel.summary import is_summary_request, summarise
 from app.localmodel.truncate import truncate
 from app.settings import LOCAL_MODEL_IDS
@@ -244,15 +245,6 @@ def _chunk(completion_id: str, model: str, delta: dict[str, Any], finish: str | 
         "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
     }
     return f"data: {json.dumps(payload)}\n\n"
-
-
-def pause_until(started: float, n: int, delay_s: float, now: float) -> float:
-    """Seconds to wait before piece `n` (from 0) of a stream begun at `started` (event-loop
-    clock), paced at `delay_s` a piece: piece n is due at ``started + (n + 1) * delay_s``,
-    so a late wake-up (a busy loop holding 1,000 streams) is made up on the next piece
-    instead of adding to every piece after it, as a real upstream generates at its own
-    rate whoever reads. 0 when the piece is already due."""
-    return max(started + (n + 1) * delay_s - now, 0.0)
 
 
 async def _stream(
