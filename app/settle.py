@@ -20,7 +20,7 @@ from app.llm.client import Finished
 from app.observability.redact import for_call_log
 from app.rag.retrieve import Passage
 from app.services import Services
-from app.tokens import count_message_tokens, count_tokens
+from app.tokens import count_tokens
 
 if TYPE_CHECKING:
     from app.prepare import PreparedChat
@@ -80,7 +80,7 @@ def _usage(
         return 0, 0, 0
     counted_output = count_tokens(text)
     if finished is None or finished.input_tokens is None:
-        return count_message_tokens(prepared.messages), 0, counted_output
+        return prepared.prompt_tokens, 0, counted_output
     output = finished.output_tokens if finished.output_tokens is not None else counted_output
     return finished.input_tokens, finished.cached_input_tokens, output
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from app.rag.prompt import build_messages
 from app.rag.retrieve import Passage
 from app.settings import LOCAL_MODEL_ID
+from app.tokens import count_message_tokens
 from bench.fixtures import DOCS
 
 QUESTION = "How do the daily spending caps and the rate limit work together?"
@@ -27,6 +28,10 @@ class Prepared:
     messages: list[dict[str, str]]
     models: list[str] = field(default_factory=lambda: [LOCAL_MODEL_ID])
     without_model: bool = False
+
+    @property
+    def prompt_tokens(self) -> int:
+        return count_message_tokens(self.messages)
 
 
 def prepared_prompt() -> Prepared:

@@ -48,6 +48,10 @@ class Prepared:
     models: tuple[str, ...] = (MAIN, FALLBACK)  # the route's: its model, then the fallback
     without_model: bool = False
 
+    @property
+    def prompt_tokens(self) -> int:
+        return count_message_tokens(self.messages)
+
 
 PREPARED = Prepared([{"role": "user", "content": QUESTION}])
 

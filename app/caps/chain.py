@@ -28,7 +28,6 @@ from app.caps.bounds import check_input_bounds
 from app.caps.ratelimit import StreamLease
 from app.caps.refusal import CapRefused
 from app.services import Services
-from app.tokens import count_message_tokens
 
 
 class HasMessages(Protocol):
@@ -38,6 +37,11 @@ class HasMessages(Protocol):
     @property
     def models(self) -> Sequence[str]:
         """The models that may answer: the routed one, then the fallback."""
+        ...
+
+    @property
+    def prompt_tokens(self) -> int:
+        """`messages` in prompt tokens (app/tokens.py `count_message_tokens`)."""
         ...
 
 
@@ -81,7 +85,7 @@ async def admit(
                 reservation = await _reserve(
                     services,
                     user_id,
-                    prepared.messages,
+                    prepared.prompt_tokens,
                     max_tokens=tokens,
                     models=prepared.models,
                     without_model=prepared.without_model,
@@ -103,7 +107,7 @@ async def admit(
 async def _reserve(
     services: Services,
     user_id: uuid.UUID,
-    messages: list[dict[str, str]],
+    prompt_tokens: int,
     *,
     max_tokens: int,
     models: Sequence[str],
@@ -123,7 +127,7 @@ async def _reserve(
         if without_model
         else services.prices.max_cost(
             models,
-            input_tokens=count_message_tokens(messages),
+            input_tokens=prompt_tokens,
             max_output_tokens=max_tokens,
         )
     )

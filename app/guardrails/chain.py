@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from functools import lru_cache
 from typing import Protocol
 
 from app.guardrails.output import OutputGuard
@@ -69,13 +70,11 @@ def screen_sources(
     """(numbers of instruction-like sources from 1, their instruction sentences, flags)."""
     if settings.guardrail_modes.get("instruction_in_source", "on") == "off":
         return [], [], []
-    flagged, planted, flags = [], [], []
+    flagged: list[int] = []
+    planted: list[str] = []
+    flags: list[Trigger] = []
     for n, passage in enumerate(passages, start=1):
-        if not (INSTRUCTION.search(passage.text) or INJECTION.search(passage.text)):
-            continue  # the common case: one scan of the passage, no sentence split
-        sentences = [
-            s for s in _SENTENCE.split(passage.text) if INSTRUCTION.search(s) or INJECTION.search(s)
-        ]
+        sentences = instruction_sentences(passage.text)
         if sentences:
             flagged.append(n)
             planted += sentences
@@ -83,6 +82,18 @@ def screen_sources(
                 ("retrieval", Verdict("instruction_in_source", "flag", sentences[0][:200]))
             )
     return flagged, planted, flags
+
+
+@lru_cache(maxsize=2048)
+def instruction_sentences(text: str) -> tuple[str, ...]:
+    """The sentences of a passage's text that address an assistant (INSTRUCTION, INJECTION).
+
+    Memoised by text: the same chunks come back for many questions, and scanning five of
+    them cost about 0.7 ms of CPU a request (py-spy, issue 17). 2,048 entries of chunk
+    text (about 1.2 KB each at the default 300 tokens) hold about 3 MB per process."""
+    if not (INSTRUCTION.search(text) or INJECTION.search(text)):
+        return ()  # the common case: one scan of the passage, no sentence split
+    return tuple(s for s in _SENTENCE.split(text) if INSTRUCTION.search(s) or INJECTION.search(s))
 
 
 def upstream_question(settings: Settings, question: str) -> str:
