@@ -23,6 +23,7 @@ BENCHMARKS = (
     "dashboard",
     "cold_start",
     "hotpath",
+    "embedding_precision",
     "scale",
     "streams",
     "gateway",

@@ -90,5 +90,9 @@ def load_embedder(settings: Settings) -> TextEmbedder:
     if settings.embedding_backend == "onnx":
         from app.rag.onnx_embedder import OnnxEmbedder
 
-        return OnnxEmbedder(settings.embedding_onnx_dir, batch_size=settings.embed_batch_size)
+        return OnnxEmbedder(
+            settings.embedding_onnx_dir,
+            batch_size=settings.embed_batch_size,
+            precision=settings.embedding_onnx_precision,
+        )
     return Embedder(settings.embedding_model_path, batch_size=settings.embed_batch_size)

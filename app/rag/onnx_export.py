@@ -3,9 +3,11 @@
     python -m app.rag.onnx_export OUT_DIR [--model MODEL_DIR]
 
 Writes OUT_DIR/model.onnx (the transformer: token ids in, one 384-float vector per token
-out), OUT_DIR/tokenizer.json (the model's own tokenizer) and OUT_DIR/ragship-onnx.json
-(the model's name, its maximum sequence length and its dimension). Pooling and
-normalisation are done by `app.rag.onnx_embedder`, as sentence-transformers does them.
+out), OUT_DIR/model.int8.onnx (the same with int8 MatMul weights, for
+EMBEDDING_ONNX_PRECISION=int8: app/rag/onnx_quantize.py), OUT_DIR/tokenizer.json (the
+model's own tokenizer) and OUT_DIR/ragship-onnx.json (the model's name, its maximum
+sequence length and its dimension). Pooling and normalisation are done by
+`app.rag.onnx_embedder`, as sentence-transformers does them.
 
 This needs torch and transformers, so it runs where they are installed: the image's
 `export` build stage, or a dev checkout (`make onnx`). The running app never exports and
@@ -26,6 +28,7 @@ import torch
 
 from app.rag.embedder import default_model_path
 from app.rag.onnx_embedder import METADATA
+from app.rag.onnx_quantize import quantize
 
 # Opset 17 has LayerNormalization; onnxruntime >= 1.14 runs it.
 OPSET = 17
@@ -91,6 +94,7 @@ def export(out_dir: Path, model_dir: Path | None = None) -> Path:
         "dimension": int(model.config.hidden_size),
     }
     (out_dir / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
+    quantize(out_dir)
     return out_dir
 
 
@@ -104,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"exported {out / 'model.onnx'}")
+    print(f"exported {out / 'model.onnx'} and {out / 'model.int8.onnx'}")
     return 0
 
 
