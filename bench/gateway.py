@@ -174,6 +174,25 @@ def _sign_in(app_url: str) -> tuple[httpx.Cookies, str]:
         return httpx.Cookies(c.cookies), csrf
 
 
+def _chat_prompt(app_url: str, signed_in: tuple[httpx.Cookies, str], model_url: str) -> Any:
+    """The messages the app sends upstream for QUESTION, read back from the model's
+    `/_stats`. Each app's status prober calls the same model (every 60 s): when its short
+    probe came last, the direct side measured its short answer (5.4 streams/s at c=1
+    against ragship's 0.3), so the read is taken again until it is the chat's prompt."""
+    cookies, csrf = signed_in
+    headers = {"Origin": app_url, "X-CSRF-Token": csrf}
+    with (
+        httpx.Client(base_url=app_url, timeout=60, cookies=cookies, headers=headers) as c,
+        httpx.Client(base_url=model_url) as m,
+    ):
+        for _ in range(10):
+            assert c.post("/api/chat", json={"message": QUESTION}).status_code == 200
+            messages = m.get("/_stats").json()["last_messages"]
+            if messages and messages[-1].get("content", "").endswith(QUESTION):
+                return messages
+    raise RuntimeError("the model's last request was never the chat's: is something else using it?")
+
+
 def _measure(
     apps: list[tuple[str, str, subprocess.Popen[bytes]]],
     model_url: str,
@@ -183,9 +202,13 @@ def _measure(
     split: Table,
 ) -> None:
     signed_in = {app_url: _sign_in(app_url) for _, app_url, _ in apps}
-    with httpx.Client(base_url=model_url) as m:
-        messages = m.get("/_stats").json()["last_messages"]
-    body = {"model": LOCAL_MODEL_ID, "messages": messages, "stream": True, "max_tokens": 512}
+    app_url = apps[-1][1]
+    body = {
+        "model": LOCAL_MODEL_ID,
+        "messages": _chat_prompt(app_url, signed_in[app_url], model_url),
+        "stream": True,
+        "max_tokens": 512,
+    }
     for concurrency, n in PLAN.items():
         direct, lite = Side(), Side()
         asyncio.run(upstream_side(model_url, concurrency, n, body, direct))
