@@ -20,7 +20,6 @@ ragship sends it. The p95 target is relative to the paced length; when the upstr
 is slower than its pace at N, that is the bench's limit, not ragship's.
 
 Every process's output is kept in a folder (printed under the table) for its tracebacks.
-
     python -m bench streams                       # 1 and 2 workers, 200/500/1,000 streams
     python -m bench.streams --levels 200 --workers 2          # one configuration
     python -m bench.streams --levels 1000 --clients 4 --model-workers 2  # model in 2 processes

@@ -5,9 +5,9 @@ Before a call, the most it can cost is reserved in PostgreSQL with conditional U
 each re-checks the condition, so parallel requests can never overspend a cap. The whole
 reservation is one statement (`ragship_reserve`, migration 0014) run in autocommit, so the
 locks on the shared global rows are held for microseconds of server time, not across
-round trips to a client whose event loop may be busy. After the
-call, `settle` turns the reservation into the actual cost in the same transaction that
-records the call. Days are UTC calendar days (reset at 00:00 UTC); months likewise.
+round trips to a client whose event loop may be busy. After the call, `settle` turns the
+reservation into the actual cost in the same transaction that records the call. Days are
+UTC calendar days (reset at 00:00 UTC); months likewise.
 
 Writes that must happen exactly when the reservation is allowed (the question and its
 conversation, app/question.py) can ride in the same statement (`AdmittedWrites`): no
@@ -94,20 +94,16 @@ class AdmittedWrites:
 
 def _statement(also: AdmittedWrites | None) -> TextClause:
     """The reservation's statement: `ragship_reserve` alone, or with ``also`` riding along."""
-    if also is None:
-        return _RESERVE_ALL
-    return _with_writes(also.lock, also.writes)
+    return _RESERVE_ALL if also is None else _with_writes(also.lock, also.writes)
 
 
 @lru_cache(maxsize=64)
 def _with_writes(lock: str | None, writes: tuple[str, ...]) -> TextClause:
-    """`_statement` with writes, built once per shape (its SQL is constant text: a question
-    on a new conversation, a follow-up; parsing it again cost about 0.15 ms a request).
-
-    One statement, so one snapshot and one commit: `held` (the lock) is read to the end
-    before `ragship_reserve` runs (an aggregate consumes its input first), which runs only
-    when it locked a row (else `r`, and so the statement, returns no row); the writes run
-    after it, from `admitted`; foreign keys are checked at the end of the statement."""
+    """`_statement` with writes, built once per shape (constant SQL; parsing it again cost
+    about 0.15 ms a request). One statement, so one snapshot and one commit: `held` (the
+    lock) is read to the end before `ragship_reserve` runs (an aggregate consumes its input
+    first), which runs only when it locked a row (else `r`, and so the statement, returns
+    no row); the writes run after it, from `admitted`; foreign keys are checked at the end."""
     ctes = []
     source = ""
     if lock is not None:
