@@ -24,6 +24,8 @@ Every process's output is kept in a folder (printed under the table) for its tra
     python -m bench.streams --levels 200 --workers 2          # one configuration
     python -m bench.streams --levels 1000 --clients 4 --model-workers 2  # model in 2 processes
     python -m bench.streams --levels 1000 --workers 2 --ramp-s 20  # opened over 20 s
+    python -m bench.streams --levels 1000 --workers 2 --ramp-s 90 --token-delay-s 0.75
+        # answers of about 115 s: 1,000 open at once from about 11 arrivals a second
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ from typing import Any
 
 import httpx
 import psutil
-from fastapi import FastAPI
 
 from bench.fixtures import (
     DOCS,
@@ -52,6 +53,8 @@ from bench.fixtures import (
 )
 from bench.streams_client import sign_in_users
 from bench.streams_fanout import Spread, chat_specs, direct_specs, hold_spread
+from bench.streams_merge import peak_held
+from bench.streams_model import TOKEN_DELAY_S, model_command, model_env
 from bench.streams_procs import free_port, sample_tree, start, stop, wait_up
 from bench.table import Table, latency
 
@@ -60,13 +63,13 @@ LEVELS = (200, 500, 1000)
 # Client processes the streams are spread over: one asyncio process holding 1,000 paced
 # streams was itself late (loop lag p95 84 ms with the model alone).
 CLIENTS = 4
-TOKEN_DELAY_S = 0.25
 QUESTION = "How do I ingest PDF files?"
 # Answers each user holds at once: MAX_CONCURRENT_STREAMS's default. One user holding all
 # N serialises every reservation and settlement on that user's spend counter row (issue 17).
 STREAMS_PER_USER = 2
 COLUMNS = [
-    "target", "streams", "done", "errors", "503 retried", "p50 s", "p95 s", "p95/paced",
+    "target", "streams", "peak held", "done", "errors", "503 retried", "p50 s", "p95 s",
+    "p95/paced",
     "healthz p50/p95 ms", "client lag p95 ms (max/proc)", "CPU % model app (clients)",
     "RSS MiB/worker idle>peak", "fds idle>peak",
 ]  # fmt: skip
@@ -74,16 +77,6 @@ COLUMNS = [
 
 def run() -> list[Table]:
     return [measure(LEVELS, workers=1), measure(LEVELS, workers=2)]
-
-
-def _model_command(port: str, workers: int) -> list[str]:
-    """uvicorn serving `paced_model`; with `workers` > 1, that many processes on one port
-    (uvicorn's supervisor), each pacing its own streams at TOKEN_DELAY_S."""
-    return [
-        sys.executable, "-m", "uvicorn", "--factory", "bench.streams:paced_model",
-        "--port", port, "--log-level", "warning",
-        *(["--workers", str(workers)] if workers > 1 else []),
-    ]  # fmt: skip
 
 
 def _app_env(env: dict[str, str], *, top: int, workers: int, **urls: str) -> dict[str, str]:
@@ -117,6 +110,7 @@ def measure(
     clients: int = CLIENTS,
     model_workers: int = 1,
     ramp_s: float = 0.0,
+    token_delay_s: float = TOKEN_DELAY_S,
 ) -> Table:
     """One table: per level, a direct row (unless `direct` is false) and a ragship row, the
     streams held by `clients` processes, the model served by `model_workers` processes."""
@@ -124,7 +118,7 @@ def measure(
         f"Answers held open at once ({STREAMS_PER_USER} per user, by {clients} client "
         f"processes{f', opened over {ramp_s:g}s' if ramp_s else ''}): ragship with "
         f"{workers} worker(s) against the local model ({model_workers} process(es)) paced "
-        f"at {TOKEN_DELAY_S}s a piece, and the model alone (direct)",
+        f"at {token_delay_s:g}s a piece, and the model alone (direct)",
         COLUMNS,
     )
     logs = Path(tempfile.mkdtemp(prefix="ragship-bench-streams-"))
@@ -136,7 +130,11 @@ def measure(
         app_url = f"http://127.0.0.1:{app_port}"
         env = {**os.environ, "LOG_LEVEL": "warning"}
         model_port = model_url.rsplit(":", 1)[1]
-        model = start(_model_command(model_port, model_workers), env, logs / "model.log")
+        model = start(
+            model_command(model_port, model_workers),
+            model_env(env, token_delay_s),
+            logs / "model.log",
+        )
         app_env = _app_env(
             env, top=max(levels), workers=workers, port=str(app_port), database=database,
             redis=redis, model=model_url, onnx=str(onnx),
@@ -229,7 +227,7 @@ def _row(table: Table, target: str, n: int, spread: Spread, paced: float, idle: 
         fds = f"{idle.fds}>{max((t.fds for t in hold.trees), default=0)}"
         healthz = f"{health.p50 * 1000:.0f}/{health.p95 * 1000:.0f}"
     table.add(
-        target, n, hold.done, sum(hold.errors.values()), hold.retried,
+        target, n, peak_held(hold.held), hold.done, sum(hold.errors.values()), hold.retried,
         f"{took.p50:.1f}", f"{took.p95:.1f}", f"{took.p95 / paced:.2f}", healthz,
         f"{lag.p95 * 1000:.0f} ({worst})", f"{cpu['model']:.0f} {cpu['app']:.0f} ({clients})",
         rss, fds,
@@ -258,13 +256,6 @@ def _log_lines(logs: Path, offsets: dict[str, int], n: int) -> list[str]:
     return notes
 
 
-def paced_model() -> FastAPI:
-    """The local model with the bench's per-piece delay (uvicorn --factory)."""
-    from app.localmodel.server import create_local_model
-
-    return create_local_model(token_delay_s=TOKEN_DELAY_S)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.streams", description=__doc__)
     parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS))
@@ -279,6 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ramp-s", type=float, default=0.0, help="open each level's streams over this long"
     )
+    parser.add_argument(
+        "--token-delay-s",
+        type=float,
+        default=TOKEN_DELAY_S,
+        help="the model's pace, seconds a piece (longer answers need fewer arrivals a second)",
+    )
     args = parser.parse_args(argv)
     from bench.__main__ import header
 
@@ -291,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         clients=args.clients,
         model_workers=args.model_workers,
         ramp_s=args.ramp_s,
+        token_delay_s=args.token_delay_s,
     )
     print(table.render(), flush=True)
     return 0

@@ -31,9 +31,12 @@ PROBE_EVERY_S = 0.2
 
 @dataclass
 class Hold:
-    """What one level measured. Durations and probe times in seconds."""
+    """What one level measured. Durations and probe times in seconds; `held` is, per stream
+    read to its end, when its answer began (the 200 arrived) and ended, on `time.monotonic`
+    (CLOCK_MONOTONIC on Linux: one clock for every process on the machine)."""
 
     durations: list[float] = field(default_factory=list)
+    held: list[tuple[float, float]] = field(default_factory=list)
     done: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
@@ -92,7 +95,7 @@ async def one_chat(http: httpx.AsyncClient, hold: Hold, *, question: str) -> Non
                     body = (await response.aread()).decode(errors="replace")
                     hold.fail(f"HTTP {response.status_code}", body, started)
                     return
-                last, data, tokens = "", "", 0
+                last, data, tokens, opened = "", "", 0, time.monotonic()
                 async for line in response.aiter_lines():
                     if line.startswith("event:"):
                         last = line[6:].strip()
@@ -102,6 +105,7 @@ async def one_chat(http: httpx.AsyncClient, hold: Hold, *, question: str) -> Non
                 if last == "done":
                     hold.done += 1
                     hold.durations.append(time.perf_counter() - started)
+                    hold.held.append((opened, time.monotonic()))
                 elif last == "error":
                     kind = str(json.loads(data).get("kind")) if data.startswith("{") else "?"
                     hold.fail(f"SSE error {kind}", f"after {tokens} tokens: {data}", started)
@@ -121,12 +125,13 @@ async def one_direct(http: httpx.AsyncClient, hold: Hold, *, request: dict[str, 
                 body = (await response.aread()).decode(errors="replace")
                 hold.fail(f"HTTP {response.status_code}", body, started)
                 return
-            finished = False
+            finished, opened = False, time.monotonic()
             async for line in response.aiter_lines():
                 finished = finished or line.strip() == "data: [DONE]"
             if finished:
                 hold.done += 1
                 hold.durations.append(time.perf_counter() - started)
+                hold.held.append((opened, time.monotonic()))
             else:
                 hold.fail("no [DONE]", "the stream ended without data: [DONE]", started)
     except httpx.HTTPError as err:

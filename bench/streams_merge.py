@@ -22,6 +22,7 @@ class Part:
     plus system CPU time over the `wall_s` it held its share."""
 
     durations: list[float]
+    held: list[tuple[float, float]]  # (began, ended) per stream read to its end
     done: int
     errors: dict[str, int]
     examples: dict[str, str]
@@ -34,6 +35,7 @@ class Part:
     def of(cls, hold: Hold, *, cpu_s: float, wall_s: float) -> Part:
         return cls(
             durations=list(hold.durations),
+            held=list(hold.held),
             done=hold.done,
             errors=dict(hold.errors),
             examples=dict(hold.examples),
@@ -46,6 +48,7 @@ class Part:
     def to_json(self) -> dict[str, Any]:
         return {
             "durations": self.durations,
+            "held": [list(span) for span in self.held],
             "done": self.done,
             "errors": self.errors,
             "examples": self.examples,
@@ -60,6 +63,7 @@ class Part:
         """Raises KeyError on a missing field, ValueError/TypeError on a wrong-typed one."""
         return cls(
             durations=[float(d) for d in data["durations"]],
+            held=[(float(a), float(b)) for a, b in data["held"]],
             done=int(data["done"]),
             errors={str(k): int(v) for k, v in data["errors"].items()},
             examples={str(k): str(v) for k, v in data["examples"].items()},
@@ -88,6 +92,7 @@ def merge(parts: list[Part]) -> Merged:
     merged = Merged(hold)
     for part in parts:
         hold.durations += part.durations
+        hold.held += part.held
         hold.done += part.done
         hold.errors += Counter(part.errors)
         for kind, example in part.examples.items():
@@ -97,3 +102,14 @@ def merge(parts: list[Part]) -> Merged:
         merged.lag_max.append(max(part.client_lag, default=0.0))
         merged.cpu_pct.append(100 * part.cpu_s / part.wall_s if part.wall_s > 0 else 0.0)
     return merged
+
+
+def peak_held(held: list[tuple[float, float]]) -> int:
+    """The most streams open at one moment, from (began, ended) spans on one clock: a sweep
+    over the spans' ends in time order, an end before a beginning at the same instant."""
+    events = sorted([(a, 1) for a, _ in held] + [(b, -1) for _, b in held])
+    peak = open_now = 0
+    for _, step in events:
+        open_now += step
+        peak = max(peak, open_now)
+    return peak

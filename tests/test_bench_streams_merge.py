@@ -8,13 +8,14 @@ import httpx
 
 from bench.streams_client import User
 from bench.streams_fanout import chat_shares, direct_shares
-from bench.streams_merge import Part, merge
+from bench.streams_merge import Part, merge, peak_held
 from bench.streams_shard import user_from_json, user_to_json
 
 
 def _part(**overrides: object) -> Part:
     fields: dict[str, object] = {
         "durations": [],
+        "held": [],
         "done": 0,
         "errors": {},
         "examples": {},
@@ -29,6 +30,7 @@ def _part(**overrides: object) -> Part:
 def test_merge_pools_samples_and_keeps_each_process_worst_lag_and_cpu() -> None:
     a = _part(
         durations=[40.0, 41.0],
+        held=[(0.0, 40.0), (2.0, 43.0)],
         done=2,
         errors={"ReadTimeout": 1},
         examples={"ReadTimeout": "from a"},
@@ -39,6 +41,7 @@ def test_merge_pools_samples_and_keeps_each_process_worst_lag_and_cpu() -> None:
     )
     b = _part(
         durations=[42.0],
+        held=[(1.0, 42.0)],
         done=1,
         errors={"ReadTimeout": 2, "HTTP 500": 1},
         examples={"ReadTimeout": "from b", "HTTP 500": "boom"},
@@ -49,6 +52,7 @@ def test_merge_pools_samples_and_keeps_each_process_worst_lag_and_cpu() -> None:
     )
     merged = merge([a, b])
     assert sorted(merged.hold.durations) == [40.0, 41.0, 42.0]
+    assert sorted(merged.hold.held) == [(0.0, 40.0), (1.0, 42.0), (2.0, 43.0)]
     assert merged.hold.done == 3
     assert dict(merged.hold.errors) == {"ReadTimeout": 3, "HTTP 500": 1}
     assert merged.hold.examples == {"ReadTimeout": "from a", "HTTP 500": "boom"}
@@ -67,9 +71,25 @@ def test_merge_of_a_process_without_samples() -> None:
 
 def test_part_survives_json() -> None:
     part = _part(
-        durations=[1.5], done=1, errors={"x": 2}, examples={"x": "e"}, client_lag=[0.1], cpu_s=2
+        durations=[1.5],
+        held=[(10.0, 11.5)],
+        done=1,
+        errors={"x": 2},
+        examples={"x": "e"},
+        client_lag=[0.1],
+        cpu_s=2,
     )
     assert Part.from_json(json.loads(json.dumps(part.to_json()))) == part
+
+
+def test_peak_held_counts_the_most_streams_open_at_one_moment() -> None:
+    # Two waves that overlap in one stretch, where three are open; a stream that ends at
+    # the instant another begins is not counted with it.
+    spans = [(0.0, 10.0), (2.0, 12.0), (9.0, 20.0), (12.0, 30.0), (20.0, 25.0)]
+    assert peak_held(spans) == 3
+    assert peak_held([(0.0, 1.0), (1.0, 2.0), (2.0, 3.0)]) == 1
+    assert peak_held([(0.0, 5.0)] * 1000) == 1000
+    assert peak_held([]) == 0
 
 
 def test_direct_shares_cover_every_stream() -> None:
