@@ -54,7 +54,7 @@ from bench.fixtures import (
 from bench.streams_client import sign_in_users
 from bench.streams_fanout import Spread, chat_specs, direct_specs, hold_spread
 from bench.streams_merge import peak_held
-from bench.streams_model import TOKEN_DELAY_S, model_command, model_env
+from bench.streams_model import TOKEN_DELAY_S, model_command, model_env, upstream_request
 from bench.streams_procs import free_port, sample_tree, start, stop, wait_up
 from bench.table import Table, latency
 
@@ -143,8 +143,7 @@ def measure(
         try:
             wait_up(model_url, model, "/v1/models")
             wait_up(app_url, app)
-            paced = _paced_answer(app_url)
-            request = _upstream_request(model_url)
+            paced, request = _paced_answer(app_url, model_url)
             users = asyncio.run(sign_in_users(app_url, -(-max(levels) // STREAMS_PER_USER)))
             tree = psutil.Process(app.pid)
             servers = {"model": psutil.Process(model.pid), "app": tree}
@@ -178,36 +177,25 @@ def measure(
     return table
 
 
-def _paced_answer(app_url: str) -> float:
-    """Sign in, time one answer alone (seconds)."""
-    with httpx.Client(base_url=app_url, timeout=120, headers={"Origin": app_url}) as c:
+def _paced_answer(app_url: str, model_url: str) -> tuple[float, dict[str, Any]]:
+    """Sign in, time one answer alone (seconds), and read the upstream request it made
+    (`upstream_request`) as soon as its first token is in: read after a long answer, the
+    model's last request was the status prober's (every 60 s), and the direct side measured
+    that probe's short answer (6.8 s at a 115 s pace)."""
+    with httpx.Client(base_url=app_url, timeout=600, headers={"Origin": app_url}) as c:
         c.post("/auth/dev-login", data={"email": "streams@localhost.test"})
-        csrf = c.get("/api/me").json()["csrf_token"]
-        c.headers["X-CSRF-Token"] = csrf
+        c.headers["X-CSRF-Token"] = c.get("/api/me").json()["csrf_token"]
         started = time.perf_counter()
-        answer = c.post("/api/chat", json={"message": QUESTION})
+        request, lines = None, []
+        with c.stream("POST", "/api/chat", json={"message": QUESTION}) as answer:
+            for line in answer.iter_lines():
+                lines.append(line)
+                if request is None and line == "event: token":
+                    request = upstream_request(model_url, QUESTION)
         paced = time.perf_counter() - started
-        if answer.status_code != 200 or "event: done" not in answer.text:
-            raise RuntimeError(f"the paced answer failed: {answer.status_code} {answer.text}")
-        return paced
-
-
-def _upstream_request(model_url: str) -> dict[str, Any]:
-    """The streamed request ragship last sent the model (read back from its `/_stats`). With
-    several model processes only the one that served it has one: each new connection may
-    reach another, so ask until one has (RuntimeError after 60 s)."""
-    deadline = time.monotonic() + 60
-    while (stats := httpx.get(f"{model_url}/_stats", timeout=30).json())["last_model"] is None:
-        if time.monotonic() > deadline:
-            raise RuntimeError("no model process has seen ragship's request")
-    sampling = {k: v for k, v in stats["last_sampling"].items() if v is not None}
-    return {
-        "model": stats["last_model"],
-        "messages": stats["last_messages"],
-        **sampling,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
+        if answer.status_code != 200 or "event: done" not in lines or request is None:
+            raise RuntimeError(f"the paced answer failed: {answer.status_code} {lines[-3:]}")
+        return paced, request
 
 
 def _row(table: Table, target: str, n: int, spread: Spread, paced: float, idle: Any) -> None:

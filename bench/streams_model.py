@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from typing import Any
 
+import httpx
 from fastapi import FastAPI
 
 TOKEN_DELAY_S = 0.25  # the default pace: about 38 s for the bench's answer
@@ -41,3 +44,26 @@ def paced_model() -> FastAPI:
     if not delay > 0:
         raise ValueError(f"{TOKEN_DELAY_ENV} must be a positive number of seconds, not {delay}")
     return create_local_model(token_delay_s=delay)
+
+
+def upstream_request(model_url: str, question: str) -> dict[str, Any]:
+    """The streamed request the model last received for `question`, read back from its
+    `/_stats` (the direct side's request). With several model processes only the one that
+    served it has it: each new connection may reach another, so ask until one has
+    (RuntimeError after 60 s)."""
+    deadline = time.monotonic() + 60
+    while True:
+        stats = httpx.get(f"{model_url}/_stats", timeout=30).json()
+        messages = stats["last_messages"] or [{}]
+        if str(messages[-1].get("content", "")).endswith(question):
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no model process has seen a request for {question!r}")
+    sampling = {k: v for k, v in stats["last_sampling"].items() if v is not None}
+    return {
+        "model": stats["last_model"],
+        "messages": stats["last_messages"],
+        **sampling,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
