@@ -6,7 +6,7 @@ ingest chunks them (300 tokens, 40 overlap: 331 chunks when written); the querie
 eval questions (evals/cases.toml, 88 when written).
 
 Floors, from the measurement on the shared test machine (onnxruntime 1.32, MatMul weights
-int8 per channel, an x86-64 CPU with AVX-512 VNNI, whose int8 kernels cannot saturate): cosine(int8, fp32) was 0.9858 at worst over the chunks and 0.9818 over
+int8 per channel (the Gather tables since, measured the same: min 0.9828 over the questions), an x86-64 CPU with AVX-512 VNNI, whose int8 kernels cannot saturate): cosine(int8, fp32) was 0.9858 at worst over the chunks and 0.9818 over
 the questions, mean 0.994 for both, so every vector must reach MIN_COSINE = 0.98; per-tensor
 int8 on all ops measured mean 0.93 and fails it. With int8 questions against the fp32
 chunks, every question's top-5 shared at least 3 chunks with its fp32 top-5 (4.55 on
@@ -79,11 +79,12 @@ def _embed(embedder: OnnxEmbedder, texts: list[str]) -> Matrix:
     return np.array(embedder.embed(texts), dtype=np.float64)
 
 
-def test_the_export_writes_an_int8_model_with_quantised_matmuls(onnx_dir: Path) -> None:
+def test_the_export_writes_an_int8_model_with_quantised_matmuls_and_tables(onnx_dir: Path) -> None:
     fp32_path, int8_path = onnx_dir / MODELS["fp32"], onnx_dir / MODELS["int8"]
-    assert int8_path.stat().st_size < 0.7 * fp32_path.stat().st_size
+    # The tables int8 too: about a quarter of the fp32 file (23 of 87 MB), not 0.68 of it.
+    assert int8_path.stat().st_size < 0.3 * fp32_path.stat().st_size
     ops = {node.op_type for node in onnx.load(str(int8_path)).graph.node}
-    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops
+    assert {"DynamicQuantizeLinear", "MatMulInteger", "DequantizeLinear"} <= ops
     assert "MatMulInteger" not in {node.op_type for node in onnx.load(str(fp32_path)).graph.node}
 
 

@@ -3,7 +3,7 @@
     python -m app.rag.onnx_export OUT_DIR [--model MODEL_DIR]
 
 Writes OUT_DIR/model.onnx (the transformer: token ids in, one 384-float vector per token
-out), OUT_DIR/model.int8.onnx (the same with int8 MatMul weights, for
+out), OUT_DIR/model.int8.onnx (the same with int8 MatMul and embedding weights, for
 EMBEDDING_ONNX_PRECISION=int8: app/rag/onnx_quantize.py), OUT_DIR/tokenizer.json (the
 model's own tokenizer) and OUT_DIR/ragship-onnx.json (the model's name, its maximum
 sequence length and its dimension). Pooling and normalisation are done by

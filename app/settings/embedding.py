@@ -21,6 +21,6 @@ class EmbeddingSettings(BaseSettings):
     )
     embedding_onnx_precision: Literal["fp32", "int8"] = Field(
         "fp32",
-        description="fp32 (model.onnx) or int8 (model.int8.onnx, dynamic int8 MatMuls): about "
+        description="fp32 (model.onnx) or int8 (model.int8.onnx, int8 weights): about "
         "twice as fast per query, vectors within cosine 0.98 of fp32's; onnx backend only.",
     )
