@@ -28,7 +28,14 @@ from app.migrate import upgrade_to_head
 from app.observability.logs import configure_logging
 from app.rag.embedder import TextEmbedder, load_embedder
 from app.settings import Settings, get_settings
-from app.startup import ReadyServer, exit_on_signals, phase, quiet_chatty_loggers, serve
+from app.startup import (
+    ReadyServer,
+    exit_on_signals,
+    phase,
+    quiet_chatty_loggers,
+    raise_open_file_limit,
+    serve,
+)
 from ingest.corpus import ingest_corpus
 
 
@@ -53,6 +60,9 @@ def main() -> int:
     log_format = settings.log_format or ("text" if settings.env == "dev" else "json")
     configure_logging(level=settings.log_level, json_format=log_format == "json")
     quiet_chatty_loggers()
+    before, now = raise_open_file_limit()  # two per live answer; workers inherit it
+    if now != before:
+        logging.getLogger("ragship").info("open file limit raised from %d to %d", before, now)
     try:  # before migrating or ingesting: a missing model fails fast
         with phase("embedding model"):
             embedder = load_embedder(settings)

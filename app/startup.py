@@ -10,6 +10,7 @@ handler it found. With Python's default handler that ends the process at once, s
 from __future__ import annotations
 
 import logging
+import resource
 import signal
 import socket
 import sys
@@ -22,9 +23,29 @@ import uvicorn
 
 log = logging.getLogger("ragship")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+NR_OPEN_DEFAULT = 1_048_576  # Linux's default fs.nr_open: the most one process may open
 # Loggers that narrate their internals at INFO (pg_ctl command lines, model loading):
 # their warnings still show.
 CHATTY = ("pgserver", "sentence_transformers", "transformers", "httpx", "alembic")
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Raise this process's soft limit on open files (RLIMIT_NOFILE) to its hard limit, as
+    Go's runtime does at start, and return (soft before, soft now). Each live answer holds
+    two descriptors (the browser's socket and the upstream's): systemd's default soft limit
+    of 1,024 would refuse new connections at about 500 answers a process, while 1,000
+    answers held by two workers needed 2,093 descriptors in all (`python -m bench.streams`,
+    issue 17). Worker processes inherit the raised limit. Under an unlimited hard limit the
+    soft one goes to NR_OPEN_DEFAULT (Linux refuses more than fs.nr_open, 1,048,576 by
+    default); a refusal leaves the limit as it was."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = NR_OPEN_DEFAULT if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            log.warning("could not raise the open file limit from %d to %d", soft, target)
+    return soft, resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 @contextmanager

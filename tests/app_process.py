@@ -41,12 +41,14 @@ def app_process(
     log: Path | None = None,
     ready: Callable[[AppProcess], bool] = lambda _: True,
     timeout_s: float = 120,
+    nofile: tuple[int, int] | None = None,
 ) -> Iterator[AppProcess]:
     """Run `python -m app` in dev mode with `env` over the test's environment (no ingest on
     start and no quality sampling unless `env` asks for them), wait until `/healthz` answers 200 and `ready` holds,
     and kill it on the way out if it is still running. Raises AssertionError when it exits
-    during start-up (with its log, when there is one)."""
-    with app_processes([env], log=log, ready=ready, timeout_s=timeout_s) as apps:
+    during start-up (with its log, when there is one). `nofile`: the (soft, hard) limit on
+    open files it starts with (util-linux's `prlimit`), as a host's default would set it."""
+    with app_processes([env], log=log, ready=ready, timeout_s=timeout_s, nofile=nofile) as apps:
         yield apps[0]
 
 
@@ -57,11 +59,13 @@ def app_processes(
     log: Path | None = None,
     ready: Callable[[AppProcess], bool] = lambda _: True,
     timeout_s: float = 120,
+    nofile: tuple[int, int] | None = None,
 ) -> Iterator[list[AppProcess]]:
     """`app_process` for several replicas at once: all start together, then each is waited
     for. With `log`, replica n writes to `log` (n = 0) or `log` suffixed `.n`."""
     apps = [
-        _start(env, log.with_suffix(f".{n}") if log and n else log) for n, env in enumerate(envs)
+        _start(env, log.with_suffix(f".{n}") if log and n else log, nofile)
+        for n, env in enumerate(envs)
     ]
     try:
         for app in apps:
@@ -74,7 +78,7 @@ def app_processes(
                 app.proc.wait()
 
 
-def _start(env: dict[str, str], log: Path | None) -> AppProcess:
+def _start(env: dict[str, str], log: Path | None, nofile: tuple[int, int] | None) -> AppProcess:
     port = free_port()
     # No quality sampling unless asked for: a judge call behind the test's back would use
     # up the faults it queues on the local model.
@@ -82,8 +86,10 @@ def _start(env: dict[str, str], log: Path | None) -> AppProcess:
     full = {**os.environ, **defaults, **env, "PORT": str(port)}
     with ExitStack() as stack:
         out = stack.enter_context(log.open("wb")) if log else subprocess.DEVNULL
+        # prlimit sets the limit and execs the command: the pid stays the app's.
+        limit = ["prlimit", f"--nofile={nofile[0]}:{nofile[1]}"] if nofile else []
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app"], cwd=ROOT, env=full, stdout=out, stderr=out
+            [*limit, sys.executable, "-m", "app"], cwd=ROOT, env=full, stdout=out, stderr=out
         )
     return AppProcess(proc, f"http://127.0.0.1:{port}", log)
 

@@ -1,5 +1,7 @@
 """WEB_CONCURRENCY: `python -m app` serves one port from several worker processes that
-share nothing but PostgreSQL and Redis, and stops them all on SIGTERM."""
+share nothing but PostgreSQL and Redis, and stops them all on SIGTERM. Started under a soft
+limit of 512 open files (below systemd's default of 1,024), every worker runs with the
+hard limit (app/startup.py `raise_open_file_limit`)."""
 
 from __future__ import annotations
 
@@ -38,8 +40,11 @@ def test_two_workers_serve_one_port_and_stop_together(
     def two_workers(app: AppProcess) -> bool:
         return len(_workers(psutil.Process(app.proc.pid))) == 2
 
-    with app_process(env, ready=two_workers, timeout_s=240) as app:
+    with app_process(env, ready=two_workers, timeout_s=240, nofile=(512, 8192)) as app:
         proc, url = app.proc, app.url
+        assert psutil.Process(proc.pid).rlimit(psutil.RLIMIT_NOFILE) == (8192, 8192)
+        for worker in _workers(psutil.Process(proc.pid)):
+            assert worker.rlimit(psutil.RLIMIT_NOFILE) == (8192, 8192)
         with sign_in(url, "workers@example.com") as client:
             for _ in range(4):
                 assert chat(client, "How do I run the tests?")[-1][0] == "done"
