@@ -12,8 +12,8 @@ int8 on every op was measured much worse (mean cosine 0.93) and is not offered. 
 the Gather tables too made the file 23 MB instead of 59 MB (the token embedding table is
 45 MB at float32) for the same agreement and speed: over the eval questions, cosine with
 fp32 min 0.9828 / mean 0.9932 against 0.9818 / 0.9935 for MatMul alone, and `embed_one`
-p50 1.66 against 1.75 ms on one thread (one run here, `/tmp/s26/gather.py` in the closing
-note of issue 17).
+p50 1.66 against 1.75 ms on one thread (both recipes on one export, one run on the test
+machine; `python -m bench embedding_precision` measures the shipped file).
 
 Needs the `onnx` package (onnxruntime.quantization imports it), which is installed where
 the export runs (the `torch` extra, the image's `export` stage); the running app only
