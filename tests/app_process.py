@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 from tests.conftest import ROOT, eventually
 
@@ -74,8 +75,24 @@ def app_processes(
     finally:
         for app in apps:
             if app.proc.poll() is None:
-                app.proc.kill()
-                app.proc.wait()
+                _kill_tree(app.proc)
+
+
+def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the app and its worker processes: killed alone, the supervisor leaves its
+    uvicorn workers running (orphans holding a port, memory and database connections)."""
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    proc.kill()
+    proc.wait()
+    for child in children:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(children, timeout=30)
 
 
 def _start(env: dict[str, str], log: Path | None, nofile: tuple[int, int] | None) -> AppProcess:
