@@ -244,6 +244,15 @@ def _log_lines(logs: Path, offsets: dict[str, int], n: int) -> list[str]:
     return notes
 
 
+def _seconds(value: str) -> float:
+    """A positive number of seconds, for argparse (a clear error, not a model that fails
+    to start)."""
+    seconds = float(value)
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of seconds")
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.streams", description=__doc__)
     parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS))
@@ -260,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--token-delay-s",
-        type=float,
+        type=_seconds,
         default=TOKEN_DELAY_S,
         help="the model's pace, seconds a piece (longer answers need fewer arrivals a second)",
     )
