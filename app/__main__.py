@@ -60,9 +60,7 @@ def main() -> int:
     log_format = settings.log_format or ("text" if settings.env == "dev" else "json")
     configure_logging(level=settings.log_level, json_format=log_format == "json")
     quiet_chatty_loggers()
-    before, now = raise_open_file_limit()  # two per live answer; workers inherit it
-    if now != before:
-        logging.getLogger("ragship").info("open file limit raised from %d to %d", before, now)
+    raise_open_file_limit()  # two descriptors per live answer; workers inherit it
     try:  # before migrating or ingesting: a missing model fails fast
         with phase("embedding model"):
             embedder = load_embedder(settings)

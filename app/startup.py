@@ -37,7 +37,7 @@ def raise_open_file_limit() -> tuple[int, int]:
     answers held by two workers needed 2,093 descriptors in all (`python -m bench.streams`,
     issue 17). Worker processes inherit the raised limit. Under an unlimited hard limit the
     soft one goes to NR_OPEN_DEFAULT (Linux refuses more than fs.nr_open, 1,048,576 by
-    default); a refusal leaves the limit as it was."""
+    default); a refusal leaves the limit as it was. A change is logged."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = NR_OPEN_DEFAULT if hard == resource.RLIM_INFINITY else hard
     if soft != resource.RLIM_INFINITY and soft < target:
@@ -45,7 +45,10 @@ def raise_open_file_limit() -> tuple[int, int]:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         except (ValueError, OSError):
             log.warning("could not raise the open file limit from %d to %d", soft, target)
-    return soft, resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    now = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if now != soft:
+        log.info("open file limit raised from %d to %d", soft, now)
+    return soft, now
 
 
 @contextmanager
