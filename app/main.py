@@ -92,7 +92,7 @@ def create_app(
         store = open_store(settings)
         tracer, tracer_provider = build_tracing(settings)
         embedder_ = embedder or load_embedder(settings)
-        embedder_.use_threads(settings.embed_threads)
+        embedder_.use_threads(settings.embed_threads, idle=settings.embed_idle_threads)
         app.state.services = Services(
             settings=settings,
             sessions=sessions,

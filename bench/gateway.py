@@ -1,11 +1,12 @@
 """ragship against the bare upstream, side by side: added TTFT at 1 and 50 concurrent.
 
 The upstream is the built-in local model in its own process, paced at 20 ms a piece; the
-app runs as its own process (`python -m app`, Redis store, every cap on), in up to five
+app runs as its own process (`python -m app`, Redis store, every cap on), in up to six
 variants started side by side (`GATEWAY_VARIANTS`, a comma list, default all): `torch` (as
 `make dev` runs: one worker, sentence-transformers on torch), `onnx` (one worker, the
-deploy image's onnxruntime embedder), `onnx2` (the same, two worker processes), and
-`onnx8` / `onnx8x2` (those two with EMBEDDING_ONNX_PRECISION=int8). Each
+deploy image's onnxruntime embedder), `onnx2` (the same, two worker processes),
+`onnx8` / `onnx8x2` (those two with EMBEDDING_ONNX_PRECISION=int8), and `onnxidle` (`onnx`
+with EMBED_IDLE_THREADS=2: a query with no other in flight on two threads). Each
 exports its spans to a small OTLP receiver here, which gives the split of the work done
 before the first event (rate limit, retrieval, reservation). Rounds alternate: the same
 prompt straight to the upstream (the messages the app sent, read back from its `/_stats`),
@@ -56,6 +57,11 @@ NAME = "gateway"
 VARIANTS: dict[str, tuple[str, dict[str, str]]] = {  # name: (label, app environment)
     "torch": ("ragship (torch, 1 worker)", {"EMBEDDING_BACKEND": "torch"}),
     "onnx": ("ragship (onnx, 1 worker)", {"EMBEDDING_BACKEND": "onnx"}),
+    # The same with a query embedding alone on two threads (EMBED_IDLE_THREADS, off by default).
+    "onnxidle": (
+        "ragship (onnx, 1 worker, idle threads 2)",
+        {"EMBEDDING_BACKEND": "onnx", "EMBED_IDLE_THREADS": "2"},
+    ),
     "onnx2": ("ragship (onnx, 2 workers)", {"EMBEDDING_BACKEND": "onnx", "WEB_CONCURRENCY": "2"}),
     "onnx8": (
         "ragship (onnx int8, 1 worker)",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,6 +159,59 @@ def test_use_threads_rebuilds_the_session_with_that_many_threads_and_the_same_ve
     assert np.allclose(before, after, atol=1e-6)
 
 
+def test_a_call_alone_runs_on_the_idle_threads_and_one_among_others_on_one_thread(
+    onnx_dir: Path,
+) -> None:
+    embedder = OnnxEmbedder(onnx_dir)
+    narrow = embedder.embed(["How do I ingest PDF files?"])
+    embedder.use_threads(1, idle=2)
+    assert embedder.idle_threads == 2
+    wide = embedder.embed(["How do I ingest PDF files?"])
+    assert embedder.last_threads == 2  # no other call in flight
+    with embedder.in_flight():  # another call is running: this one gets one thread
+        among = embedder.embed(["How do I ingest PDF files?"])
+    assert embedder.last_threads == 1
+    embedder.embed_one("and alone again")
+    assert embedder.last_threads == 2  # the other call's end was counted
+    assert np.allclose(narrow, wide, atol=1e-5) and np.allclose(narrow, among, atol=1e-5)
+
+
+def test_concurrent_calls_count_each_other_in_flight(onnx_dir: Path) -> None:
+    """Four threads embedding at once: when all four hold a call, the count is 4; when all
+    are done, 0 (no call left counted), so a later call alone gets the idle threads again."""
+    embedder = OnnxEmbedder(onnx_dir)
+    embedder.use_threads(1, idle=2)
+    seen: list[int] = []
+    together = threading.Barrier(4, action=lambda: seen.append(embedder._in_flight))
+    threads_used: list[int | None] = []
+
+    def calls() -> None:
+        for n in range(10):
+            with embedder.in_flight():
+                if n == 0:
+                    together.wait()  # the action reads the count with all four inside
+                embedder.embed_one("How do I ingest PDF files?")
+                threads_used.append(embedder.last_threads)
+
+    workers = [threading.Thread(target=calls) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert seen == [4]
+    assert len(threads_used) == 40 and set(threads_used) == {1}  # each nested in its own call
+    assert embedder._in_flight == 0
+    embedder.embed_one("alone")
+    assert embedder.last_threads == 2
+
+
+def test_idle_threads_not_above_threads_build_no_second_session(onnx_dir: Path) -> None:
+    embedder = OnnxEmbedder(onnx_dir)
+    embedder.use_threads(2, idle=2)
+    embedder.embed_one("alone")
+    assert embedder.idle_threads is None and embedder.last_threads == 2
+
+
 def test_the_server_sizes_the_onnx_query_threads_from_embed_threads(  # type: ignore[no-untyped-def]
     onnx_dir: Path, db_url: str, local_model
 ) -> None:
@@ -172,10 +226,12 @@ def test_the_server_sizes_the_onnx_query_threads_from_embed_threads(  # type: ig
         embedding_backend="onnx",
         embedding_onnx_dir=onnx_dir,
         embed_threads=3,
+        embed_idle_threads=4,
     )
     server = BackgroundServer(create_app(settings, embedder=embedder)).start()
     try:  # the socket is bound: this waits for the lifespan, which sizes the threads
         assert httpx.get(f"{server.url}/healthz", timeout=60).status_code == 200
         assert embedder.session.get_session_options().intra_op_num_threads == 3
+        assert embedder.idle_threads == 4
     finally:
         server.stop()

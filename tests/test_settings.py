@@ -201,3 +201,10 @@ def test_several_workers_need_a_shared_store_and_database() -> None:
         rate_limit_store="redis://127.0.0.1:6379/0",
         database_url="postgresql://127.0.0.1/ragship",
     )
+
+
+def test_a_query_embedding_alone_gets_more_threads_only_when_asked() -> None:
+    assert make_settings().embed_idle_threads == 1  # off: every query on EMBED_THREADS
+    assert make_settings(embed_idle_threads=2).embed_idle_threads == 2
+    with pytest.raises(ValidationError):
+        make_settings(embed_idle_threads=0)

@@ -59,8 +59,10 @@ class Embedder:
     def embed_one(self, text: str) -> list[float]:
         return self.embed([text])[0]
 
-    def use_threads(self, threads: int) -> None:
-        """Torch's intra-op threads for this process (app/rag/threads.py)."""
+    def use_threads(self, threads: int, *, idle: int | None = None) -> None:
+        """Torch's intra-op threads for this process (app/rag/threads.py). `idle` is not
+        used: torch's thread count is the process's, not a call's, so a call alone cannot
+        be given more threads than concurrent ones."""
         from app.rag.threads import size_torch_threads
 
         size_torch_threads(threads)
@@ -77,8 +79,9 @@ class TextEmbedder(Protocol):
 
     def embed_one(self, text: str) -> list[float]: ...
 
-    def use_threads(self, threads: int) -> None:
-        """Size each call's intra-op threads (the server's query embeddings)."""
+    def use_threads(self, threads: int, *, idle: int | None = None) -> None:
+        """Size each call's intra-op threads (the server's query embeddings); `idle`, where
+        the backend can, for a call with no other in flight."""
         ...
 
 

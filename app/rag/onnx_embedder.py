@@ -17,6 +17,9 @@ model's, so switching precision re-embeds nothing.
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -67,8 +70,14 @@ class OnnxEmbedder:
         self.model_path = model_dir / MODELS[precision]
         self.threads: int | None = None  # onnxruntime's default: one per core
         self.session = self._session(None)
+        # A second session on more threads, for a call with no other in flight (`use_threads`).
+        self.idle_threads: int | None = None
+        self._idle_session: onnxruntime.InferenceSession | None = None
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self.last_threads: int | None = None  # the last call's session's (None: the default)
 
-    def _session(self, threads: int | None) -> onnxruntime.InferenceSession:
+    def _session(self, threads: int | None, *, spin: bool = True) -> onnxruntime.InferenceSession:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -76,17 +85,44 @@ class OnnxEmbedder:
         if threads is not None:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+        if not spin:  # idle pool threads sleep at once instead of spinning on a core
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return onnxruntime.InferenceSession(
             str(self.model_path), options, providers=["CPUExecutionProvider"]
         )
 
-    def use_threads(self, threads: int) -> None:
+    def use_threads(self, threads: int, *, idle: int | None = None) -> None:
         """Run each call on `threads` intra-op threads (the server's query embeddings:
-        app/rag/threads.py says why one each). onnxruntime fixes a session's threads when
-        it is built, so this builds the session again (about 0.1 s, done once at start)."""
+        app/rag/threads.py says why one each), or on `idle` threads when no other call is
+        in flight in this process: one request alone gets the idle cores (an fp32 query in
+        about 5 instead of 8 ms on two cores), concurrent ones one thread each, which is
+        what keeps them fast. Off unless asked: under load it cost throughput (measured in
+        docs/configuration.md, `EMBED_IDLE_THREADS`).
+        The `idle` session does not spin its threads between calls. onnxruntime fixes a
+        session's threads when it is built, so this builds sessions again (about 0.1 s
+        each, once at start); the second one adds about 15 MB for fp32, 25 MB for int8."""
         if threads != self.threads:
             self.session = self._session(threads)
             self.threads = threads
+        wanted = idle if idle is not None and idle > threads else None
+        if wanted != self.idle_threads:
+            self._idle_session = self._session(wanted, spin=False) if wanted else None
+            self.idle_threads = wanted
+
+    @contextmanager
+    def in_flight(self) -> Iterator[onnxruntime.InferenceSession]:
+        """Count one call as in flight while it runs, and pick its session: the idle one
+        when it is the only call (and there is one), the `threads` one otherwise."""
+        with self._lock:
+            self._in_flight += 1
+            idle = self._idle_session if self._in_flight == 1 else None
+            session = idle if idle is not None else self.session
+            self.last_threads = self.idle_threads if idle is not None else self.threads
+        try:
+            yield session
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         """One 384-float unit vector per text (for MiniLM), in the order given."""
@@ -96,15 +132,18 @@ class OnnxEmbedder:
         # Longest first, as sentence-transformers batches: less padding per batch.
         order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
-            vectors[batch] = self._run([encodings[i].ids for i in batch])
+        with self.in_flight() as session:
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                vectors[batch] = self._run(session, [encodings[i].ids for i in batch])
         return [v.tolist() for v in vectors]
 
     def embed_one(self, text: str) -> list[float]:
         return self.embed([text])[0]
 
-    def _run(self, token_ids: list[list[int]]) -> npt.NDArray[np.float32]:
+    def _run(
+        self, session: onnxruntime.InferenceSession, token_ids: list[list[int]]
+    ) -> npt.NDArray[np.float32]:
         width = max(len(ids) for ids in token_ids)
         input_ids = np.zeros((len(token_ids), width), dtype=np.int64)  # [PAD] is id 0
         mask = np.zeros_like(input_ids)
@@ -116,7 +155,7 @@ class OnnxEmbedder:
             "attention_mask": mask,
             "token_type_ids": np.zeros_like(input_ids),
         }
-        (tokens,) = self.session.run(["last_hidden_state"], feeds)
+        (tokens,) = session.run(["last_hidden_state"], feeds)
         weights = mask[:, :, None].astype(np.float32)
         pooled = (tokens * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)

@@ -107,12 +107,17 @@ _HYBRID_SQL = text(
     ),
     lexemes AS ({_LEXEMES}),
     kept AS (
-        SELECT f.id, f.score, 1 - (c.embedding <=> :embedding) AS similarity,
-               c.document_id, c.heading_path, c.anchor, c.text,
+        SELECT f.id, f.score, c.similarity, c.document_id, c.heading_path, c.anchor, c.text,
                (SELECT count(*) FROM lexemes WHERE word = ANY (tsvector_to_array(c.tsv)))::float
                    / GREATEST((SELECT count(*) FROM lexemes), 1) AS keyword_share
-        FROM fused f JOIN chunks c ON c.id = f.id
-        WHERE 1 - (c.embedding <=> :embedding) >= :min_similarity
+        FROM fused f
+        CROSS JOIN LATERAL (
+            SELECT 1 - (embedding <=> :embedding) AS similarity, document_id, heading_path,
+                   anchor, text, tsv
+            FROM chunks WHERE id = f.id
+            OFFSET 0
+        ) AS c
+        WHERE c.similarity >= :min_similarity
     ),
     gated AS (
         SELECT *, bool_or(similarity >= :confident_similarity

@@ -27,6 +27,12 @@ class CapacitySettings(BaseSettings):
     embed_threads: int = Field(
         1, ge=1, le=64, description="Threads per query embedding in the server (torch or onnx)."
     )
+    embed_idle_threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Threads for a query embedding with no other in flight (onnx); 1: off.",
+    )
     web_concurrency: int | None = Field(
         None, ge=1, le=64, description="Worker processes. Unset: 1 in dev, the CPU count in prod."
     )
