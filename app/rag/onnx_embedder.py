@@ -96,8 +96,8 @@ class OnnxEmbedder:
         app/rag/threads.py says why one each), or on `idle` threads when no other call is
         in flight in this process: one request alone gets the idle cores (an fp32 query in
         about 5 instead of 8 ms on two cores), concurrent ones one thread each, which is
-        what keeps them fast. Off unless asked: under load it cost throughput (measured in
-        docs/configuration.md, `EMBED_IDLE_THREADS`).
+        what keeps them fast. Off unless asked: one benchmark run showed a throughput cost
+        under load and a second did not (docs/configuration.md, `EMBED_IDLE_THREADS`).
         The `idle` session does not spin its threads between calls. onnxruntime fixes a
         session's threads when it is built, so this builds sessions again (about 0.1 s
         each, once at start); the second one adds about 15 MB for fp32, 25 MB for int8."""
