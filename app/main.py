@@ -27,6 +27,7 @@ from app.caps.sweeper import sweep_expired
 from app.db import database_url, make_async_engine
 from app.deps import NotSignedIn
 from app.guardrails.attacks import AttackIndex
+from app.heap import frozen_heap
 from app.http.body_limit import BodyLimitMiddleware, body_limits
 from app.http.error_pages import http_error
 from app.http.errors import HANDLERS as ERROR_HANDLERS
@@ -146,7 +147,8 @@ def create_app(
             for job, every_s, what, now in jobs
         ]
         try:
-            yield
+            with frozen_heap():
+                yield
         finally:
             for task in background:
                 task.cancel()

@@ -149,7 +149,9 @@ def test_1000_sequential_calls_balance_the_books_to_the_cent(
     app = start_app(database_url=url, rate_limit_requests=100_000, user_daily_cap_usd=100)
     with user(app, "ledger@example.com") as client:
         for n in range(1000):
-            response = client.post("/api/chat", json={"message": f"How do I run the tests? ({n})"})
+            response = client.post(
+                "/api/chat", json={"message": f"How do I run the tests? ({n})", "max_tokens": 16}
+            )
             assert response.status_code == 200 and "event: done" in response.text
     ledger = scalar(engine, "SELECT sum(cost_usd) FROM llm_calls WHERE admission = 'allowed'")
     counted = scalar(
