@@ -22,6 +22,7 @@ BENCHMARKS = (
     "observability",
     "dashboard",
     "cold_start",
+    "gc_pause",
     "hotpath",
     "embedding_precision",
     "scale",
