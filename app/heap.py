@@ -13,8 +13,10 @@ Python documentation gives for pre-fork servers ("gc.freeze() right before fork(
 it runs once the lifespan has built the worker's clients and models, the point after which
 start-up objects stay for good. No collection runs before it: a full one would cost the
 pause once more at start (and in every app a test starts), and the only loss is cyclic
-garbage left by start-up, kept once, not growing. `gc.unfreeze()` at shutdown hands the
-objects back, so a process that starts several apps (the test suite) frees each in turn.
+garbage left by start-up, kept once, not growing. `gc.unfreeze()` at shutdown hands every
+frozen object back, so a process that starts and stops many apps (the test suite) can free
+each; another app still running in that process then runs unfrozen to its end, which
+costs it slower full collections and nothing else.
 """
 
 from __future__ import annotations
