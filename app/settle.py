@@ -182,11 +182,12 @@ async def settle_call(
         else:
             spent, reserved = await budget.spend_today(session, user_id=prepared.user_id)
         await rollup_call(session, call)
-    remaining = max(services.settings.user_daily_cap_usd - spent - reserved, Decimal(0))
     return {
         "message_id": message_id,
         "model": model,
         "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
         "cost_usd": str(cost),
-        "remaining_today_usd": str(remaining.quantize(Decimal("0.01"))),
+        "remaining_today_usd": budget.remaining_display(
+            services.settings.user_daily_cap_usd, spent, reserved
+        ),
     }

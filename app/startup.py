@@ -26,7 +26,8 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 NR_OPEN_DEFAULT = 1_048_576  # Linux's default fs.nr_open: the most one process may open
 # Loggers that narrate their internals at INFO (pg_ctl command lines, model loading):
 # their warnings still show.
-CHATTY = ("pgserver", "sentence_transformers", "transformers", "httpx", "alembic")
+# httpx2: the openai client's HTTP library logs every request at INFO.
+CHATTY = ("pgserver", "sentence_transformers", "transformers", "httpx", "httpx2", "alembic")
 
 
 def raise_open_file_limit() -> tuple[int, int]:

@@ -61,6 +61,23 @@ def test_dev_sign_in_as_admin(anonymous: httpx.Client) -> None:
         assert browser.get("/admin").status_code == 200
 
 
+def test_dev_sign_in_as_admin_needs_no_email_and_a_missing_email_is_a_page(
+    anonymous: httpx.Client,
+) -> None:
+    base = str(anonymous.base_url)
+    with httpx.Client(base_url=base, timeout=30, headers={"Origin": base}) as browser:
+        # The admin button skips the form's validation: the email field may be empty.
+        response = browser.post("/auth/dev-login", data={"email": "", "as_admin": "1"})
+        assert response.status_code == 303
+        assert browser.get("/api/me").json()["email"] == DEV_ADMIN_EMAIL
+    with httpx.Client(base_url=base, timeout=30, headers={"Origin": base}) as browser:
+        for form in ({"email": ""}, {}, {"email": "x"}):
+            response = browser.post("/auth/dev-login", data=form)
+            assert response.status_code == 400, form
+            assert "Enter an email address." in response.text
+            assert response.headers["content-type"].startswith("text/html")
+
+
 def test_the_dev_admin_is_no_admin_without_dev_sign_in() -> None:
     assert is_admin(make_settings(), DEV_ADMIN_EMAIL)
     assert not is_admin(make_settings(dev_login=False), DEV_ADMIN_EMAIL)

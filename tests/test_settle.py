@@ -151,7 +151,7 @@ def test_a_finished_answer_is_stored_charged_recorded_and_reported_whole(
         "model": FULL,
         "usage": {"input_tokens": 1000, "output_tokens": 100},
         "cost_usd": "0.003000",
-        "remaining_today_usd": "0.20",  # 0.50 - 0.203 spent - 0.10 reserved, to the cent
+        "remaining_today_usd": "0.19",  # 0.50 - 0.203 spent - 0.10 reserved, cent rounded down
     }
     message = _row(db_engine, "SELECT * FROM messages WHERE id = :i", i=record["message_id"])
     assert message == {
@@ -284,7 +284,7 @@ def test_a_late_settle_stores_the_answer_but_charges_nothing_twice(
     with caplog.at_level(logging.ERROR, logger="ragship.chat"):
         record = asyncio.run(go())
     assert record["cost_usd"] == "0.000180"
-    assert record["remaining_today_usd"] == "0.50"  # 0.50 - 0.0001 swept, to the cent
+    assert record["remaining_today_usd"] == "0.49"  # 0.50 - 0.0001 swept, cent rounded down
     call = _call(db_engine, prepared.trace_id)
     assert (call["status"], call["cost_usd"], call["reservation_id"]) == ("ok:late", 0, None)
     assert (call["input_tokens"], call["reserved_usd"]) == (1000, Decimal("0.000100"))

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -40,6 +40,7 @@ from app.db import autocommit_scope
 from app.settings import Settings
 
 GLOBAL = "global"
+CENT = Decimal("0.01")
 
 ALLOWED = "allowed"
 _RESERVE_CALL = (
@@ -265,6 +266,12 @@ async def spend_today(session: AsyncSession, *, user_id: uuid.UUID) -> tuple[Dec
         )
     ).first()
     return (Decimal(row[0]), Decimal(row[1])) if row else (Decimal(0), Decimal(0))
+
+
+def remaining_display(cap: Decimal, spent: Decimal, reserved: Decimal) -> str:
+    """What is left of a daily cap (USD) for people to read: rounded down to the cent, so it
+    never shows more than is left ($0.4999 left shows "0.49"), and never below "0.00"."""
+    return str(max(cap - spent - reserved, Decimal(0)).quantize(CENT, rounding=ROUND_DOWN))
 
 
 def _refusal(layer: str, settings: Settings, amount: Decimal) -> CapRefused:

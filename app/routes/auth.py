@@ -22,7 +22,7 @@ from joserfc.errors import JoseError
 from app.auth.access import DEV_ADMIN_EMAIL, AccessDenied, Identity, admit
 from app.auth.csrf import require_same_origin
 from app.auth.sessions import SESSION_COOKIE, create_session, end_session
-from app.caps.budget import seconds_to_midnight_utc, spend_today
+from app.caps.budget import remaining_display, seconds_to_midnight_utc, spend_today
 from app.caps.killswitch import is_paused
 from app.db import session_scope
 from app.deps import ServicesDep, UserDep
@@ -172,7 +172,7 @@ async def callback(request: Request, services: ServicesDep) -> Response:
 async def dev_login(
     request: Request,
     services: ServicesDep,
-    email: str = Form(..., min_length=3, max_length=200),
+    email: str = Form("", max_length=200),  # empty with as_admin (the button skips it)
     name: str = Form(""),
     next: str = Form("/"),
     as_admin: bool = Form(False),
@@ -214,7 +214,6 @@ async def me(user: UserDep, services: ServicesDep) -> dict[str, Any]:
         spent, reserved = await spend_today(session, user_id=user.id)
         paused = await is_paused(session)
     cap = services.settings.user_daily_cap_usd
-    remaining = max(cap - spent - reserved, Decimal(0))
     return {
         "email": user.email,
         "name": user.name,
@@ -223,7 +222,7 @@ async def me(user: UserDep, services: ServicesDep) -> dict[str, Any]:
         "budget": {
             "daily_cap_usd": str(cap),
             "spent_today_usd": str(spent.quantize(Decimal("0.000001"))),
-            "remaining_today_usd": str(remaining.quantize(Decimal("0.01"))),
+            "remaining_today_usd": remaining_display(cap, spent, reserved),
             "resets_in_s": seconds_to_midnight_utc(),
         },
         "paused": paused,

@@ -34,7 +34,10 @@ class CapacitySettings(BaseSettings):
         description="Threads for a query embedding with no other in flight (onnx); 1: off.",
     )
     web_concurrency: int | None = Field(
-        None, ge=1, le=64, description="Worker processes. Unset: 1 in dev, the CPU count in prod."
+        None,
+        ge=1,
+        le=64,
+        description="Worker processes. Unset: CPU count in prod with DATABASE_URL, else 1.",
     )
 
     def worker_count(self, env: str, *, shared_database: bool) -> int:
