@@ -60,25 +60,15 @@ def test_the_canary_share_is_within_5_points_of_its_setting_over_1000_users(
 
 def test_the_canary_side_is_stable_as_the_share_grows_and_reshuffled_by_the_salt() -> None:
     users = _users(1000)
-    small = {
-        u
-        for u in users
-        if on_canary(make_settings(llm_canary_model=CHEAP, llm_canary_percent=10), u)
-    }
-    large = {
-        u
-        for u in users
-        if on_canary(make_settings(llm_canary_model=CHEAP, llm_canary_percent=30), u)
-    }
+    # Built once each: validating Settings takes milliseconds, and there are 3,000 checks.
+    ten = make_settings(llm_canary_model=CHEAP, llm_canary_percent=10)
+    thirty = make_settings(llm_canary_model=CHEAP, llm_canary_percent=30)
+    ten_salted = make_settings(llm_canary_model=CHEAP, llm_canary_percent=10, llm_canary_salt="x")
+    small = {u for u in users if on_canary(ten, u)}
+    large = {u for u in users if on_canary(thirty, u)}
     assert small < large  # raising the share only adds users: nobody flips back
     assert all(0 <= canary_bucket(u, "s") < 10_000 for u in users)
-    salted = {
-        u
-        for u in users
-        if on_canary(
-            make_settings(llm_canary_model=CHEAP, llm_canary_percent=10, llm_canary_salt="x"), u
-        )
-    }
+    salted = {u for u in users if on_canary(ten_salted, u)}
     assert salted != small
 
 
