@@ -12,8 +12,10 @@ collections skip; objects made afterwards are collected as before. It is the pat
 Python documentation gives for pre-fork servers ("gc.freeze() right before fork()"); here
 it runs once the lifespan has built the worker's clients and models, the point after which
 start-up objects stay for good. No collection runs before it: a full one would cost the
-pause once more at start (and in every app a test starts), and the only loss is cyclic
-garbage left by start-up, kept once, not growing. `gc.unfreeze()` at shutdown hands every
+pause once more at start (and in every app a test starts). The cost is memory that no
+collection frees: cyclic garbage left by start-up, and start-up objects that later become
+cyclic garbage (a pooled connection replaced, say): bounded by the start-up heap, plus any
+later object caught in a cycle with one of them. `gc.unfreeze()` at shutdown hands every
 frozen object back, so a process that starts and stops many apps (the test suite) can free
 each; another app still running in that process then runs unfrozen to its end, which
 costs it slower full collections and nothing else.
