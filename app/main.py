@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from functools import partial
 from urllib.parse import urlencode
 
@@ -147,7 +147,7 @@ def create_app(
             for job, every_s, what, now in jobs
         ]
         try:
-            with frozen_heap():
+            with frozen_heap() if settings.gc_freeze else nullcontext():
                 yield
         finally:
             for task in background:

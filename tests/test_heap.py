@@ -50,7 +50,8 @@ def test_the_lifespan_freezes_the_apps_objects_while_it_serves(  # type: ignore[
     db_url: str, local_model, embedder: Embedder
 ) -> None:
     app = create_app(
-        make_settings(database_url=db_url, llm_base_url=local_model.base_url), embedder=embedder
+        make_settings(database_url=db_url, llm_base_url=local_model.base_url),
+        embedder=embedder,
     )
     server = BackgroundServer(app).start()
     try:  # the socket is bound: the lifespan has run
@@ -61,3 +62,18 @@ def test_the_lifespan_freezes_the_apps_objects_while_it_serves(  # type: ignore[
     finally:
         server.stop()
     assert not _uncollected(services)
+
+
+def test_gc_freeze_false_freezes_nothing(  # type: ignore[no-untyped-def]
+    db_url: str, local_model, embedder: Embedder
+) -> None:
+    app = create_app(
+        make_settings(database_url=db_url, llm_base_url=local_model.base_url, gc_freeze=False),
+        embedder=embedder,
+    )
+    server = BackgroundServer(app).start()
+    try:
+        assert httpx.get(f"{server.url}/healthz", timeout=60).status_code == 200
+        assert not _uncollected(app.state.services)
+    finally:
+        server.stop()

@@ -33,6 +33,9 @@ class CapacitySettings(BaseSettings):
         le=64,
         description="Threads for a query embedding with no other in flight (onnx); 1: off.",
     )
+    gc_freeze: bool = Field(
+        True, description="Freeze the start-up heap out of full garbage collections (app/heap.py)."
+    )
     web_concurrency: int | None = Field(
         None,
         ge=1,
