@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import uuid
 from decimal import Decimal
+from typing import Any
 
+from sqlalchemy import TextClause
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.tokens import CALLER_TOKEN
 from app.models import LLMCall, utcnow
-from app.observability.rollups import add_to_rollups, outcome_of
+from app.observability.rollups import outcome_of, rollup_statements
 
 log = logging.getLogger("ragship.calls")
 
@@ -84,10 +86,9 @@ async def record_call(
     return call
 
 
-async def rollup_call(session: AsyncSession, call: LLMCall) -> None:
-    """Add a recorded call to the hourly and daily rollups (two upserts)."""
-    await add_to_rollups(
-        session,
+def rollup_tail(call: LLMCall) -> list[tuple[TextClause, dict[str, Any]]]:
+    """The upserts that add a recorded call to the hourly and daily rollups."""
+    return rollup_statements(
         at=call.created_at,
         feature=call.feature,
         model=call.model,
@@ -99,6 +100,12 @@ async def rollup_call(session: AsyncSession, call: LLMCall) -> None:
         latency_ms=call.latency_ms,
         ttft_ms=call.ttft_ms,
     )
+
+
+async def rollup_call(session: AsyncSession, call: LLMCall) -> None:
+    """Add a recorded call to the rollups in the caller's transaction (two upserts)."""
+    for statement, params in rollup_tail(call):
+        await session.execute(statement, params)
 
 
 async def record_refusal(

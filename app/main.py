@@ -73,6 +73,7 @@ def create_app(
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout_s=settings.db_pool_timeout_s,
+            ping_after_idle_s=settings.db_ping_after_idle_s,
         )
         local_model = None
         base_url = settings.llm_base_url

@@ -6,10 +6,12 @@ GROUP=settle` runs on app/settle.py (docs/mutation.md)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import uuid
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -419,17 +421,32 @@ def test_with_the_local_answer_off_an_unsourced_answer_is_charged(
     assert call["cost_usd"] > 0
 
 
-def test_the_shared_rows_are_written_last_counters_then_rollups(db_url: str) -> None:
+def test_the_shared_rows_are_written_last_counters_then_rollups_sent_with_the_commit(
+    db_url: str, tmp_path: Path
+) -> None:
     """The counters' global rows and the hourly rollup row are shared by every answer and
     stay locked until COMMIT: settling writes them after everything else, the counters in
-    one statement (`ragship_charge`), then the rollups; the lock order of every writer."""
+    one statement (`ragship_charge`), then the rollups (the lock order of every writer),
+    and sends them with the COMMIT in one flight, before the server has answered any of
+    them (libpq's trace of the settling connection), so the locks never wait for this
+    process."""
+    from psycopg import pq
     from sqlalchemy import event
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     user = uuid.uuid4()
     outcome = Outcome(parts=["Port 8000."], finished=Finished(MINI, "stop", 10, 3, 0), status="ok")
+    trace = tmp_path / "settle.trace"
 
-    async def go() -> list[str]:
+    def traced(dbapi_connection: Any, *_: Any) -> None:
+        pgconn = dbapi_connection.driver_connection.pgconn
+        pgconn.trace(sink.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+
+    def untraced(dbapi_connection: Any, *_: Any) -> None:
+        dbapi_connection.driver_connection.pgconn.untrace()
+
+    async def go() -> None:
         async with direct_services(db_url, **SETTINGS) as services:
             engine: AsyncEngine = services.sessions.kw["bind"]
             prepared = _prepared(user)
@@ -440,17 +457,25 @@ def test_the_shared_rows_are_written_last_counters_then_rollups(db_url: str) -> 
                 await ensure_conversation(
                     session, conversation_id=prepared.conversation_id, owner="ada", title="t"
                 )
-            sent: list[str] = []
-            event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+            event.listen(engine.sync_engine, "checkout", traced)
+            event.listen(engine.sync_engine, "checkin", untraced)
             admission = Admission(prepared, StreamLease("k", "m", {}), reservation, 200)
             await settle_call(services, admission, outcome)
-            return sent
+            event.remove(engine.sync_engine, "checkout", traced)
+            event.remove(engine.sync_engine, "checkin", untraced)
 
-    sent = asyncio.run(go())
-    charge = next(i for i, s in enumerate(sent) if "ragship_charge" in s)
-    assert [" ".join(s.split()[:3]) for s in sent[charge + 1 :]] == [
+    with trace.open("w") as sink:
+        asyncio.run(go())
+    lines = trace.read_text().splitlines()
+    charge = next(i for i, line in enumerate(lines) if "ragship_charge" in line)
+    flight = list(itertools.takewhile(lambda line: line.startswith("F"), lines[charge:]))
+    parsed = [line.split('"')[3] for line in flight if "\tParse\t" in line]
+    assert [" ".join(sql.split()[:3]) for sql in parsed] == [
+        "SELECT spent, reserved",
         "INSERT INTO call_rollups_hourly",
         "INSERT INTO user_rollups_daily",
-    ], sent
-    assert any(s.startswith("INSERT INTO llm_calls") for s in sent[:charge]), sent
-    assert not any("spend_counters" in s for s in sent), sent  # all in the one function call
+        "COMMIT",
+    ], flight
+    assert "F\t4\tSync" in flight, flight  # sent before any answer came back
+    assert any("INSERT INTO llm_calls" in line for line in lines[:charge]), lines
+    assert not any("spend_counters" in line for line in lines), lines  # all in the function

@@ -18,7 +18,7 @@ their SQL, not what they store.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -231,26 +231,35 @@ async def close(session: AsyncSession, *, reservation_id: uuid.UUID) -> Closed |
     return Closed(Decimal(amount), _scopes(user_id, day, month, day_shard, month_shard))
 
 
+def charge_statement(closed: Closed, *, cost: Decimal) -> tuple[TextClause, dict[str, Any]]:
+    """The statement that moves a closed reservation's counters from reserved to ``cost``
+    spent, in one round trip (`ragship_charge`, migration 0022), in lock order; its row is
+    the first counter's (spent, reserved) after the charge (`charged`). Run it last in the
+    transaction: the global rows it locks are shared by every answer, and stay locked until
+    COMMIT (`app.db.commit_with_tail` sends the two together)."""
+    return _CHARGE, {
+        "scopes": [scope for scope, _ in closed.scopes],
+        "periods": [period for _, period in closed.scopes],
+        "amount": closed.amount,
+        "cost": cost,
+    }
+
+
+def charged(row: Sequence[Any] | None) -> tuple[Decimal, Decimal]:
+    """(spent, reserved) from `charge_statement`'s row: the user's today for a user's call,
+    a global counter's for a service call. Raises RuntimeError for no row (the function
+    always returns one)."""
+    if row is None:
+        raise RuntimeError("ragship_charge returned no row")
+    return Decimal(row[0] or 0), Decimal(row[1] or 0)
+
+
 async def charge(
     session: AsyncSession, closed: Closed, *, cost: Decimal
 ) -> tuple[Decimal, Decimal]:
-    """Move a closed reservation's counters from reserved to ``cost`` spent, in one round
-    trip (`ragship_charge`, migration 0022), in lock order. Call it last in the transaction:
-    the global rows it locks are shared by every answer, and stay locked until COMMIT.
-    Returns the first counter's (spent, reserved) after the charge: the user's today for a
-    user's call, a global counter's for a service call."""
-    row = (
-        await session.execute(
-            _CHARGE,
-            {
-                "scopes": [scope for scope, _ in closed.scopes],
-                "periods": [period for _, period in closed.scopes],
-                "amount": closed.amount,
-                "cost": cost,
-            },
-        )
-    ).one()
-    return Decimal(row[0] or 0), Decimal(row[1] or 0)
+    """`charge_statement` run in the caller's transaction; returns `charged`'s pair."""
+    statement, params = charge_statement(closed, cost=cost)
+    return charged((await session.execute(statement, params)).one())
 
 
 async def spend_today(session: AsyncSession, *, user_id: uuid.UUID) -> tuple[Decimal, Decimal]:

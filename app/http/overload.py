@@ -1,7 +1,10 @@
 """A database pool that runs dry is overload, not a bug: 503 with Retry-After, never a 500.
 
 When every connection of a worker's pool is busy for `DB_POOL_TIMEOUT_S`, SQLAlchemy
-raises `sqlalchemy.exc.TimeoutError`; the request is refused as the overload it is.
+raises `sqlalchemy.exc.TimeoutError`; the request is refused as the overload it is. A
+database that cannot serve (a dropped connection, a restart, a refused connection:
+`sqlalchemy.exc.OperationalError`) is a service briefly unavailable, also 503 with
+Retry-After; the pool has already replaced a dropped connection, so a retry gets a new one.
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.caps.refusal import OVERLOADED
+
+DATABASE_UNAVAILABLE = "database_unavailable"  # the `layer` of its 503
 
 log = logging.getLogger("ragship.http")
 POOL_RETRY_AFTER_S = 2  # a pool that stayed full for DB_POOL_TIMEOUT_S drains in seconds
@@ -30,4 +36,28 @@ async def pool_timeout(request: Request, exc: Exception) -> Response:
     return JSONResponse(body, status_code=503, headers=headers)
 
 
-HANDLERS: dict[type[Exception], Any] = {PoolTimeout: pool_timeout}
+DATABASE_RETRY_AFTER_S = 1  # a dropped connection is replaced at once; a restart takes seconds
+
+
+async def database_unavailable(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OperationalError)
+    log.error(
+        "database unavailable on %s %s (connection %s): %s",
+        request.method,
+        request.url.path,
+        "replaced" if exc.connection_invalidated else "kept",
+        exc.orig,
+    )
+    body = {
+        "detail": "The assistant cannot reach its database right now. Please try again.",
+        "layer": DATABASE_UNAVAILABLE,
+        "retry_after_s": DATABASE_RETRY_AFTER_S,
+    }
+    headers = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
+    return JSONResponse(body, status_code=503, headers=headers)
+
+
+HANDLERS: dict[type[Exception], Any] = {
+    PoolTimeout: pool_timeout,
+    OperationalError: database_unavailable,
+}

@@ -11,9 +11,9 @@ import bisect
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import TextClause, text
 
 LATENCY_BUCKETS_MS = (
     50,
@@ -65,8 +65,7 @@ def outcome_of(*, admission: str, status: str) -> str:
     return status if admission == "allowed" else f"refused:{admission}"
 
 
-async def add_to_rollups(
-    session: AsyncSession,
+def rollup_statements(
     *,
     at: datetime,
     feature: str,
@@ -78,23 +77,28 @@ async def add_to_rollups(
     cost_usd: Decimal,
     latency_ms: float | None,
     ttft_ms: float | None,
-) -> None:
-    await session.execute(
-        _CALL_ROLLUP,
-        {
-            "at": at,
-            "feature": feature,
-            "model": model,
-            "outcome": outcome[:64],
-            "inp": input_tokens,
-            "out": output_tokens,
-            "cost": cost_usd,
-            "lat": one_hot(latency_ms),
-            "ttft": one_hot(ttft_ms),
-        },
-    )
+) -> list[tuple[TextClause, dict[str, Any]]]:
+    """The upserts that add one call to the rollups: the hourly one, then the user's daily
+    one (none for a call without a user)."""
+    statements: list[tuple[TextClause, dict[str, Any]]] = [
+        (
+            _CALL_ROLLUP,
+            {
+                "at": at,
+                "feature": feature,
+                "model": model,
+                "outcome": outcome[:64],
+                "inp": input_tokens,
+                "out": output_tokens,
+                "cost": cost_usd,
+                "lat": one_hot(latency_ms),
+                "ttft": one_hot(ttft_ms),
+            },
+        )
+    ]
     if user_id is not None:
-        await session.execute(_USER_ROLLUP, {"at": at, "user_id": user_id, "cost": cost_usd})
+        statements.append((_USER_ROLLUP, {"at": at, "user_id": user_id, "cost": cost_usd}))
+    return statements
 
 
 def percentile(hist: list[int], q: float) -> float | None:

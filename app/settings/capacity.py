@@ -24,6 +24,12 @@ class CapacitySettings(BaseSettings):
     db_max_overflow: int = Field(
         10, ge=0, description="Connections a worker may open past DB_POOL_SIZE at peaks."
     )
+    db_ping_after_idle_s: float = Field(
+        5,
+        ge=0,
+        le=3600,
+        description="Check a pooled connection before use only after this long idle; 0: always.",
+    )
     embed_threads: int = Field(
         1, ge=1, le=64, description="Threads per query embedding in the server (torch or onnx)."
     )
