@@ -12,6 +12,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.tokens import CALLER_TOKEN
+from app.caps import budget
+from app.db import commit_with_tail
 from app.models import LLMCall, utcnow
 from app.observability.rollups import outcome_of, rollup_statements
 
@@ -106,6 +108,20 @@ async def rollup_call(session: AsyncSession, call: LLMCall) -> None:
     """Add a recorded call to the rollups in the caller's transaction (two upserts)."""
     for statement, params in rollup_tail(call):
         await session.execute(statement, params)
+
+
+async def commit_call(
+    session: AsyncSession, call: LLMCall, closed: budget.Closed | None, *, cost: Decimal
+) -> tuple[Decimal, Decimal] | None:
+    """Commit the caller's transaction with the rows every call shares written last and
+    sent with the COMMIT in one round trip (`commit_with_tail`): the closed reservation's
+    counters charged ``cost`` (`budget.charge_statement`; none when `closed` is None, a
+    reservation the expiry sweep settled first), then the call's rollups, the lock order of
+    every writer. Record `call` with ``rollups=False`` before. Returns the first counter's
+    (spent, reserved) after the charge, or None without one."""
+    charge = [budget.charge_statement(closed, cost=cost)] if closed is not None else []
+    rows = await commit_with_tail(session, [*charge, *rollup_tail(call)])
+    return budget.charged(rows[0]) if closed is not None else None
 
 
 async def record_refusal(

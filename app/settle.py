@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from app.calls import record_call, rollup_tail
+from app.calls import commit_call, record_call
 from app.caps import budget
 from app.caps.chain import Admission
 from app.conversations import append_message, hold_conversation
-from app.db import commit_with_tail, session_scope
+from app.db import session_scope
 from app.guardrails.record import record_triggers
 from app.guardrails.verdict import RETRACTED_MESSAGE, Verdict
 from app.llm.client import Finished
@@ -178,12 +178,8 @@ async def settle_call(
         # never across a wait for this process (issue 17: 1,000 answers ending together
         # drained the pool behind those locks). Counters before rollups, as every writer
         # takes them (the sweeper, the health probe, summaries).
-        if closed is None:
-            spent, reserved = await budget.spend_today(session, user_id=prepared.user_id)
-        tail = [budget.charge_statement(closed, cost=cost)] if closed is not None else []
-        rows = await commit_with_tail(session, [*tail, *rollup_tail(call)])
-        if closed is not None:
-            spent, reserved = budget.charged(rows[0])
+        charged = await commit_call(session, call, closed, cost=cost)
+        spent, reserved = charged or await budget.spend_today(session, user_id=prepared.user_id)
     return {
         "message_id": message_id,
         "model": model,

@@ -22,7 +22,7 @@ import openai
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.calls import record_call
+from app.calls import commit_call, record_call
 from app.caps import budget as reservations
 from app.db import session_scope
 from app.llm.pricing import ModelPrice
@@ -83,10 +83,11 @@ async def score(services: Services, price: ModelPrice, sampled: Sampled) -> str:
         status = "scored" if scores else "retry"
         detail = "" if scores else (judged.status if judged.status != "ok" else "no verdict")
         async with session_scope(services.sessions) as session:
-            settled = await reservations.settle(session, reservation_id=reservation.id, cost=cost)
-            charged = cost if settled else Decimal(0)  # a late settle was charged already
-            await record_call(
+            closed = await reservations.close(session, reservation_id=reservation.id)
+            charged = cost if closed is not None else Decimal(0)  # a late settle: charged already
+            call = await record_call(
                 session,
+                rollups=False,  # sent with the commit, after the counters (commit_call)
                 user_id=None,
                 model=price.model,
                 status=judged.status if judged.status != "ok" or scores else "bad_verdict",
@@ -98,13 +99,14 @@ async def score(services: Services, price: ModelPrice, sampled: Sampled) -> str:
                 reserved_usd=reservation.amount,
                 ttft_ms=judged.ttft_ms,
                 latency_ms=(time.perf_counter() - started) * 1000,
-                reservation_id=reservation.id if settled else None,
+                reservation_id=reservation.id if closed is not None else None,
                 trace_id=sampled.trace_id,
                 provider=services.llm.provider,
                 price_source=price.source,
             )
             graded = (price.model, scores["groundedness"], scores["relevance"]) if scores else None
             await _store(session, sampled, status, cheap, graded, charged, detail)
+            await commit_call(session, call, closed, cost=cost)
         return status
 
     try:

@@ -22,7 +22,7 @@ from decimal import Decimal
 import anyio
 from sqlalchemy import update
 
-from app.calls import record_call
+from app.calls import commit_call, record_call
 from app.caps import budget as reservations
 from app.db import session_scope
 from app.llm.client import Finished, TextDelta, UpstreamError
@@ -134,9 +134,11 @@ async def fold(
                     .where(Conversation.id == conversation_id)
                     .values(summary=result.text.strip(), summary_through=older[-1][0])
                 )
-            settled = await reservations.settle(session, reservation_id=reservation.id, cost=cost)
-            await record_call(
+            closed = await reservations.close(session, reservation_id=reservation.id)
+            settled = closed is not None
+            call = await record_call(
                 session,
+                rollups=False,  # sent with the commit, after the counters (commit_call)
                 user_id=user_id,
                 conversation_id=conversation_id,
                 model=model,
@@ -155,6 +157,7 @@ async def fold(
                 provider=services.llm.provider,
                 price_source=price.source,
             )
+            await commit_call(session, call, closed, cost=cost)
             return ok
 
     try:
