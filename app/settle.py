@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from app.calls import commit_call, record_call
 from app.caps import budget
 from app.caps.chain import Admission
+from app.caps.spend import remaining_display, spend_today
 from app.conversations import append_message, hold_conversation
 from app.db import session_scope
 from app.guardrails.record import record_triggers
@@ -179,13 +180,13 @@ async def settle_call(
         # drained the pool behind those locks). Counters before rollups, as every writer
         # takes them (the sweeper, the health probe, summaries).
         charged = await commit_call(session, call, closed, cost=cost)
-        spent, reserved = charged or await budget.spend_today(session, user_id=prepared.user_id)
+        spent, reserved = charged or await spend_today(session, user_id=prepared.user_id)
     return {
         "message_id": message_id,
         "model": model,
         "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
         "cost_usd": str(cost),
-        "remaining_today_usd": budget.remaining_display(
+        "remaining_today_usd": remaining_display(
             services.settings.user_daily_cap_usd, spent, reserved
         ),
     }

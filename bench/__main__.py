@@ -29,6 +29,7 @@ BENCHMARKS = (
     "streams",
     "gateway",
     "reservations",
+    "settle_tail",
     "levers",
 )
 # Run only when named: too slow (scale_1m, ceiling) or a part of another (scale_100k).

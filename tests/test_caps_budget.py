@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app.caps import budget
 from app.caps.refusal import GLOBAL_DAILY, MONTHLY, USER_DAILY, CapRefused
+from app.caps.spend import spend_today
 from app.caps.sweeper import sweep_expired
 from app.db import make_async_engine, make_sync_engine
 from tests.conftest import eventually, make_settings, scalar
@@ -295,13 +296,13 @@ def test_spend_today_is_the_users_own_spent_and_reserved_amounts(db_url: str) ->
                 sessions, settings, user_id=stranger, amount=Decimal("0.002")
             )
             async with sessions() as session:
-                seen.append(await budget.spend_today(session, user_id=user))
+                seen.append(await spend_today(session, user_id=user))
             async with sessions() as session, session.begin():
                 await budget.settle(session, reservation_id=reservation.id, cost=Decimal("0.001"))
                 await budget.settle(session, reservation_id=other.id, cost=Decimal("0.002"))
             async with sessions() as session:
-                seen.append(await budget.spend_today(session, user_id=user))
-                seen.append(await budget.spend_today(session, user_id=uuid.uuid4()))
+                seen.append(await spend_today(session, user_id=user))
+                seen.append(await spend_today(session, user_id=uuid.uuid4()))
             return seen
         finally:
             await engine.dispose()

@@ -43,7 +43,7 @@ GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # concurrency test (half a minute a session under mutmut; the 20-way test exercises
     # the same conditional UPDATE under concurrency).
     "budget": (
-        ("app.caps.budget*", "app.caps.sweeper.x_sweep_expired*"),
+        ("app.caps.budget*", "app.caps.spend*", "app.caps.sweeper.x_sweep_expired*"),
         (
             f"{BUDGET_TESTS}user_cap_with_20_concurrent_reservations_admits_exactly_2",
             f"{BUDGET_TESTS}monthly_budget_is_a_cap_too",

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -40,7 +40,6 @@ from app.db import autocommit_scope
 from app.settings import Settings
 
 GLOBAL = "global"
-CENT = Decimal("0.01")
 
 ALLOWED = "allowed"
 _RESERVE_CALL = (
@@ -128,7 +127,7 @@ def seconds_to_midnight_utc(now: datetime | None = None) -> int:
     return int((midnight - now).total_seconds()) + 1
 
 
-def _user_scope(user_id: uuid.UUID) -> str:
+def user_scope(user_id: uuid.UUID) -> str:
     return f"user:{user_id}"
 
 
@@ -141,7 +140,7 @@ def _scopes(
     user_id: uuid.UUID | None, day: str, month: str, day_shard: int = 0, month_shard: int = 0
 ) -> list[tuple[str, str]]:
     """The counter rows a reservation holds, in lock order (user, global day, global month)."""
-    user = [(_user_scope(user_id), day)] if user_id is not None else []
+    user = [(user_scope(user_id), day)] if user_id is not None else []
     return [*user, (shard_scope(day_shard), day), (shard_scope(month_shard), month)]
 
 
@@ -172,7 +171,7 @@ async def reserve(
     params = {
         "id": reservation.id,
         "user_id": user_id,
-        "user_scope": _user_scope(user_id) if user_id else None,
+        "user_scope": user_scope(user_id) if user_id else None,
         "global": GLOBAL,
         "day": day,
         "month": month,
@@ -260,27 +259,6 @@ async def charge(
     """`charge_statement` run in the caller's transaction; returns `charged`'s pair."""
     statement, params = charge_statement(closed, cost=cost)
     return charged((await session.execute(statement, params)).one())
-
-
-async def spend_today(session: AsyncSession, *, user_id: uuid.UUID) -> tuple[Decimal, Decimal]:
-    """(spent, reserved) for the user today."""
-    day, _ = periods()
-    row = (
-        await session.execute(
-            text(
-                "SELECT spent_usd, reserved_usd FROM spend_counters "
-                "WHERE scope = :scope AND period = :day"
-            ),
-            {"scope": _user_scope(user_id), "day": day},
-        )
-    ).first()
-    return (Decimal(row[0]), Decimal(row[1])) if row else (Decimal(0), Decimal(0))
-
-
-def remaining_display(cap: Decimal, spent: Decimal, reserved: Decimal) -> str:
-    """What is left of a daily cap (USD) for people to read: rounded down to the cent, so it
-    never shows more than is left ($0.4999 left shows "0.49"), and never below "0.00"."""
-    return str(max(cap - spent - reserved, Decimal(0)).quantize(CENT, rounding=ROUND_DOWN))
 
 
 def _refusal(layer: str, settings: Settings, amount: Decimal) -> CapRefused:

@@ -22,8 +22,9 @@ from joserfc.errors import JoseError
 from app.auth.access import DEV_ADMIN_EMAIL, AccessDenied, Identity, admit
 from app.auth.csrf import require_same_origin
 from app.auth.sessions import SESSION_COOKIE, create_session, end_session
-from app.caps.budget import remaining_display, seconds_to_midnight_utc, spend_today
+from app.caps.budget import seconds_to_midnight_utc
 from app.caps.killswitch import is_paused
+from app.caps.spend import remaining_display, spend_today
 from app.db import session_scope
 from app.deps import ServicesDep, UserDep
 from app.routes.html import message_page, page
