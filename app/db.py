@@ -64,10 +64,12 @@ def ping_after_idle(engine: AsyncEngine, *, idle_s: float) -> None:
     DisconnectionError protocol, up to three tries). The connections that idle timeouts,
     proxies and restarts drop are idle ones; a busy worker's connections come back to the
     pool within milliseconds, and checking each of them cost every checkout a round trip
-    (about 0.4 ms alone, a wait for the event loop under load: issue 17). One dropped while
-    it was out, or in its last `idle_s` seconds, fails its next statement instead; the
-    pool then replaces every connection older than the failure, and the request is
-    answered 503 (app/http/overload.py)."""
+    (about 0.4 ms alone, a wait for the event loop under load: issue 17). HikariCP, the
+    Java pool, does the same: no check within `aliveBypassWindowMs` (500 ms by default) of a
+    connection's last use (HikariPool.getConnection). One dropped while it was out, or in
+    its last `idle_s` seconds, fails its next statement instead; the pool then replaces
+    every connection older than the failure, and the request is answered 503
+    (app/http/overload.py)."""
 
     @event.listens_for(engine.sync_engine, "checkin")
     def _idle_from_now(dbapi_connection: Any, record: Any) -> None:

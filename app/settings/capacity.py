@@ -25,7 +25,7 @@ class CapacitySettings(BaseSettings):
         10, ge=0, description="Connections a worker may open past DB_POOL_SIZE at peaks."
     )
     db_ping_after_idle_s: float = Field(
-        5,
+        1,
         ge=0,
         le=3600,
         description="Check a pooled connection before use only after this long idle; 0: always.",
