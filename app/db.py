@@ -126,8 +126,10 @@ async def commit_with_tail(session: AsyncSession, tail: Tail) -> list[tuple[Any,
     statements' row locks are held for the server's work and the commit only, never while
     this process's event loop is busy elsewhere; sent one by one, each waited a round trip
     for the client before the next, and at 50 concurrent answers a settlement held them
-    through three such waits (issue 17). Raises sqlalchemy.exc.DBAPIError, as any statement
-    does (the transaction is then rolled back, as any failed one: `session_scope`)."""
+    through three such waits (issue 17). The values go to psycopg as they are (no
+    SQLAlchemy type's bind processing: plain numbers, text, times, UUIDs, arrays). Raises
+    sqlalchemy.exc.DBAPIError, as any statement does (the transaction is then rolled back,
+    as any failed one: `session_scope`)."""
     await session.flush()  # the ORM's pending rows, in this transaction, before its COMMIT
     connection = await session.connection()
     raw = (await connection.get_raw_connection()).driver_connection
