@@ -23,15 +23,13 @@ import time
 import uuid
 from decimal import Decimal
 
-import pgserver
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.calls import commit_call, record_call, rollup_call
 from app.caps import budget
 from app.db import make_async_engine
-from app.migrate import upgrade_to_head
 from app.settings import Settings
-from bench.fixtures import bench_settings
+from bench.fixtures import bench_settings, temp_database
 from bench.table import Table, latency
 
 NAME = "settle_tail"
@@ -131,27 +129,16 @@ async def _round(url: str, pipelined: bool) -> Round:
 
 
 def run() -> list[Table]:
-    import tempfile
-    from pathlib import Path
-
     reserve: dict[bool, list[float]] = {False: [], True: []}
     settle: dict[bool, list[float]] = {False: [], True: []}
     rates: dict[bool, list[float]] = {False: [], True: []}
-    with tempfile.TemporaryDirectory(prefix="ragship-bench-pg-") as tmp:
-        server = pgserver.get_server(Path(tmp) / "pg", cleanup_mode="delete")
-        try:
-            name = f"bench_tail_{uuid.uuid4().hex[:8]}"
-            server.psql(f"CREATE DATABASE {name};")
-            url = server.get_uri(name).replace("postgresql://", "postgresql+psycopg://", 1)
-            upgrade_to_head(url)
-            for _ in range(ROUNDS):
-                for pipelined in (False, True):
-                    took, settled, rate = asyncio.run(_round(url, pipelined))
-                    reserve[pipelined] += took
-                    settle[pipelined] += settled
-                    rates[pipelined].append(rate)
-        finally:
-            server.cleanup()
+    with temp_database() as url:
+        for _ in range(ROUNDS):
+            for pipelined in (False, True):
+                took, settled, rate = asyncio.run(_round(url, pipelined))
+                reserve[pipelined] += took
+                settle[pipelined] += settled
+                rates[pipelined].append(rate)
     table = Table(
         f"Settling at {CONCURRENCY} concurrent calls of one user, event loop busy with "
         f"{RELAYS} relays: {ROUNDS} rounds × {CONCURRENCY * PER_LANE} calls per side, "

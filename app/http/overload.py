@@ -25,15 +25,20 @@ log = logging.getLogger("ragship.http")
 POOL_RETRY_AFTER_S = 2  # a pool that stayed full for DB_POOL_TIMEOUT_S drains in seconds
 
 
+def unavailable(detail: str, *, layer: str, retry_after_s: int) -> Response:
+    """The 503 a refusal of the whole service gets: JSON with the person's message, the
+    layer and the wait, and the Retry-After header (the cap chain's refusals' shape)."""
+    body = {"detail": detail, "layer": layer, "retry_after_s": retry_after_s}
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(retry_after_s)})
+
+
 async def pool_timeout(request: Request, exc: Exception) -> Response:
     log.warning("database pool exhausted on %s %s: %s", request.method, request.url.path, exc)
-    body = {
-        "detail": "The assistant is busy right now. Please try again in a moment.",
-        "layer": OVERLOADED,
-        "retry_after_s": POOL_RETRY_AFTER_S,
-    }
-    headers = {"Retry-After": str(POOL_RETRY_AFTER_S)}
-    return JSONResponse(body, status_code=503, headers=headers)
+    return unavailable(
+        "The assistant is busy right now. Please try again in a moment.",
+        layer=OVERLOADED,
+        retry_after_s=POOL_RETRY_AFTER_S,
+    )
 
 
 DATABASE_RETRY_AFTER_S = 1  # a dropped connection is replaced at once; a restart takes seconds
@@ -48,13 +53,11 @@ async def database_unavailable(request: Request, exc: Exception) -> Response:
         "replaced" if exc.connection_invalidated else "kept",
         exc.orig,
     )
-    body = {
-        "detail": "The assistant cannot reach its database right now. Please try again.",
-        "layer": DATABASE_UNAVAILABLE,
-        "retry_after_s": DATABASE_RETRY_AFTER_S,
-    }
-    headers = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
-    return JSONResponse(body, status_code=503, headers=headers)
+    return unavailable(
+        "The assistant cannot reach its database right now. Please try again.",
+        layer=DATABASE_UNAVAILABLE,
+        retry_after_s=DATABASE_RETRY_AFTER_S,
+    )
 
 
 HANDLERS: dict[type[Exception], Any] = {
