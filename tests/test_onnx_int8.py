@@ -10,8 +10,14 @@ int8 per channel (the Gather tables since, measured the same: min 0.9828 over th
 the questions, mean 0.994 for both, so every vector must reach MIN_COSINE = 0.98; per-tensor
 int8 on all ops measured mean 0.93 and fails it. With int8 questions against the fp32
 chunks, every question's top-5 shared at least 3 chunks with its fp32 top-5 (4.55 on
-average), so: at least 3 each and 4.3 on average. Measured again by
+average), so: at least 3 each and 4.3 on average (of the questions the docs answer, since
+2026-12-01: 67, at least 3 each and 4.67 on average, embedded alone). Measured again by
 `python -m bench embedding_precision`.
+
+Chunks are embedded in batches, as ingest embeds them; questions one at a time, as the
+server does (`_embed_each` says why it matters). Batched with the chunks, one question fell
+to 0.9798 when the docs' chunks changed (2026-12-01); embedded alone, the worst question
+was 0.9850 the same day.
 """
 
 from __future__ import annotations
@@ -76,7 +82,16 @@ def questions() -> list[str]:
 
 
 def _embed(embedder: OnnxEmbedder, texts: list[str]) -> Matrix:
+    """Texts in batches, as ingest embeds chunks."""
     return np.array(embedder.embed(texts), dtype=np.float64)
+
+
+def _embed_each(embedder: OnnxEmbedder, texts: list[str]) -> Matrix:
+    """Texts one at a time, as the server embeds a question (`embed_one`). The int8 model
+    quantises its activations with one scale per batch (DynamicQuantizeLinear), so a text's
+    int8 vector depends on the texts batched with it: a question batched with chunks is
+    not the question the server embeds."""
+    return np.array([embedder.embed_one(text) for text in texts], dtype=np.float64)
 
 
 def test_the_export_writes_an_int8_model_with_quantised_matmuls_and_tables(onnx_dir: Path) -> None:
@@ -93,7 +108,8 @@ def test_int8_vectors_stay_within_the_floor_of_fp32_on_every_chunk_and_question(
 ) -> None:
     texts = chunks + questions
     assert len(chunks) >= 200 and len(questions) >= 50
-    a, b = _embed(fp32, texts), _embed(int8, texts)
+    a = np.vstack([_embed(fp32, chunks), _embed_each(fp32, questions)])
+    b = np.vstack([_embed(int8, chunks), _embed_each(int8, questions)])
     assert b.shape == (len(texts), 384)
     assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
     cosines = (a * b).sum(axis=1)
@@ -104,11 +120,16 @@ def test_int8_vectors_stay_within_the_floor_of_fp32_on_every_chunk_and_question(
 
 
 def test_int8_questions_retrieve_nearly_the_fp32_top_five_from_an_fp32_corpus(
-    fp32: OnnxEmbedder, int8: OnnxEmbedder, chunks: list[str], questions: list[str]
+    fp32: OnnxEmbedder, int8: OnnxEmbedder, chunks: list[str]
 ) -> None:
+    # The questions the docs answer: an out-of-scope question's top five are the least bad
+    # of unrelated chunks, in an order that means nothing, and the relevance gate keeps them
+    # from the model (embedded alone, "Write a sonnet about the ocean at night." shared 2).
+    questions = [case.question for case in load_cases() if case.expect == "answer"]
+    assert len(questions) >= 50
     corpus = _embed(fp32, chunks)
-    exact = np.argsort(-(_embed(fp32, questions) @ corpus.T), axis=1)[:, :K]
-    quantised = np.argsort(-(_embed(int8, questions) @ corpus.T), axis=1)[:, :K]
+    exact = np.argsort(-(_embed_each(fp32, questions) @ corpus.T), axis=1)[:, :K]
+    quantised = np.argsort(-(_embed_each(int8, questions) @ corpus.T), axis=1)[:, :K]
     shared = [len(set(x) & set(y)) for x, y in zip(exact.tolist(), quantised.tolist(), strict=True)]
     worst = int(np.argmin(shared))
     assert shared[worst] >= MIN_SHARED, (questions[worst], shared[worst])
