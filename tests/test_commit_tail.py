@@ -81,9 +81,9 @@ def test_the_commit_is_sent_while_the_tail_still_waits_for_a_row_lock(
     probe_url: str, tmp_path: Path
 ) -> None:
     """Another transaction holds the row the tail updates, so the server cannot answer the
-    tail's UPDATE. The COMMIT must reach the server anyway (libpq's trace of the client's
-    messages shows it): sent only after the UPDATE's answer, as one statement at a time
-    does, it would wait for this process's next turn while the row stays locked."""
+    tail's UPDATE. The client's COMMIT message must be written anyway (libpq traces each
+    message as it writes it): sent only after the UPDATE's answer, as one statement at a
+    time does, it would wait for this process's next turn while the row stays locked."""
     trace = tmp_path / "libpq.trace"
     dsn = probe_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
