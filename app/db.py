@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from functools import lru_cache
 from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, TextClause, create_engine, event
+from sqlalchemy import Dialect, Engine, TextClause, create_engine, event
+from sqlalchemy.engine import Compiled
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -119,6 +121,13 @@ async def autocommit_scope(
 Tail = Sequence[tuple[TextClause, Mapping[str, Any]]]
 
 
+@lru_cache(maxsize=64)
+def _compiled(statement: TextClause, dialect: Dialect) -> Compiled:
+    """`statement` compiled for `dialect` once: SQLAlchemy's `execute` caches its compiled
+    forms, and compiling again cost 0.05 to 0.16 ms a statement on every settlement."""
+    return statement.compile(dialect=dialect)
+
+
 async def commit_with_tail(session: AsyncSession, tail: Tail) -> list[tuple[Any, ...] | None]:
     """Flush the session, then send `tail`'s statements and the COMMIT in one round trip
     (psycopg's pipeline mode), and return each statement's first row (None when it has
@@ -139,7 +148,7 @@ async def commit_with_tail(session: AsyncSession, tail: Tail) -> list[tuple[Any,
     try:
         async with raw.pipeline():
             for statement, params in tail:
-                compiled = statement.compile(dialect=connection.dialect)
+                compiled = _compiled(statement, connection.dialect)
                 cursor = raw.cursor()
                 await cursor.execute(compiled.string, compiled.construct_params(dict(params)))
                 cursors.append((compiled.string, cursor))
