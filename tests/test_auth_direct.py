@@ -275,10 +275,15 @@ def test_a_first_sign_in_that_loses_the_race_for_its_email_signs_in_as_the_winne
                     "SELECT count(*) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND wait_event_type = 'Lock'"
                 )
+                # Each poll in its own transaction: PostgreSQL keeps one snapshot of
+                # pg_stat_activity per transaction, so a poll that began before the second
+                # insert waited would never see it wait.
                 while not (await watcher.execute(waiting)).scalar_one():
+                    await watcher.rollback()
                     assert not losing.done(), losing
                     assert time.monotonic() < deadline, "the second insert never waited"
                     await asyncio.sleep(0.02)
+                await watcher.rollback()
                 await first.commit()  # the winner's user exists now
                 try:
                     loser = await losing
