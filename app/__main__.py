@@ -28,6 +28,7 @@ from app.migrate import upgrade_to_head
 from app.observability.logs import configure_logging
 from app.rag.embedder import TextEmbedder, load_embedder
 from app.settings import Settings, get_settings
+from app.settings.errors import configuration_error
 from app.startup import (
     ReadyServer,
     exit_on_signals,
@@ -115,20 +116,6 @@ def worker_app() -> FastAPI:
     log_format = settings.log_format or ("text" if settings.env == "dev" else "json")
     configure_logging(level=settings.log_level, json_format=log_format == "json")
     return create_app(settings)
-
-
-def configuration_error(err: ValidationError | SettingsError) -> str:
-    """Every problem, one per line, naming settings but never their values (secrets)."""
-    if isinstance(err, SettingsError):
-        problems = [str(err)]
-    else:
-        problems = []
-        for error in err.errors(include_input=False, include_url=False):
-            message = error["msg"].removeprefix("Value error, ")
-            field = ".".join(str(part) for part in error["loc"]).upper()
-            problems += [f"{field}: {message}"] if field else message.splitlines()
-    listed = "\n".join(f"  - {problem}" for problem in problems)
-    return f"ragship cannot start: fix these settings (environment or .env):\n{listed}"
 
 
 if __name__ == "__main__":

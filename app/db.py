@@ -128,36 +128,52 @@ def _compiled(statement: TextClause, dialect: Dialect) -> Compiled:
     return statement.compile(dialect=dialect)
 
 
-async def commit_with_tail(session: AsyncSession, tail: Tail) -> list[tuple[Any, ...] | None]:
-    """Flush the session, then send `tail`'s statements and the COMMIT in one round trip
-    (psycopg's pipeline mode), and return each statement's first row (None when it has
-    none). For the rows every request shares (the spend counters, the rollups): the
-    statements' row locks are held for the server's work and the commit only, never while
-    this process's event loop is busy elsewhere; sent one by one, each waited a round trip
-    for the client before the next, and at 50 concurrent answers a settlement held them
-    through three such waits (issue 17). The values go to psycopg as they are (no
-    SQLAlchemy type's bind processing: plain numbers, text, times, UUIDs, arrays). Raises
+async def pipelined(
+    session: AsyncSession, statements: Tail, *, commit: bool
+) -> list[list[tuple[Any, ...]] | None]:
+    """Send `statements` (and a COMMIT when `commit`) in one round trip, psycopg's pipeline
+    mode, in the session's transaction (its BEGIN, when it has not begun, leaves with them);
+    return each statement's rows (None for one that returns none). The values go to psycopg
+    as they are (no SQLAlchemy type's bind processing: plain numbers, text, times, UUIDs,
+    arrays; a vector as its text, `pgvector.Vector(...).to_text()`). A failing statement
+    makes the server skip the rest, the COMMIT included. Raises
     sqlalchemy.exc.DBAPIError, as any statement does (the transaction is then rolled back,
-    as any failed one: `session_scope`)."""
-    await session.flush()  # the ORM's pending rows, in this transaction, before its COMMIT
+    as any failed one: `session_scope`); a connection lost on the way is invalidated, so the
+    pool does not hand it out again. With `commit`, the session's own commit afterwards
+    costs no round trip: the driver is already out of the transaction."""
     connection = await session.connection()
     raw = (await connection.get_raw_connection()).driver_connection
     if not isinstance(raw, psycopg.AsyncConnection):
-        raise TypeError(f"commit_with_tail needs psycopg's AsyncConnection, not {type(raw)}")
+        raise TypeError(f"pipelined needs psycopg's AsyncConnection, not {type(raw)}")
     cursors = []
     try:
         async with raw.pipeline():
-            for statement, params in tail:
+            for statement, params in statements:
                 compiled = _compiled(statement, connection.dialect)
                 cursor = raw.cursor()
                 await cursor.execute(compiled.string, compiled.construct_params(dict(params)))
                 cursors.append((compiled.string, cursor))
-            # Queued like the tail, so the pipeline's one Sync, at the block's end, sends
-            # them all (`raw.commit()` here would sync, and the block's end sync again).
-            await raw.cursor().execute("COMMIT")
-        rows = [await cur.fetchone() if cur.description else None for _, cur in cursors]
+            if commit:
+                # Queued like the statements, so the pipeline's one Sync, at the block's
+                # end, sends them all (`raw.commit()` here would sync, and the end again).
+                await raw.cursor().execute("COMMIT")
+        return [await cur.fetchall() if cur.description else None for _, cur in cursors]
     except psycopg.Error as err:  # as SQLAlchemy raises it for its own statements
-        sql = "; ".join([*(sql for sql, _ in cursors), "COMMIT"])
+        sql = "; ".join([*(sql for sql, _ in cursors), *(["COMMIT"] if commit else [])])
+        if raw.broken:
+            await connection.invalidate(err)
         raise DBAPIError.instance(sql, None, err, psycopg.Error) from err
+
+
+async def commit_with_tail(session: AsyncSession, tail: Tail) -> list[tuple[Any, ...] | None]:
+    """Flush the session, then send `tail`'s statements and the COMMIT in one round trip
+    (`pipelined`), and return each statement's first row (None when it has none). For the
+    rows every request shares (the spend counters, the rollups): the statements' row locks
+    are held for the server's work and the commit only, never while this process's event
+    loop is busy elsewhere; sent one by one, each waited a round trip for the client before
+    the next, and at 50 concurrent answers a settlement held them through three such waits
+    (issue 17). Raises sqlalchemy.exc.DBAPIError, as `pipelined` does."""
+    await session.flush()  # the ORM's pending rows, in this transaction, before its COMMIT
+    results = await pipelined(session, tail, commit=True)
     await session.commit()  # the driver is already out of the transaction: no round trip
-    return rows
+    return [rows[0] if rows else None for rows in results]

@@ -20,7 +20,7 @@ from app.conversations import (
     find_conversation,
     unsummarised_history,
 )
-from app.db import session_scope
+from app.db import autocommit_scope
 from app.guardrails.chain import (
     Trigger,
     screen_input,
@@ -101,7 +101,9 @@ async def prepare_chat(
     triggers = await screen_input(  # raises GuardrailBlocked
         services, user_id=user_id, trace_id=trace_id, question=question, embedding=embedding
     )
-    async with session_scope(services.sessions) as session:
+    # Reads, each on its own (read committed gave each statement its own snapshot anyway):
+    # no BEGIN and COMMIT round trips, and the search is one round trip (hybrid_search).
+    async with autocommit_scope(services.sessions) as session:
         turns: list[Turn] = []
         summary: str | None = None
         if conversation_id is not None:

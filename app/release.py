@@ -14,12 +14,12 @@ import sys
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from app.__main__ import configuration_error
 from app.db import database_url, make_sync_engine
 from app.migrate import upgrade_to_head
 from app.observability.logs import configure_logging
 from app.rag.embedder import load_embedder
 from app.settings import Settings, get_settings
+from app.settings.errors import configuration_error
 from ingest.corpus import ingest_corpus
 
 

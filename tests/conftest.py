@@ -153,6 +153,15 @@ def embedder() -> Embedder:
 
 
 @pytest.fixture(scope="session")
+def onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled model exported to ONNX (model.onnx and model.int8.onnx) as the image's
+    export stage does it, once for the session; tests that change files copy it first."""
+    from app.rag.onnx_export import export
+
+    return export(tmp_path_factory.mktemp("onnx") / "all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="session")
 def corpus(db_engine: Engine, embedder: Embedder) -> IngestReport:
     """The bundled docs, ingested once into the session database."""
     report = ingest_paths(

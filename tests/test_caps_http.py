@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
@@ -136,9 +137,11 @@ def test_store_down_refuses_fast_with_zero_upstream_calls(
     assert local_model.stats()["requests"] == before
 
 
-def test_1000_sequential_calls_balance_the_books_to_the_cent(
+def test_1000_calls_four_at_a_time_balance_the_books_to_the_cent(
     start_app, new_database, local_model: LocalModel, embedder: Embedder
 ) -> None:  # type: ignore[no-untyped-def]
+    """A thousand answers, four in flight at a time (the user's stream limit raised to 4):
+    the ledger, the counters and the messages agree to the cent, with nothing left reserved."""
     from app.db import make_sync_engine
     from ingest.pipeline import ingest_paths
     from tests.conftest import DOCS
@@ -146,13 +149,22 @@ def test_1000_sequential_calls_balance_the_books_to_the_cent(
     url = new_database()
     engine = make_sync_engine(url)
     ingest_paths([DOCS], engine=engine, embedder=embedder, chunk_tokens=300, chunk_overlap=40)
-    app = start_app(database_url=url, rate_limit_requests=100_000, user_daily_cap_usd=100)
-    with user(app, "ledger@example.com") as client:
-        for n in range(1000):
-            response = client.post(
-                "/api/chat", json={"message": f"How do I run the tests? ({n})", "max_tokens": 16}
-            )
-            assert response.status_code == 200 and "event: done" in response.text
+    app = start_app(
+        database_url=url,
+        rate_limit_requests=100_000,
+        user_daily_cap_usd=100,
+        max_concurrent_streams=4,
+    )
+
+    def ask(client: httpx.Client, n: int) -> None:
+        response = client.post(
+            "/api/chat", json={"message": f"How do I run the tests? ({n})", "max_tokens": 16}
+        )
+        assert response.status_code == 200 and "event: done" in response.text, response.text
+
+    with user(app, "ledger@example.com") as client, ThreadPoolExecutor(4) as pool:
+        for done in [pool.submit(ask, client, n) for n in range(1000)]:
+            done.result()
     ledger = scalar(engine, "SELECT sum(cost_usd) FROM llm_calls WHERE admission = 'allowed'")
     counted = scalar(
         engine,

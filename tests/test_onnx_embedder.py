@@ -1,7 +1,7 @@
 """The ONNX backend gives the torch backend's vectors: same weights, same pooling, same order.
 
-The ONNX model is exported here from the bundled all-MiniLM-L6-v2 weights, as the image's
-export stage does. Parity is checked on the demo corpus (the bundled docs, chunked and
+The ONNX model is exported from the bundled all-MiniLM-L6-v2 weights, as the image's
+export stage does (`onnx_dir`, tests/conftest.py). Parity is checked on the demo corpus (the bundled docs, chunked and
 ingested as ragship does it): every chunk's vector, and every chunk's five nearest neighbours.
 """
 
@@ -23,18 +23,12 @@ from sqlalchemy import Engine, text
 from app.db import make_sync_engine
 from app.rag.embedder import Embedder, load_embedder
 from app.rag.onnx_embedder import OnnxEmbedder
-from app.rag.onnx_export import export
 from app.settings import Settings
 from ingest.pipeline import IngestReport, ingest_paths
 from tests.conftest import DOCS, ROOT
 
 MIN_COSINE = 0.9999
 Vectors = dict[tuple[str, int], npt.NDArray[np.float64]]
-
-
-@pytest.fixture(scope="module")
-def onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export(tmp_path_factory.mktemp("onnx") / "all-MiniLM-L6-v2")
 
 
 @pytest.fixture(scope="module")

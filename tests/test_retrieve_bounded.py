@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
+from psycopg import pq
 from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import make_async_engine
+from app.db import autocommit_scope, make_async_engine
 from app.rag.embedder import Embedder
 from app.rag.retrieve import COMMON_SHARE, EF_SEARCH, hybrid_search, keyword_search
 from ingest.pipeline import IngestReport
@@ -172,3 +174,55 @@ def test_the_common_lexemes_are_read_once_per_question(
     lexemes, called = in_session(db_url, work)
     assert lexemes >= 5, "the question must have several lexemes"
     assert called == 1
+
+
+def test_in_autocommit_a_question_is_one_round_trip_and_its_settings_end_with_it(
+    db_url: str, embedder: Embedder, corpus: IngestReport, tmp_path: Path
+) -> None:
+    """In an autocommit session (the chat path's), `hybrid_search` writes its settings and
+    the search before PostgreSQL's first answer (libpq traces each message as it goes out:
+    F from the client, B from the server) and sends nothing after it: one round trip. The
+    two are one implicit transaction, so the settings apply to the search and are gone for
+    the session's next statement. Sent one at a time in BEGIN and COMMIT, as before, they
+    took four round trips, each holding the pooled connection through a turn of the loop."""
+    question = "How do I roll back a release when the migration failed?"
+    trace = tmp_path / "libpq.trace"
+    embedding = embedder.embed_one(question)
+    settings = "SELECT current_setting('hnsw.ef_search')"
+
+    async def work() -> tuple[int, str, str]:
+        engine = make_async_engine(db_url)
+        try:
+            async with autocommit_scope(async_sessionmaker(engine)) as session:
+                connection = await session.connection()
+                raw = (await connection.get_raw_connection()).driver_connection
+                with trace.open("w") as sink:
+                    raw.pgconn.trace(sink.fileno())
+                    raw.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+                    try:
+                        found = await hybrid_search(
+                            session,
+                            query=question,
+                            embedding=embedding,
+                            top_k=5,
+                            candidates=40,
+                            min_similarity=0.25,
+                            rrf_k=60,
+                            ef_search=123,
+                        )
+                    finally:
+                        raw.pgconn.untrace()
+                after = (await session.execute(text(settings))).scalar_one()
+                return len(found), raw.info.transaction_status.name, after
+        finally:
+            await engine.dispose()
+
+    found, status, after = asyncio.run(work())
+    assert found > 0
+    assert (status, after) == ("IDLE", "40")
+    traced = trace.read_text()
+    sent, answered = traced.split("\nB\t", 1)  # what went out before the server's first answer
+    assert "set_config" in sent and "ragship_common_lexemes" in sent  # the search
+    assert sent.count("\tSync") == 1, sent[-200:]  # one implicit transaction
+    assert "BEGIN" not in traced and "COMMIT" not in traced
+    assert not any(line.startswith("F") for line in answered.splitlines()), "a second round trip"

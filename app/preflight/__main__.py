@@ -14,12 +14,12 @@ from pathlib import Path
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from app.__main__ import configuration_error
 from app.preflight.checklist import Item, render_checklist, render_json
 from app.preflight.config_checks import config_items, secrets_item, settings_problems
 from app.preflight.live_checks import live_items
 from app.routes.pages import STATIC_DIR
 from app.settings import Settings
+from app.settings.errors import configuration_error
 
 
 def run(*, url: str | None, repo: Path) -> list[Item]:

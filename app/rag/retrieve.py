@@ -20,11 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from pgvector.sqlalchemy import Vector
-from sqlalchemy import bindparam, text
+from pgvector import Vector
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import EMBEDDING_DIM
+from app.db import pipelined
 
 # The keyword side, bounded: `ts_rank` scores at most :pool chunks, gathered in three tiers
 # (an Append under one LIMIT runs a tier only while the pool is short):
@@ -132,7 +132,7 @@ _HYBRID_SQL = text(
     ORDER BY g.score DESC, g.id
     LIMIT :top_k
     """  # noqa: S608 (only constant fragments are formatted in; values are bound)
-).bindparams(bindparam("embedding", type_=Vector(EMBEDDING_DIM)))
+)
 
 
 # Defaults of the settings RETRIEVAL_KEYWORD_POOL and RETRIEVAL_EF_SEARCH (docs/configuration.md).
@@ -146,15 +146,16 @@ _PLAN_SQL = text(
 )
 
 
-async def _plan_per_query(session: AsyncSession, *, ef_search: int) -> None:
-    """For the rest of the transaction: pgvector's HNSW scan keeps `ef_search` candidates,
-    statements are planned with their bound values (a generic plan of the keyword side
-    cannot tell a common OR, best scanned in order, from a rare one, best read from GIN),
-    and a seq scan starts at the table's first page. With synchronized scans (PostgreSQL's
-    default, for a table over a quarter of shared_buffers) the third tier's "scan order"
-    began where the last scan stopped, so the same question ranked a different pool each
-    time: all 100 of `bench scale`'s 100k questions did, twice in a row."""
-    await session.execute(_PLAN_SQL, {"ef_search": str(ef_search)})
+def _plan_per_query(*, ef_search: int) -> tuple[TextClause, dict[str, str]]:
+    """The statement that sets, for the rest of the transaction: pgvector's HNSW scan keeps
+    `ef_search` candidates, statements are planned with their bound values (a generic plan
+    of the keyword side cannot tell a common OR, best scanned in order, from a rare one,
+    best read from GIN), and a seq scan starts at the table's first page. With synchronized
+    scans (PostgreSQL's default, for a table over a quarter of shared_buffers) the third
+    tier's "scan order" began where the last scan stopped, so the same question ranked a
+    different pool each time: all 100 of `bench scale`'s 100k questions did, twice in a row.
+    Sent in one round trip with the search that needs it (`pipelined`)."""
+    return _PLAN_SQL, {"ef_search": str(ef_search)}
 
 
 @dataclass(frozen=True)
@@ -180,12 +181,11 @@ async def keyword_search(
     """Ids of the chunks the keyword side ranks for `query`, best first (at most
     `candidates`, ranked among at most `pool` matches); empty when the question has no
     lexeme (only stop words)."""
-    await _plan_per_query(session, ef_search=EF_SEARCH)
-    rows = await session.execute(
-        _KEYWORD_SQL,
-        {"query": query, "candidates": candidates, "pool": pool, "common_share": COMMON_SHARE},
+    params = {"query": query, "candidates": candidates, "pool": pool, "common_share": COMMON_SHARE}
+    _, rows = await pipelined(
+        session, [_plan_per_query(ef_search=EF_SEARCH), (_KEYWORD_SQL, params)], commit=False
     )
-    return [r.id for r in rows]
+    return [r[0] for r in rows or []]
 
 
 @dataclass(frozen=True)
@@ -223,34 +223,40 @@ async def hybrid_search(
     `min_similarity`; empty when none clears it or the question fails the `relevance` gate
     (an empty list means: nothing in the corpus is relevant, so do not ask the model).
     The keyword side ranks at most `pool` matches; the vector side's HNSW scan keeps
-    `ef_search` candidates (pgvector's hnsw.ef_search, for the rest of the transaction)."""
-    await _plan_per_query(session, ef_search=max(ef_search, candidates, top_k))
-    rows = await session.execute(
-        _HYBRID_SQL,
-        {
-            "embedding": embedding,
-            "query": query,
-            "candidates": max(candidates, top_k),
-            "min_similarity": min_similarity,
-            "rrf_k": rrf_k,
-            "top_k": top_k,
-            "confident_similarity": relevance.similarity,
-            "keyword_share": relevance.keyword_share,
-            "pool": pool,
-            "common_share": COMMON_SHARE,
-        },
-    )
+    `ef_search` candidates (pgvector's hnsw.ef_search, for the rest of the transaction).
+
+    The transaction's settings and the search leave in one round trip (`pipelined`). In
+    an autocommit session (`autocommit_scope`, as the chat path's) that is all: the two
+    statements, up to the pipeline's one Sync, are one implicit transaction, which the
+    settings last for. Sent one at a time inside BEGIN and COMMIT, as before, they were
+    four round trips, each holding the pooled connection through a turn of a busy event
+    loop (issue 17). Raises sqlalchemy.exc.DBAPIError as any statement does."""
+    params = {
+        "embedding": Vector(embedding).to_text(),  # psycopg gets the values as they are
+        "query": query,
+        "candidates": max(candidates, top_k),
+        "min_similarity": min_similarity,
+        "rrf_k": rrf_k,
+        "top_k": top_k,
+        "confident_similarity": relevance.similarity,
+        "keyword_share": relevance.keyword_share,
+        "pool": pool,
+        "common_share": COMMON_SHARE,
+    }
+    plan = _plan_per_query(ef_search=max(ef_search, candidates, top_k))
+    _, rows = await pipelined(session, [plan, (_HYBRID_SQL, params)], commit=False)
     return [
         Passage(
-            chunk_id=r.id,
-            document_id=r.document_id,
-            source=r.source,
-            title=r.title,
-            heading_path=r.heading_path,
-            anchor=r.anchor,
-            text=r.text,
-            score=float(r.score),
-            similarity=float(r.similarity),
+            chunk_id=chunk_id,
+            document_id=document_id,
+            source=source,
+            title=title,
+            heading_path=heading_path,
+            anchor=anchor,
+            text=passage,
+            score=float(score),
+            similarity=float(similarity),
         )
-        for r in rows
-    ]
+        for (chunk_id, document_id, source, title, heading_path, anchor, passage, score,
+             similarity) in rows or []
+    ]  # fmt: skip
