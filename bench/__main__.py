@@ -30,6 +30,7 @@ BENCHMARKS = (
     "gateway",
     "reservations",
     "settle_tail",
+    "retrieve_round_trips",
     "levers",
 )
 # Run only when named: too slow (scale_1m, ceiling) or a part of another (scale_100k).

@@ -87,7 +87,7 @@ async def _lane(
         settle.append(time.perf_counter() - reserved)
 
 
-async def _relay(stop: asyncio.Event) -> None:
+async def relay(stop: asyncio.Event) -> None:
     """A streaming answer's share of the event loop: CPU per token, tokens TOKEN_GAP_S apart."""
     while not stop.is_set():
         await asyncio.sleep(TOKEN_GAP_S)
@@ -111,7 +111,7 @@ async def _round(url: str, pipelined: bool) -> Round:
     reserve: list[float] = []
     settle: list[float] = []
     stop = asyncio.Event()
-    relays = [asyncio.create_task(_relay(stop)) for _ in range(RELAYS)]
+    relays = [asyncio.create_task(relay(stop)) for _ in range(RELAYS)]
     user = uuid.uuid4()
     try:
         started = time.perf_counter()

@@ -1,0 +1,146 @@
+"""Retrieval's round trips: the chat path's hybrid search in one round trip against the
+four it took, same run.
+
+`app/prepare.py` reads in autocommit and `hybrid_search` sends the question's settings and
+the search in one pipeline (`app.db.pipelined`): one round trip, one implicit transaction.
+The baseline runs the same two statements as before: one at a time inside the session's
+BEGIN and COMMIT (`session_scope`), four round trips. Both hold a pooled connection for as
+long as they take, so a busy event loop, which each round trip waits for, makes a request
+hold its connection longer (issue 17: at 50 concurrent answers the reservation waited for
+a free connection).
+
+The bundled docs, ingested into one temporary PostgreSQL; the eval questions, embedded
+once; each question asked both ways in random order, three rounds (the first warms up and
+is not counted). Twice: on an idle event loop, then beside 50 relay tasks that each spin
+0.5 ms of CPU every 20 ms (as `bench settle_tail` keeps the loop as busy as 50 streams).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import bindparam
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import autocommit_scope, make_async_engine, session_scope
+from app.models import EMBEDDING_DIM
+from app.rag import retrieve
+from bench.fixtures import DOCS, bench_settings, ingest_corpus, shared_embedder, temp_database
+from bench.settle_tail import RELAYS, relay
+from bench.table import Table, latency, ratio
+from evals.cases import load_cases
+
+NAME = "retrieve_round_trips"
+ROUNDS = 3
+SETTINGS = bench_settings()
+Sessions = async_sessionmaker[AsyncSession]
+Ask = Callable[[Sessions, str, list[float]], Awaitable[Any]]
+
+# The statement as the baseline sent it, through SQLAlchemy (its vector type binds the list).
+_ONE_AT_A_TIME = retrieve._HYBRID_SQL.bindparams(
+    bindparam("embedding", type_=Vector(EMBEDDING_DIM))
+)
+
+
+def _params(question: str, embedding: list[float]) -> dict[str, Any]:
+    s = SETTINGS
+    return {
+        "embedding": embedding,
+        "query": question,
+        "candidates": max(s.retrieval_candidates, s.retrieval_top_k),
+        "min_similarity": s.retrieval_min_similarity,
+        "rrf_k": s.rrf_k,
+        "top_k": s.retrieval_top_k,
+        "confident_similarity": s.relevance_similarity,
+        "keyword_share": s.relevance_keyword_share,
+        "pool": s.retrieval_keyword_pool,
+        "common_share": retrieve.COMMON_SHARE,
+    }
+
+
+async def _four_round_trips(sessions: Sessions, question: str, embedding: list[float]) -> Any:
+    s = SETTINGS
+    async with session_scope(sessions) as session:  # BEGIN (with the first), COMMIT
+        plan, values = retrieve._plan_per_query(ef_search=s.retrieval_ef_search)
+        await session.execute(plan, values)
+        return (await session.execute(_ONE_AT_A_TIME, _params(question, embedding))).all()
+
+
+async def _one_round_trip(sessions: Sessions, question: str, embedding: list[float]) -> Any:
+    s = SETTINGS
+    async with autocommit_scope(sessions) as session:
+        return await retrieve.hybrid_search(
+            session,
+            query=question,
+            embedding=embedding,
+            top_k=s.retrieval_top_k,
+            candidates=s.retrieval_candidates,
+            min_similarity=s.retrieval_min_similarity,
+            rrf_k=s.rrf_k,
+            pool=s.retrieval_keyword_pool,
+            ef_search=s.retrieval_ef_search,
+            relevance=retrieve.Relevance(s.relevance_similarity, s.relevance_keyword_share),
+        )
+
+
+SIDES: dict[str, Ask] = {
+    "BEGIN, settings, search, COMMIT (baseline)": _four_round_trips,
+    "settings + search pipelined, autocommit": _one_round_trip,
+}
+
+
+async def _measure(url: str, questions: list[tuple[str, list[float]]], table: Table) -> None:
+    engine = make_async_engine(url)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    try:
+        for busy in (False, True):
+            stop = asyncio.Event()
+            relays = [asyncio.create_task(relay(stop)) for _ in range(RELAYS if busy else 0)]
+            took: dict[str, list[float]] = {label: [] for label in SIDES}
+            order = random.Random(17)
+            for round_ in range(ROUNDS):
+                for question, embedding in questions:
+                    labels = list(SIDES)
+                    order.shuffle(labels)
+                    for label in labels:
+                        started = time.perf_counter()
+                        await SIDES[label](sessions, question, embedding)
+                        if round_:  # the first round warms up
+                            took[label].append(time.perf_counter() - started)
+            stop.set()
+            await asyncio.gather(*relays)
+            base = latency(next(iter(took.values())))
+            for label, samples in took.items():
+                lat = latency(samples)
+                table.add(
+                    f"{RELAYS} relays" if busy else "idle",
+                    label,
+                    lat.n,
+                    f"{lat.p50 * 1000:.2f}",
+                    f"{lat.p95 * 1000:.2f}",
+                    ratio(lat.p50, base.p50),
+                )
+    finally:
+        await engine.dispose()
+
+
+def run() -> list[Table]:
+    embedder = shared_embedder()
+    questions = [(c.question, embedder.embed_one(c.question)) for c in load_cases()]
+    table = Table(
+        f"Retrieval's round trips: hybrid search on the docs, {len(questions)} eval questions",
+        ["event loop", "sent as", "n", "p50 ms", "p95 ms", "p50 vs baseline"],
+    )
+    with temp_database() as url:
+        ingest_corpus(url, embedder, [DOCS])
+        asyncio.run(_measure(url, questions, table))
+    table.notes += [
+        "each question asked both ways in random order; the first of three rounds not counted",
+        f"{RELAYS} relays: tasks each spinning 0.5 ms of CPU every 20 ms (bench settle_tail)",
+    ]
+    return [table]
