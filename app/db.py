@@ -132,8 +132,10 @@ async def pipelined(
     session: AsyncSession, statements: Tail, *, commit: bool
 ) -> list[list[tuple[Any, ...]] | None]:
     """Send `statements` (and a COMMIT when `commit`) in one round trip, psycopg's pipeline
-    mode, in the session's transaction (its BEGIN, when it has not begun, leaves with them);
-    return each statement's rows (None for one that returns none). The values go to psycopg
+    mode, in the session's transaction; return each statement's rows (None for one that
+    returns none). In an autocommit session (`autocommit_scope`) the statements, up to the
+    pipeline's one Sync, are one implicit transaction. Otherwise, when the transaction has
+    not begun, psycopg sends its BEGIN first, in a round trip of its own. The values go to psycopg
     as they are (no SQLAlchemy type's bind processing: plain numbers, text, times, UUIDs,
     arrays; a vector as its text, `pgvector.Vector(...).to_text()`). A failing statement
     makes the server skip the rest, the COMMIT included. Raises
@@ -160,9 +162,11 @@ async def pipelined(
         return [await cur.fetchall() if cur.description else None for _, cur in cursors]
     except psycopg.Error as err:  # as SQLAlchemy raises it for its own statements
         sql = "; ".join([*(sql for sql, _ in cursors), *(["COMMIT"] if commit else [])])
-        if raw.broken:
+        if lost := raw.broken:
             await connection.invalidate(err)
-        raise DBAPIError.instance(sql, None, err, psycopg.Error) from err
+        raise DBAPIError.instance(
+            sql, None, err, psycopg.Error, connection_invalidated=lost
+        ) from err
 
 
 async def commit_with_tail(session: AsyncSession, tail: Tail) -> list[tuple[Any, ...] | None]:

@@ -13,10 +13,10 @@ import psycopg
 import pytest
 from psycopg import pq
 from sqlalchemy import text
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.db import commit_with_tail, make_async_engine
+from app.db import commit_with_tail, make_async_engine, pipelined
 
 CREATE = "CREATE TABLE IF NOT EXISTS tail_probe (id int PRIMARY KEY, n int NOT NULL)"
 BUMP = text("UPDATE tail_probe SET n = n + :by WHERE id = 1 RETURNING n")
@@ -122,3 +122,30 @@ async def _until(condition: Callable[[], bool], *, what: str, timeout_s: float =
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.01)
+
+
+def test_a_connection_lost_under_a_pipeline_is_invalidated_and_raised_as_sqlalchemys(
+    probe_url: str,
+) -> None:
+    """The server ends the session's backend; the pipelined statements fail with
+    SQLAlchemy's OperationalError (the 503 of app/http/overload.py), marked as a lost
+    connection, and the pool never hands that connection out again."""
+    dsn = probe_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+    async def go() -> None:
+        async with _probe(probe_url) as sessions:
+            async with sessions() as session:
+                pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+                connection = await session.connection()
+                with psycopg.connect(dsn, autocommit=True) as admin:
+                    admin.execute("SELECT pg_terminate_backend(%s, 30000)", [pid])
+                with pytest.raises(OperationalError) as lost:
+                    await pipelined(session, [(BUMP, {"by": 1})], commit=False)
+                assert lost.value.connection_invalidated
+                assert connection.invalidated
+            async with sessions() as session:  # the pool's next connection is a new backend
+                again = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+                assert again != pid
+            assert await _rows(sessions) == [(1, 0)]
+
+    asyncio.run(go())
