@@ -1,6 +1,7 @@
 """`commit_with_tail` (app/db.py) against the real PostgreSQL: the tail and the rest of the
 transaction commit or roll back together, and the COMMIT leaves with the tail, before the
-server has answered it, so the tail's row locks never wait for this process."""
+server has answered it, so the tail's row locks never wait for this process; and
+`pipelined`, which it sends them with, on a connection the server ended."""
 
 from __future__ import annotations
 
