@@ -38,7 +38,7 @@ from app.rag.context_budget import (
 )
 from app.rag.no_context import answers_locally
 from app.rag.prompt import build_messages
-from app.rag.retrieve import Passage, Relevance, hybrid_search
+from app.rag.retrieve import Passage, configured_search
 from app.rag.summarise import MAX_UNSUMMARISED, Turn, fold, turns_to_fold
 from app.services import Services
 from app.tokens import count_message_tokens
@@ -134,20 +134,7 @@ async def prepare_chat(
         passages = (
             cached.passages
             if cached
-            else await hybrid_search(
-                session,
-                query=question,
-                embedding=embedding,
-                top_k=settings.retrieval_top_k,
-                candidates=settings.retrieval_candidates,
-                min_similarity=settings.retrieval_min_similarity,
-                rrf_k=settings.rrf_k,
-                pool=settings.retrieval_keyword_pool,
-                ef_search=settings.retrieval_ef_search,
-                relevance=Relevance(
-                    settings.relevance_similarity, settings.relevance_keyword_share
-                ),
-            )
+            else await configured_search(session, settings, query=question, embedding=embedding)
         )
     window = window_of(services.prices, route.models)
     budget = budget_for(settings, window=window, max_output=settings.llm_max_tokens)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db import make_async_engine
 from app.models import EMBEDDING_DIM
 from app.rag.embedder import Embedder
-from app.rag.retrieve import Relevance, hybrid_search
+from app.rag.retrieve import configured_search
 from app.settings import Settings
 from bench.fixtures import (
     DOCS,
@@ -136,16 +136,7 @@ async def _one(
     started = time.perf_counter()
     embedding = embedder.embed_one(query)
     embedded = time.perf_counter()
-    passages = await hybrid_search(
-        session,
-        query=query,
-        embedding=embedding,
-        top_k=settings.retrieval_top_k,
-        candidates=settings.retrieval_candidates,
-        min_similarity=settings.retrieval_min_similarity,
-        rrf_k=settings.rrf_k,
-        relevance=Relevance(settings.relevance_similarity, settings.relevance_keyword_share),
-    )
+    passages = await configured_search(session, settings, query=query, embedding=embedding)
     searched = time.perf_counter()
     result = await session.execute(
         _VECTOR_SQL, {"embedding": embedding, "top_k": settings.retrieval_top_k}

@@ -72,19 +72,9 @@ async def _four_round_trips(sessions: Sessions, question: str, embedding: list[f
 
 
 async def _one_round_trip(sessions: Sessions, question: str, embedding: list[float]) -> Any:
-    s = SETTINGS
     async with autocommit_scope(sessions) as session:
-        return await retrieve.hybrid_search(
-            session,
-            query=question,
-            embedding=embedding,
-            top_k=s.retrieval_top_k,
-            candidates=s.retrieval_candidates,
-            min_similarity=s.retrieval_min_similarity,
-            rrf_k=s.rrf_k,
-            pool=s.retrieval_keyword_pool,
-            ef_search=s.retrieval_ef_search,
-            relevance=retrieve.Relevance(s.relevance_similarity, s.relevance_keyword_share),
+        return await retrieve.configured_search(
+            session, SETTINGS, query=question, embedding=embedding
         )
 
 

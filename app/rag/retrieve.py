@@ -25,6 +25,7 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import pipelined
+from app.settings import Settings
 
 # The keyword side, bounded: `ts_rank` scores at most :pool chunks, gathered in three tiers
 # (an Append under one LIMIT runs a tier only while the pool is short):
@@ -260,3 +261,22 @@ async def hybrid_search(
         for (chunk_id, document_id, source, title, heading_path, anchor, passage, score,
              similarity) in rows or []
     ]  # fmt: skip
+
+
+async def configured_search(
+    session: AsyncSession, settings: Settings, *, query: str, embedding: list[float]
+) -> list[Passage]:
+    """`hybrid_search` with the retrieval settings (RETRIEVAL_*, RRF_K, RELEVANCE_*): the
+    chat path's search, which the benchmarks time as it is."""
+    return await hybrid_search(
+        session,
+        query=query,
+        embedding=embedding,
+        top_k=settings.retrieval_top_k,
+        candidates=settings.retrieval_candidates,
+        min_similarity=settings.retrieval_min_similarity,
+        rrf_k=settings.rrf_k,
+        pool=settings.retrieval_keyword_pool,
+        ef_search=settings.retrieval_ef_search,
+        relevance=Relevance(settings.relevance_similarity, settings.relevance_keyword_share),
+    )
