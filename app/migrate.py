@@ -15,7 +15,12 @@ MIGRATION_LOCK_ID = 7_346_182_014
 
 
 def upgrade_to_head(url: str) -> None:
+    upgrade_to(url, "head")
+
+
+def upgrade_to(url: str, revision: str) -> None:
+    """Migrate the database at `url` up to `revision` ("head", or a number such as "0022")."""
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "alembic"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)

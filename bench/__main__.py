@@ -31,6 +31,7 @@ BENCHMARKS = (
     "reservations",
     "settle_tail",
     "retrieve_round_trips",
+    "corpus_version",
     "levers",
 )
 # Run only when named: too slow (scale_1m, ceiling) or a part of another (scale_100k).

@@ -28,10 +28,12 @@ from app.models import EMBEDDING_DIM, ResponseCacheEntry, utcnow
 from app.rag.retrieve import Passage
 
 # Changes whenever a document is added, changed or removed (its content hash) or
-# re-embedded with another model.
+# re-embedded with another model: the XOR of every document's md5, kept up to date by the
+# triggers of migration 0023 in a few rows. Computed here from all documents, it cost 24 ms
+# a first-turn question at 10,000 documents (`python -m bench corpus_version`).
 _CORPUS_VERSION = text(
-    "SELECT md5(coalesce(string_agg(source || ':' || content_hash || ':' || embedding_model, "
-    "',' ORDER BY source), '')) FROM documents"
+    "SELECT lpad(to_hex(bit_xor(hi)), 16, '0') || lpad(to_hex(bit_xor(lo)), 16, '0') "
+    "FROM corpus_digest"
 )
 _LOOKUP = text(
     "SELECT id, answer, passages, cost_usd, question_hash = :qh AS exact, "
@@ -73,7 +75,9 @@ def question_hash(question: str) -> str:
 
 
 async def corpus_version(session: AsyncSession) -> str:
-    """A 32-hex-digit digest of every document's source, content hash and embedding model."""
+    """The corpus version: 32 hex digits, a digest of every document's source, content hash
+    and embedding model (the XOR of their md5s; all zeros for an empty corpus). One read
+    of `corpus_digest`'s 16 rows, whatever the corpus's size."""
     return str((await session.execute(_CORPUS_VERSION)).scalar_one())
 
 

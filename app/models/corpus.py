@@ -12,8 +12,10 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
@@ -67,3 +69,15 @@ class Chunk(Base):
         ),
         Index("ix_chunks_tsv", "tsv", postgresql_using="gin"),
     )
+
+
+class CorpusDigest(Base):
+    """The corpus version in SHARDS rows (migration 0023): the XOR over the rows of `hi`
+    and `lo` is the XOR of every document's md5(source:content_hash:embedding_model).
+    Written only by the triggers on `documents`; read by app/cache/responses.py."""
+
+    __tablename__ = "corpus_digest"
+
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    hi: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    lo: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
