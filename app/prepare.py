@@ -14,13 +14,20 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.cache.responses import CachedAnswer, CacheKey, corpus_version
-from app.cache.responses import lookup as lookup_answer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.cache.responses import (
+    CachedAnswer,
+    CacheKey,
+    CacheKeyParts,
+    looked_up,
+    lookup_statement,
+)
 from app.conversations import (
     find_conversation,
     unsummarised_history,
 )
-from app.db import autocommit_scope
+from app.db import autocommit_scope, pipelined
 from app.guardrails.chain import (
     Trigger,
     screen_input,
@@ -38,9 +45,10 @@ from app.rag.context_budget import (
 )
 from app.rag.no_context import answers_locally
 from app.rag.prompt import build_messages
-from app.rag.retrieve import Passage, configured_search
+from app.rag.retrieve import Passage, configured_statements, passages_of
 from app.rag.summarise import MAX_UNSUMMARISED, Turn, fold, turns_to_fold
 from app.services import Services
+from app.settings import Settings
 from app.tokens import count_message_tokens
 
 
@@ -85,6 +93,35 @@ class PreparedChat:
         return self.counted_prompt_tokens
 
 
+async def search_or_cached(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    question: str,
+    embedding: list[float],
+    cache: CacheKeyParts | None,
+) -> tuple[CacheKey | None, CachedAnswer | None, list[Passage]]:
+    """The question's passages, and with `cache` (a first turn, RESPONSE_CACHE on) its key
+    and cached answer (None on a miss; the passages are then the answer's). The lookup,
+    which reads the corpus version with the entry, and the search leave in one round trip
+    (`pipelined`): on a miss, as most first turns are, the search was needed; a hit wasted
+    its PostgreSQL time, not a round trip. Sent one at a time, the version, the lookup and
+    the search were three. Raises sqlalchemy.exc.DBAPIError as any statement does."""
+    searching = configured_statements(settings, query=question, embedding=embedding)
+    if cache is None:
+        *_, found = await pipelined(session, searching, commit=False)
+        return None, None, passages_of(found)
+    looking = lookup_statement(
+        cache,
+        question=question,
+        embedding=embedding,
+        threshold=settings.response_cache_similarity,
+    )
+    looked, *_, found = await pipelined(session, [looking, *searching], commit=False)
+    key, cached = await looked_up(session, cache, looked)
+    return key, cached, cached.passages if cached else passages_of(found)
+
+
 async def prepare_chat(
     services: Services,
     *,
@@ -102,7 +139,7 @@ async def prepare_chat(
         services, user_id=user_id, trace_id=trace_id, question=question, embedding=embedding
     )
     # Reads, each on its own (read committed gave each statement its own snapshot anyway):
-    # no BEGIN and COMMIT round trips, and the search is one round trip (hybrid_search).
+    # no BEGIN and COMMIT round trips; the search (and a first turn's cache lookup) is one.
     async with autocommit_scope(services.sessions) as session:
         turns: list[Turn] = []
         summary: str | None = None
@@ -118,23 +155,12 @@ async def prepare_chat(
                 after=conversation.summary_through,
                 limit=MAX_UNSUMMARISED,
             )
-        cache_key, cached = None, None
+        parts = None
         if settings.response_cache and conversation_id is None and not triggers:
             # The arm is in the key: a canary answer is never served to the main side.
-            cache_key = CacheKey(
-                await corpus_version(session), route.prompt_version, route.model, route.arm
-            )
-            cached = await lookup_answer(
-                session,
-                key=cache_key,
-                question=question,
-                embedding=embedding,
-                threshold=settings.response_cache_similarity,
-            )
-        passages = (
-            cached.passages
-            if cached
-            else await configured_search(session, settings, query=question, embedding=embedding)
+            parts = CacheKeyParts(route.prompt_version, route.model, route.arm)
+        cache_key, cached, passages = await search_or_cached(
+            session, settings, question=question, embedding=embedding, cache=parts
         )
     window = window_of(services.prices, route.models)
     budget = budget_for(settings, window=window, max_output=settings.llm_max_tokens)

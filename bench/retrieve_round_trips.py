@@ -9,6 +9,11 @@ long as they take, so a busy event loop, which each round trip waits for, makes 
 hold its connection longer (issue 17: at 50 concurrent answers the reservation waited for
 a free connection).
 
+A second table does the same for a first turn with the response cache on (its default): the
+corpus version, the cache lookup and the search, one round trip each as they were, against
+`search_or_cached`, which sends the lookup (reading the version with the entry) and the
+search in one pipeline.
+
 The bundled docs, ingested into one temporary PostgreSQL; the eval questions, embedded
 once; each question asked both ways in random order, three rounds (the first warms up and
 is not counted). Twice: on an idle event loop, then beside 50 relay tasks that each spin
@@ -27,8 +32,10 @@ from pgvector.sqlalchemy import Vector
 from sqlalchemy import bindparam
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import autocommit_scope, make_async_engine, session_scope
+from app.cache.responses import CacheKeyParts, corpus_version, lookup_statement
+from app.db import autocommit_scope, make_async_engine, pipelined, session_scope
 from app.models import EMBEDDING_DIM
+from app.prepare import search_or_cached
 from app.rag import retrieve
 from bench.fixtures import DOCS, bench_settings, ingest_corpus, shared_embedder, temp_database
 from bench.settle_tail import RELAYS, relay
@@ -38,6 +45,8 @@ from evals.cases import load_cases
 NAME = "retrieve_round_trips"
 ROUNDS = 3
 SETTINGS = bench_settings()
+CACHED = bench_settings(response_cache=True)
+CACHE_SIMILARITY = CACHED.response_cache_similarity
 Sessions = async_sessionmaker[AsyncSession]
 Ask = Callable[[Sessions, str, list[float]], Awaitable[Any]]
 
@@ -83,23 +92,56 @@ SIDES: dict[str, Ask] = {
     "settings + search pipelined, autocommit": _one_round_trip,
 }
 
+# A first turn with the response cache on (its default): the corpus version, the lookup and
+# the search. The baseline sends today's statements one round trip each, as before.
+_PARTS = CacheKeyParts("bench", "local", "main")
 
-async def _measure(url: str, questions: list[tuple[str, list[float]]], table: Table) -> None:
+
+async def _three_round_trips(sessions: Sessions, question: str, embedding: list[float]) -> Any:
+    async with autocommit_scope(sessions) as session:
+        await corpus_version(session)
+        looking = lookup_statement(
+            _PARTS, question=question, embedding=embedding, threshold=CACHE_SIMILARITY
+        )
+        await pipelined(session, [looking], commit=False)
+        return await retrieve.configured_search(
+            session, SETTINGS, query=question, embedding=embedding
+        )
+
+
+async def _first_turn_one_round_trip(
+    sessions: Sessions, question: str, embedding: list[float]
+) -> Any:
+    async with autocommit_scope(sessions) as session:
+        return await search_or_cached(
+            session, CACHED, question=question, embedding=embedding, cache=_PARTS
+        )
+
+
+FIRST_TURN_SIDES: dict[str, Ask] = {
+    "version, lookup, search: 3 round trips (baseline)": _three_round_trips,
+    "lookup (with the version) + search pipelined": _first_turn_one_round_trip,
+}
+
+
+async def _measure(
+    url: str, questions: list[tuple[str, list[float]]], table: Table, sides: dict[str, Ask]
+) -> None:
     engine = make_async_engine(url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     try:
         for busy in (False, True):
             stop = asyncio.Event()
             relays = [asyncio.create_task(relay(stop)) for _ in range(RELAYS if busy else 0)]
-            took: dict[str, list[float]] = {label: [] for label in SIDES}
+            took: dict[str, list[float]] = {label: [] for label in sides}
             order = random.Random(17)
             for round_ in range(ROUNDS):
                 for question, embedding in questions:
-                    labels = list(SIDES)
+                    labels = list(sides)
                     order.shuffle(labels)
                     for label in labels:
                         started = time.perf_counter()
-                        await SIDES[label](sessions, question, embedding)
+                        await sides[label](sessions, question, embedding)
                         if round_:  # the first round warms up
                             took[label].append(time.perf_counter() - started)
             stop.set()
@@ -122,15 +164,23 @@ async def _measure(url: str, questions: list[tuple[str, list[float]]], table: Ta
 def run() -> list[Table]:
     embedder = shared_embedder()
     questions = [(c.question, embedder.embed_one(c.question)) for c in load_cases()]
+    columns = ["event loop", "sent as", "n", "p50 ms", "p95 ms", "p50 vs baseline"]
     table = Table(
         f"Retrieval's round trips: hybrid search on the docs, {len(questions)} eval questions",
-        ["event loop", "sent as", "n", "p50 ms", "p95 ms", "p50 vs baseline"],
+        columns,
+    )
+    first = Table(
+        f"A first turn's reads, response cache on (all misses): {len(questions)} eval questions",
+        columns,
     )
     with temp_database() as url:
         ingest_corpus(url, embedder, [DOCS])
-        asyncio.run(_measure(url, questions, table))
-    table.notes += [
+        asyncio.run(_measure(url, questions, table, SIDES))
+        asyncio.run(_measure(url, questions, first, FIRST_TURN_SIDES))
+    notes = [
         "each question asked both ways in random order; the first of three rounds not counted",
         f"{RELAYS} relays: tasks each spinning 0.5 ms of CPU every 20 ms (bench settle_tail)",
     ]
-    return [table]
+    table.notes += notes
+    first.notes += [*notes, "nothing is stored in the cache, so every lookup misses"]
+    return [table, first]

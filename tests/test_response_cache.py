@@ -3,18 +3,23 @@ upstream call, recorded with cache_hit, and an ingest that changes the corpus in
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from psycopg import pq
 from sqlalchemy import Engine, text
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from app.cache.responses import normalise
+from app.cache.responses import CachedAnswer, CacheKey, CacheKeyParts, corpus_version, normalise
+from app.db import autocommit_scope, make_async_engine
 from app.localmodel.runner import BackgroundServer
+from app.prepare import search_or_cached
 from app.rag.embedder import Embedder
-from ingest.pipeline import ingest_paths
-from tests.conftest import DOCS, LocalModel, sign_in
+from ingest.pipeline import IngestReport, ingest_paths
+from tests.conftest import DOCS, LocalModel, make_settings, sign_in
 from tests.corpus_app import corpus_app
 from tests.sse import chat
 
@@ -196,3 +201,48 @@ def test_deleting_the_conversation_deletes_its_cached_answer(
         assert gone.status_code == 204
     _, upstream = _asked(server, local_model, "hal@example.com", question)
     assert upstream == 1, "the deleted conversation's answer was still served"
+
+
+def test_a_first_turns_lookup_and_search_leave_in_one_round_trip(
+    db_url: str, embedder: Embedder, corpus: IngestReport, tmp_path: Path
+) -> None:
+    """The chat path's first-turn reads (`search_or_cached`, app/prepare.py): the lookup,
+    which reads the corpus version with the entry, and the search go out before
+    PostgreSQL's first answer, with one Sync, and nothing after it (libpq's trace: F from
+    the client, B from the server). Before, the version, the lookup and the search were
+    three round trips. A miss yields the key under the current corpus version and the
+    search's passages."""
+    question = "How do I roll back a release when the migration failed?"
+    embedding = embedder.embed_one(question)
+    parts = CacheKeyParts("v1", "local", "main")
+    trace = tmp_path / "libpq.trace"
+
+    async def work() -> tuple[CacheKey | None, str, CachedAnswer | None, int]:
+        engine = make_async_engine(db_url)
+        try:
+            async with autocommit_scope(async_sessionmaker(engine)) as session:
+                raw = (await (await session.connection()).get_raw_connection()).driver_connection
+                with trace.open("w") as sink:
+                    raw.pgconn.trace(sink.fileno())
+                    raw.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+                    try:
+                        key, hit, passages = await search_or_cached(
+                            session,
+                            make_settings(),
+                            question=question,
+                            embedding=embedding,
+                            cache=parts,
+                        )
+                    finally:
+                        raw.pgconn.untrace()
+                return key, await corpus_version(session), hit, len(passages)
+        finally:
+            await engine.dispose()
+
+    key, current, hit, passages = asyncio.run(work())
+    assert (key, hit) == (parts.with_version(current), None) and passages > 0
+    traced = trace.read_text()
+    sent, answered = traced.split("\nB\t", 1)
+    assert "response_cache" in sent and "ragship_common_lexemes" in sent
+    assert sent.count("\tSync") == 1, sent[-200:]
+    assert not any(line.startswith("F") for line in answered.splitlines()), "a second round trip"

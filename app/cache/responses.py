@@ -20,29 +20,37 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from pgvector.sqlalchemy import Vector
-from sqlalchemy import bindparam, text
+from pgvector import Vector
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import EMBEDDING_DIM, ResponseCacheEntry, utcnow
+from app.models import ResponseCacheEntry, utcnow
 from app.rag.retrieve import Passage
 
-# Changes whenever a document is added, changed or removed (its content hash) or
-# re-embedded with another model: the XOR of every document's md5, kept up to date by the
-# triggers of migration 0023 in a few rows. Computed here from all documents, it cost 24 ms
-# a first-turn question at 10,000 documents (`python -m bench corpus_version`).
-_CORPUS_VERSION = text(
-    "SELECT lpad(to_hex(bit_xor(hi)), 16, '0') || lpad(to_hex(bit_xor(lo)), 16, '0') "
-    "FROM corpus_digest"
-)
+# The corpus version changes whenever a document is added, changed or removed (its content
+# hash) or re-embedded with another model: the XOR of every document's md5, kept up to date
+# by the triggers of migration 0023 in a few rows. Computed here from all documents, it cost
+# 24 ms a first-turn question at 10,000 documents (`python -m bench corpus_version`).
+_VERSION = "lpad(to_hex(bit_xor(hi)), 16, '0') || lpad(to_hex(bit_xor(lo)), 16, '0')"
+_CORPUS_VERSION = text(f"SELECT {_VERSION} FROM corpus_digest")  # noqa: S608 (a constant)
+# The corpus version, and the best entry under it (or NULLs): one statement, so that the
+# lookup can leave in the round trip of the search it may make unnecessary (`lookup_statement`).
 _LOOKUP = text(
-    "SELECT id, answer, passages, cost_usd, question_hash = :qh AS exact, "
-    "1 - (embedding <=> :embedding) AS similarity FROM response_cache "
-    "WHERE corpus_version = :cv AND prompt_version = :pv AND model = :model AND arm = :arm "
-    "AND expires_at > now() "
-    "AND (question_hash = :qh OR 1 - (embedding <=> :embedding) >= :threshold) "
-    "ORDER BY question_hash = :qh DESC, embedding <=> :embedding LIMIT 1"
-).bindparams(bindparam("embedding", type_=Vector(EMBEDDING_DIM)))
+    f"""
+    WITH v AS (SELECT {_VERSION} AS version FROM corpus_digest)
+    SELECT v.version, e.id, e.answer, e.passages, e.cost_usd, e.exact, e.similarity
+    FROM v LEFT JOIN LATERAL (
+        SELECT id, answer, passages, cost_usd, question_hash = :qh AS exact,
+               1 - (embedding <=> :embedding) AS similarity
+        FROM response_cache
+        WHERE corpus_version = v.version AND prompt_version = :pv AND model = :model
+          AND arm = :arm AND expires_at > now()
+          AND (question_hash = :qh OR 1 - (embedding <=> :embedding) >= :threshold)
+        ORDER BY question_hash = :qh DESC, embedding <=> :embedding
+        LIMIT 1
+    ) AS e ON true
+    """  # noqa: S608 (only the constant _VERSION is formatted in; values are bound)
+)
 _HIT = text("UPDATE response_cache SET hits = hits + 1 WHERE id = :id")
 _PRUNE = text("DELETE FROM response_cache WHERE expires_at <= now() OR corpus_version <> :cv")
 _SPACES = re.compile(r"\s+")
@@ -81,39 +89,52 @@ async def corpus_version(session: AsyncSession) -> str:
     return str((await session.execute(_CORPUS_VERSION)).scalar_one())
 
 
-async def lookup(
-    session: AsyncSession,
-    *,
-    key: CacheKey,
-    question: str,
-    embedding: list[float],
-    threshold: float,
-) -> CachedAnswer | None:
-    """The cached answer for `question` under `key`: exact match first, else the most
-    similar question at cosine similarity >= `threshold`; None on a miss."""
-    row = (
-        await session.execute(
-            _LOOKUP,
-            {
-                "qh": question_hash(question),
-                "embedding": embedding,
-                "cv": key.corpus_version,
-                "pv": key.prompt_version,
-                "model": key.model,
-                "arm": key.arm,
-                "threshold": threshold,
-            },
-        )
-    ).first()
-    if row is None:
-        return None
-    await session.execute(_HIT, {"id": row.id})
-    return CachedAnswer(
-        answer=row.answer,
-        passages=[Passage(**p) for p in row.passages],
-        live_cost_usd=Decimal(row.cost_usd),
-        exact=bool(row.exact),
-        similarity=float(row.similarity),
+@dataclass(frozen=True)
+class CacheKeyParts:
+    """A cache key less its corpus version, which the lookup reads with the entry."""
+
+    prompt_version: str
+    model: str
+    arm: str = "main"
+
+    def with_version(self, corpus_version: str) -> CacheKey:
+        return CacheKey(corpus_version, self.prompt_version, self.model, self.arm)
+
+
+def lookup_statement(
+    parts: CacheKeyParts, *, question: str, embedding: list[float], threshold: float
+) -> tuple[TextClause, dict[str, Any]]:
+    """The lookup as one statement for `app.db.pipelined`, whose one row `looked_up` reads:
+    the corpus version, and the cached answer for `question` under it (exact match first,
+    else the most similar question at cosine similarity >= `threshold`)."""
+    return _LOOKUP, {
+        "qh": question_hash(question),
+        "embedding": Vector(embedding).to_text(),  # psycopg gets the values as they are
+        "pv": parts.prompt_version,
+        "model": parts.model,
+        "arm": parts.arm,
+        "threshold": threshold,
+    }
+
+
+async def looked_up(
+    session: AsyncSession, parts: CacheKeyParts, rows: list[tuple[Any, ...]] | None
+) -> tuple[CacheKey, CachedAnswer | None]:
+    """The key and the hit (None on a miss) from `lookup_statement`'s rows; a hit's counter
+    is bumped in the session (one more statement, on hits only)."""
+    if not rows:
+        raise RuntimeError("the response cache's lookup returned no row")
+    version, entry_id, answer, passages, cost_usd, exact, similarity = rows[0]
+    key = parts.with_version(str(version))
+    if entry_id is None:
+        return key, None
+    await session.execute(_HIT, {"id": entry_id})
+    return key, CachedAnswer(
+        answer=answer,
+        passages=[Passage(**p) for p in passages],
+        live_cost_usd=Decimal(cost_usd),
+        exact=bool(exact),
+        similarity=float(similarity),
     )
 
 

@@ -18,7 +18,7 @@ holds a good share of the question's keywords (`Relevance`; measured in docs/ret
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pgvector import Vector
 from sqlalchemy import TextClause, text
@@ -206,6 +206,60 @@ class Passage:
         return f"/sources/{self.document_id}#{self.anchor}"
 
 
+Statement = tuple[TextClause, dict[str, Any]]
+
+
+def search_statements(
+    *,
+    query: str,
+    embedding: list[float],
+    top_k: int,
+    candidates: int,
+    min_similarity: float,
+    rrf_k: int,
+    relevance: Relevance = Relevance.OFF,
+    pool: int = KEYWORD_POOL,
+    ef_search: int = EF_SEARCH,
+) -> list[Statement]:
+    """The hybrid search as statements for `pipelined`: the transaction's settings, then the
+    search, whose rows `passages_of` reads. For a caller that sends other statements in
+    the same round trip (app/prepare.py: the response cache's lookup); `hybrid_search`
+    sends them alone. Arguments as `hybrid_search`'s."""
+    params: dict[str, Any] = {
+        "embedding": Vector(embedding).to_text(),  # psycopg gets the values as they are
+        "query": query,
+        "candidates": max(candidates, top_k),
+        "min_similarity": min_similarity,
+        "rrf_k": rrf_k,
+        "top_k": top_k,
+        "confident_similarity": relevance.similarity,
+        "keyword_share": relevance.keyword_share,
+        "pool": pool,
+        "common_share": COMMON_SHARE,
+    }
+    plan, values = _plan_per_query(ef_search=max(ef_search, candidates, top_k))
+    return [(plan, dict(values)), (_HYBRID_SQL, params)]
+
+
+def passages_of(rows: list[tuple[Any, ...]] | None) -> list[Passage]:
+    """The search statement's rows (the last of `search_statements`) as passages."""
+    return [
+        Passage(
+            chunk_id=chunk_id,
+            document_id=document_id,
+            source=source,
+            title=title,
+            heading_path=heading_path,
+            anchor=anchor,
+            text=passage,
+            score=float(score),
+            similarity=float(similarity),
+        )
+        for (chunk_id, document_id, source, title, heading_path, anchor, passage, score,
+             similarity) in rows or []
+    ]  # fmt: skip
+
+
 async def hybrid_search(
     session: AsyncSession,
     *,
@@ -232,44 +286,26 @@ async def hybrid_search(
     settings last for. Sent one at a time inside BEGIN and COMMIT, as before, they were
     four round trips, each holding the pooled connection through a turn of a busy event
     loop (issue 17). Raises sqlalchemy.exc.DBAPIError as any statement does."""
-    params = {
-        "embedding": Vector(embedding).to_text(),  # psycopg gets the values as they are
-        "query": query,
-        "candidates": max(candidates, top_k),
-        "min_similarity": min_similarity,
-        "rrf_k": rrf_k,
-        "top_k": top_k,
-        "confident_similarity": relevance.similarity,
-        "keyword_share": relevance.keyword_share,
-        "pool": pool,
-        "common_share": COMMON_SHARE,
-    }
-    plan = _plan_per_query(ef_search=max(ef_search, candidates, top_k))
-    _, rows = await pipelined(session, [plan, (_HYBRID_SQL, params)], commit=False)
-    return [
-        Passage(
-            chunk_id=chunk_id,
-            document_id=document_id,
-            source=source,
-            title=title,
-            heading_path=heading_path,
-            anchor=anchor,
-            text=passage,
-            score=float(score),
-            similarity=float(similarity),
-        )
-        for (chunk_id, document_id, source, title, heading_path, anchor, passage, score,
-             similarity) in rows or []
-    ]  # fmt: skip
+    statements = search_statements(
+        query=query,
+        embedding=embedding,
+        top_k=top_k,
+        candidates=candidates,
+        min_similarity=min_similarity,
+        rrf_k=rrf_k,
+        relevance=relevance,
+        pool=pool,
+        ef_search=ef_search,
+    )
+    _, rows = await pipelined(session, statements, commit=False)
+    return passages_of(rows)
 
 
-async def configured_search(
-    session: AsyncSession, settings: Settings, *, query: str, embedding: list[float]
-) -> list[Passage]:
-    """`hybrid_search` with the retrieval settings (RETRIEVAL_*, RRF_K, RELEVANCE_*): the
-    chat path's search, which the benchmarks time as it is."""
-    return await hybrid_search(
-        session,
+def configured_statements(
+    settings: Settings, *, query: str, embedding: list[float]
+) -> list[Statement]:
+    """`search_statements` with the retrieval settings (RETRIEVAL_*, RRF_K, RELEVANCE_*)."""
+    return search_statements(
         query=query,
         embedding=embedding,
         top_k=settings.retrieval_top_k,
@@ -280,3 +316,13 @@ async def configured_search(
         ef_search=settings.retrieval_ef_search,
         relevance=Relevance(settings.relevance_similarity, settings.relevance_keyword_share),
     )
+
+
+async def configured_search(
+    session: AsyncSession, settings: Settings, *, query: str, embedding: list[float]
+) -> list[Passage]:
+    """`hybrid_search` with the retrieval settings (RETRIEVAL_*, RRF_K, RELEVANCE_*): the
+    chat path's search, which the benchmarks time as it is."""
+    statements = configured_statements(settings, query=query, embedding=embedding)
+    _, rows = await pipelined(session, statements, commit=False)
+    return passages_of(rows)
