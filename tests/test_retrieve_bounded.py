@@ -90,14 +90,11 @@ def test_a_rare_word_is_found_however_many_chunks_share_a_common_one(
     a word in at most COMMON_SHARE of them come before the scan of every match."""
     pool = 3
     with db_engine.begin() as conn:
-        conn.execute(text("ANALYZE chunks"))  # the statistics that tell common from rare
-        common, share = conn.execute(
+        common, share = conn.execute(  # as the ingest's ANALYZE found them (migration 0024)
             text(
-                "SELECT e.word, e.share FROM pg_stats, "
-                "unnest(most_common_elems::text::text[], most_common_elem_freqs) AS e(word, share) "
-                "WHERE tablename = 'chunks' AND attname = 'tsv' "
-                "AND tsvector_to_array(to_tsvector('english', e.word)) = ARRAY[e.word] "
-                "ORDER BY e.share DESC, e.word LIMIT 1"
+                "SELECT word, share FROM common_lexemes "
+                "WHERE tsvector_to_array(to_tsvector('english', word)) = ARRAY[word] "
+                "ORDER BY share DESC, word LIMIT 1"
             )
         ).one()
         rare, rare_id = conn.execute(

@@ -5,7 +5,7 @@ from app.models.auth import ApiToken, AuthSession, Invite, User
 from app.models.base import EMBEDDING_DIM, Base, utcnow
 from app.models.cache import ResponseCacheEntry
 from app.models.chat import Conversation, Feedback, Message
-from app.models.corpus import Chunk, CorpusDigest, Document
+from app.models.corpus import Chunk, CommonLexeme, CorpusDigest, Document
 from app.models.money import LLMCall, Reservation, SpendCounter
 from app.models.ops import Alert, AppFlag, GuardrailTrigger, Incident, StatusProbe
 from app.models.quality import QualityScore
@@ -20,6 +20,7 @@ __all__ = [
     "CallRollupHourly",
     "Chunk",
     "Conversation",
+    "CommonLexeme",
     "CorpusDigest",
     "Document",
     "EMBEDDING_DIM",

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
+    REAL,
     BigInteger,
     Computed,
     DateTime,
@@ -81,3 +82,15 @@ class CorpusDigest(Base):
     shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     hi: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     lo: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+
+
+class CommonLexeme(Base):
+    """A lexeme in more than a few of the chunks, with its share of them (0..1), as the last
+    ingest's ANALYZE found (migration 0024): the keyword side leaves the common ones out of
+    its selective tier (app/rag/retrieve.py). Written only by
+    ragship_refresh_common_lexemes(), which ingest calls."""
+
+    __tablename__ = "common_lexemes"
+
+    word: Mapped[str] = mapped_column(Text, primary_key=True)
+    share: Mapped[float] = mapped_column(REAL)
