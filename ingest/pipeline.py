@@ -159,8 +159,8 @@ def refresh_keyword_statistics(engine: Engine) -> int:
     """ANALYZE the chunks and keep their common lexemes for retrieval's keyword side (the
     `common_lexemes` table, migration 0024), so that questions are searched with the
     statistics of the corpus as this ingest left it, not as autovacuum last sampled it.
-    Returns how many lexemes the statistics list. About 50 ms on the bundled docs; ANALYZE
-    samples at most 30,000 rows (300 × default_statistics_target), whatever the size."""
+    Returns how many lexemes the statistics list. ANALYZE samples at most 30,000 rows
+    (300 × default_statistics_target), whatever the corpus's size."""
     with engine.begin() as conn:
         conn.execute(text("ANALYZE chunks"))
         return int(conn.execute(text("SELECT ragship_refresh_common_lexemes()")).scalar_one())
