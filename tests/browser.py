@@ -62,5 +62,9 @@ def dev_sign_in(page: Page, email: str) -> None:
 
 
 def ask(page: Page, question: str) -> None:
+    # The page sends a question only once /api/me has answered (its CSRF token); until then
+    # Send keeps the text. #who shows the email from that answer: clicked before it, under a
+    # loaded suite, the question never left.
+    expect(page.locator("#who")).not_to_have_text("")
     page.fill("#question", question)
     page.click("#send")
