@@ -45,7 +45,7 @@ from app.rag.context_budget import (
 )
 from app.rag.no_context import answers_locally
 from app.rag.prompt import build_messages
-from app.rag.retrieve import Passage, configured_statements, passages_of
+from app.rag.retrieve import Passage, configured_statements, passages_of, vector_text
 from app.rag.summarise import MAX_UNSUMMARISED, Turn, fold, turns_to_fold
 from app.services import Services
 from app.settings import Settings
@@ -107,14 +107,15 @@ async def search_or_cached(
     (`pipelined`): on a miss, as most first turns are, the search was needed; a hit wasted
     its PostgreSQL time, not a round trip. Sent one at a time, the version, the lookup and
     the search were three. Raises sqlalchemy.exc.DBAPIError as any statement does."""
-    searching = configured_statements(settings, query=question, embedding=embedding)
+    vector = vector_text(embedding)  # made once for both statements
+    searching = configured_statements(settings, query=question, embedding=vector)
     if cache is None:
         *_, found = await pipelined(session, searching, commit=False)
         return None, None, passages_of(found)
     looking = lookup_statement(
         cache,
         question=question,
-        embedding=embedding,
+        embedding=vector,
         threshold=settings.response_cache_similarity,
     )
     looked, *_, found = await pipelined(session, [looking, *searching], commit=False)

@@ -20,12 +20,11 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from pgvector import Vector
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import ResponseCacheEntry, utcnow
-from app.rag.retrieve import Passage
+from app.rag.retrieve import Passage, QueryVector, vector_text
 
 # The corpus version changes whenever a document is added, changed or removed (its content
 # hash) or re-embedded with another model: the XOR of every document's md5, kept up to date
@@ -102,14 +101,14 @@ class CacheKeyParts:
 
 
 def lookup_statement(
-    parts: CacheKeyParts, *, question: str, embedding: list[float], threshold: float
+    parts: CacheKeyParts, *, question: str, embedding: QueryVector, threshold: float
 ) -> tuple[TextClause, dict[str, Any]]:
     """The lookup as one statement for `app.db.pipelined`, whose one row `looked_up` reads:
     the corpus version, and the cached answer for `question` under it (exact match first,
     else the most similar question at cosine similarity >= `threshold`)."""
     return _LOOKUP, {
         "qh": question_hash(question),
-        "embedding": Vector(embedding).to_text(),  # psycopg gets the values as they are
+        "embedding": vector_text(embedding),  # psycopg gets the values as they are
         "pv": parts.prompt_version,
         "model": parts.model,
         "arm": parts.arm,

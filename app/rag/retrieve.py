@@ -207,12 +207,21 @@ class Passage:
 
 
 Statement = tuple[TextClause, dict[str, Any]]
+# A query embedding: its floats, or pgvector's text form of them already made (`vector_text`).
+QueryVector = list[float] | str
+
+
+def vector_text(embedding: QueryVector) -> str:
+    """pgvector's text form of the embedding ("[0.1,0.2,...]"), as psycopg sends a value
+    with no SQLAlchemy type: about 0.6 ms of Python for 384 floats, so a caller that binds
+    the same vector in two statements makes it once and passes the text."""
+    return embedding if isinstance(embedding, str) else Vector(embedding).to_text()
 
 
 def search_statements(
     *,
     query: str,
-    embedding: list[float],
+    embedding: QueryVector,
     top_k: int,
     candidates: int,
     min_similarity: float,
@@ -226,7 +235,7 @@ def search_statements(
     the same round trip (app/prepare.py: the response cache's lookup); `hybrid_search`
     sends them alone. Arguments as `hybrid_search`'s."""
     params: dict[str, Any] = {
-        "embedding": Vector(embedding).to_text(),  # psycopg gets the values as they are
+        "embedding": vector_text(embedding),  # psycopg gets the values as they are
         "query": query,
         "candidates": max(candidates, top_k),
         "min_similarity": min_similarity,
@@ -302,7 +311,7 @@ async def hybrid_search(
 
 
 def configured_statements(
-    settings: Settings, *, query: str, embedding: list[float]
+    settings: Settings, *, query: str, embedding: QueryVector
 ) -> list[Statement]:
     """`search_statements` with the retrieval settings (RETRIEVAL_*, RRF_K, RELEVANCE_*)."""
     return search_statements(
