@@ -44,7 +44,8 @@ def expected(conn: Connection) -> str:
 
 
 def version(engine: Engine) -> str:
-    """corpus_version as the chat path reads it (an async session)."""
+    """`corpus_version` in an async session: the same expression over `corpus_digest` that the
+    chat path's cache lookup reads the version with (`_VERSION`, app/cache/responses.py)."""
 
     async def read() -> str:
         async_engine = make_async_engine(engine.url.render_as_string(hide_password=False))
