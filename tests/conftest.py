@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,8 @@ def _sqlalchemy_url(uri: str) -> str:
 
 @pytest.fixture(scope="session")
 def new_database(request: pytest.FixtureRequest, pg_server: pgserver.PostgresServer):  # type: ignore[no-untyped-def]
-    """Factory: a fresh, migrated database on the test server; returns its URL.
+    """Factory: a fresh database on the test server, a copy (CREATE DATABASE ... TEMPLATE) of
+    one migrated to head once per server, or of `template` when given; returns its URL.
 
     After the whole session, every call in every such database is checked against the
     cap chain's invariant: no call cost more than it reserved (docs/caps.md)."""
@@ -68,15 +70,15 @@ def new_database(request: pytest.FixtureRequest, pg_server: pgserver.PostgresSer
 
     kept = bool(request.config.getoption("--pg-dir"))
 
-    def make() -> str:
+    migrated: list[str] = []  # the migrated template's name, once known
+
+    def make(template: str | None = None) -> str:
         name = f"t_{uuid.uuid4().hex[:12]}"
-        if kept:  # a copy of a database migrated once, by an earlier session
-            pg_server.psql(f"CREATE DATABASE {name} TEMPLATE {_migrated_template(pg_server)};")
-            url = _sqlalchemy_url(pg_server.get_uri(name))
-        else:
-            pg_server.psql(f"CREATE DATABASE {name};")
-            url = _sqlalchemy_url(pg_server.get_uri(name))
-            upgrade_to_head(url)
+        if not template and not migrated:
+            migrated.append(_migrated_template(pg_server))
+        source = template or migrated[0]
+        pg_server.psql(f"CREATE DATABASE {name} TEMPLATE {source};")
+        url = _sqlalchemy_url(pg_server.get_uri(name))
         made.append(url)
         return url
 
@@ -121,10 +123,43 @@ def _assert_no_call_cost_more_than_it_reserved(urls: list[str]) -> None:
     assert not over, f"calls that cost more than they reserved (of {calls}): {over[:20]}"
 
 
+@dataclass(frozen=True)
+class DocsTemplate:
+    name: str  # the database's name, for CREATE DATABASE ... TEMPLATE
+    report: IngestReport
+
+
 @pytest.fixture(scope="session")
-def db_url(new_database) -> str:  # type: ignore[no-untyped-def]
-    url: str = new_database()
-    return url
+def docs_template(new_database: Callable[..., str], embedder: Embedder) -> DocsTemplate:
+    """A database holding the bundled docs, ingested once per session as the app ingests
+    them (300-token chunks, 40 overlapping, the bundled model); `docs_database` copies it.
+    No connection is left open: PostgreSQL copies a template only while no one is on it."""
+    url = new_database()
+    engine = make_sync_engine(url)
+    try:
+        report = ingest_paths(
+            [DOCS], engine=engine, embedder=embedder, chunk_tokens=300, chunk_overlap=40
+        )
+    finally:
+        engine.dispose()
+    assert not report.errors, report.errors
+    return DocsTemplate(name=str(make_url(url).database), report=report)
+
+
+@pytest.fixture(scope="session")
+def docs_database(
+    new_database: Callable[..., str], docs_template: DocsTemplate
+) -> Callable[[], str]:
+    """Factory: a fresh database with the bundled docs already ingested; returns its URL.
+    A copy of `docs_template`, so it is exactly what ingesting the docs would give (an
+    ingest over it finds every file unchanged) without embedding them again (about 20 s)."""
+    return lambda: new_database(docs_template.name)
+
+
+@pytest.fixture(scope="session")
+def db_url(docs_database: Callable[[], str]) -> str:
+    """The session's shared database: the bundled docs ingested (`corpus`)."""
+    return docs_database()
 
 
 @pytest.fixture(scope="session")
@@ -162,13 +197,9 @@ def onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def corpus(db_engine: Engine, embedder: Embedder) -> IngestReport:
-    """The bundled docs, ingested once into the session database."""
-    report = ingest_paths(
-        [DOCS], engine=db_engine, embedder=embedder, chunk_tokens=300, chunk_overlap=40
-    )
-    assert not report.errors, report.errors
-    return report
+def corpus(db_url: str, docs_template: DocsTemplate) -> IngestReport:
+    """The bundled docs in the session database (a copy of `docs_template`): its report."""
+    return docs_template.report
 
 
 class LocalModel:
@@ -278,13 +309,6 @@ def anonymous(app_server: BackgroundServer) -> Iterator[httpx.Client]:
         yield client
 
 
-def new_engine_for(url: str, embedder: Embedder) -> Engine:
-    """An engine on a fresh database with the bundled docs ingested."""
-    engine = make_sync_engine(url)
-    ingest_paths([DOCS], engine=engine, embedder=embedder, chunk_tokens=300, chunk_overlap=40)
-    return engine
-
-
 def eventually(condition: Any, *, timeout_s: float = 30.0, what: str = "condition") -> None:
     """Wait for a condition that another process or thread makes true; fail after timeout."""
     deadline = time.monotonic() + timeout_s
@@ -312,12 +336,8 @@ def provider() -> Iterator[Provider]:
 
 
 @pytest.fixture(scope="session")
-def prod_db(new_database: Callable[[], str], embedder: Embedder) -> str:
-    url = new_database()
-    engine = make_sync_engine(url)
-    ingest_paths([DOCS], engine=engine, embedder=embedder, chunk_tokens=300, chunk_overlap=40)
-    engine.dispose()
-    return url
+def prod_db(docs_database: Callable[[], str]) -> str:
+    return docs_database()
 
 
 @pytest.fixture(scope="session")
@@ -349,10 +369,11 @@ def prod_app(
 
 @pytest.fixture(scope="module")
 def planted_app(  # the docs plus a document that addresses AI assistants
-    new_database, embedder: Embedder, local_model: LocalModel
-) -> Iterator[tuple[BackgroundServer, Engine]]:  # type: ignore[no-untyped-def]
-    """An app over the docs plus a document that addresses AI assistants."""
-    url = new_database()
+    docs_database: Callable[[], str], embedder: Embedder, local_model: LocalModel
+) -> Iterator[tuple[BackgroundServer, Engine]]:
+    """An app over the docs plus a document that addresses AI assistants (the docs copied,
+    the document ingested beside them)."""
+    url = docs_database()
     engine = make_sync_engine(url)
     fixture = ROOT / "evals" / "fixtures" / "upgrades.md"
     ingest_paths(

@@ -15,7 +15,6 @@ import httpx
 from sqlalchemy import Engine
 
 from app.localmodel.runner import BackgroundServer
-from app.rag.embedder import Embedder
 from tests.conftest import LocalModel, eventually, scalar, sign_in
 
 
@@ -137,18 +136,13 @@ def test_store_down_refuses_fast_with_zero_upstream_calls(
     assert local_model.stats()["requests"] == before
 
 
-def test_1000_calls_four_at_a_time_balance_the_books_to_the_cent(
-    start_app, new_database, local_model: LocalModel, embedder: Embedder
-) -> None:  # type: ignore[no-untyped-def]
+def test_1000_calls_four_at_a_time_balance_the_books_to_the_cent(start_app, docs_database) -> None:  # type: ignore[no-untyped-def]
     """A thousand answers, four in flight at a time (the user's stream limit raised to 4):
     the ledger, the counters and the messages agree to the cent, with nothing left reserved."""
     from app.db import make_sync_engine
-    from ingest.pipeline import ingest_paths
-    from tests.conftest import DOCS
 
-    url = new_database()
+    url = docs_database()
     engine = make_sync_engine(url)
-    ingest_paths([DOCS], engine=engine, embedder=embedder, chunk_tokens=300, chunk_overlap=40)
     app = start_app(
         database_url=url,
         rate_limit_requests=100_000,

@@ -38,18 +38,19 @@ def my_docs(tmp_path: Path) -> Path:
 
 def test_switching_docs_dir_leaves_no_old_document_cited(
     start_app,
-    new_database,
+    docs_database,
     embedder: Embedder,
     my_docs: Path,
     caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
 ) -> None:
-    url = new_database()
+    url = docs_database()  # the bundled docs, as the app's first start leaves them
     engine = make_sync_engine(url)
     first = ingest_corpus(
         make_settings(database_url=url, docs_dir=DOCS), engine=engine, embedder=embedder
     )
     bundled = first.files
-    assert bundled > 5 and first.ingested == bundled
+    assert bundled > 5 and first.skipped == bundled
+    assert scalar(engine, "SELECT count(*) FROM documents") == bundled
     caplog.set_level(logging.INFO, logger="ragship.ingest")
     switched = ingest_corpus(
         make_settings(database_url=url, docs_dir=my_docs), engine=engine, embedder=embedder

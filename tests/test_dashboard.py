@@ -7,17 +7,18 @@ from decimal import Decimal
 import httpx
 from sqlalchemy import Engine
 
+from app.db import make_sync_engine
 from app.localmodel.runner import BackgroundServer
 from app.observability.rollups import LATENCY_BUCKETS_MS, one_hot, percentile
-from tests.conftest import LocalModel, new_engine_for, scalar, sign_in
+from tests.conftest import LocalModel, scalar, sign_in
 from tests.sse import chat
 
 
 def test_rollups_match_the_ledger_and_the_dashboard_shows_every_view(
-    start_app, new_database, local_model: LocalModel, embedder
+    start_app, docs_database, local_model: LocalModel
 ) -> None:  # type: ignore[no-untyped-def]
-    url = new_database()
-    engine: Engine = new_engine_for(url, embedder)
+    url = docs_database()
+    engine: Engine = make_sync_engine(url)
     app: BackgroundServer = start_app(
         database_url=url,
         admin_emails="ops@example.com",
@@ -84,10 +85,10 @@ def test_histogram_percentiles() -> None:
 
 
 def test_metrics_need_an_admin_or_the_scrape_token_and_match_the_ledger(
-    start_app, new_database, embedder
+    start_app, docs_database
 ) -> None:  # type: ignore[no-untyped-def]
-    url = new_database()
-    engine: Engine = new_engine_for(url, embedder)
+    url = docs_database()
+    engine: Engine = make_sync_engine(url)
     app: BackgroundServer = start_app(
         database_url=url,
         admin_emails="ops@example.com",

@@ -14,11 +14,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from app.db import make_sync_engine
 from app.localmodel.runner import BackgroundServer
-from app.rag.embedder import Embedder
 from app.rag.prompt import PROMPT_VERSION
 from tests.app_process import app_processes
-from tests.conftest import LocalModel, eventually, new_engine_for, scalar, sign_in
+from tests.conftest import LocalModel, eventually, scalar, sign_in
 from tests.sse import chat
 
 JUDGE = "ragship-local-1-mini"  # the answers use ragship-local-1: faults can pick either
@@ -39,10 +39,10 @@ ON = {
 
 
 @pytest.fixture(scope="module")
-def corpus_db(new_database: Callable[[], str], embedder: Embedder) -> Iterator[tuple[str, Engine]]:
-    """A database of this module's own with the docs ingested (once: ingest is slow)."""
-    url = new_database()
-    engine = new_engine_for(url, embedder)
+def corpus_db(docs_database: Callable[[], str]) -> Iterator[tuple[str, Engine]]:
+    """A database of this module's own with the docs ingested."""
+    url = docs_database()
+    engine = make_sync_engine(url)
     yield url, engine
     engine.dispose()
 
