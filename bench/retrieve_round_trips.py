@@ -36,7 +36,7 @@ from app.cache.responses import CacheKeyParts, corpus_version, lookup_statement
 from app.db import autocommit_scope, make_async_engine, pipelined, session_scope
 from app.models import EMBEDDING_DIM
 from app.prepare import search_or_cached
-from app.rag import retrieve
+from app.rag import retrieve, search_sql
 from bench.fixtures import DOCS, bench_settings, ingest_corpus, shared_embedder, temp_database
 from bench.settle_tail import RELAYS, relay
 from bench.table import Table, latency, ratio
@@ -51,7 +51,7 @@ Sessions = async_sessionmaker[AsyncSession]
 Ask = Callable[[Sessions, str, list[float]], Awaitable[Any]]
 
 # The statement as the baseline sent it, through SQLAlchemy (its vector type binds the list).
-_ONE_AT_A_TIME = retrieve._HYBRID_SQL.bindparams(
+_ONE_AT_A_TIME = search_sql.HYBRID_SQL.bindparams(
     bindparam("embedding", type_=Vector(EMBEDDING_DIM))
 )
 

@@ -29,7 +29,7 @@ from sqlalchemy import create_engine, text
 
 from app.migrate import upgrade_to_head
 from bench.fixtures import ROOT, temp_database
-from ingest.pipeline import refresh_keyword_statistics
+from ingest.keyword_statistics import refresh_keyword_statistics
 
 KEPT = Path(tempfile.gettempdir()) / "ragship-bench-scale"
 KEEP_UP_TO = 200_000  # chunks; a 1M database (several GB) is built afresh and deleted

@@ -23,7 +23,8 @@ from app.db import database_url, make_sync_engine
 from app.migrate import upgrade_to_head
 from app.rag.embedder import load_embedder
 from app.settings import get_settings
-from ingest.pipeline import delete_corpus, ingest_paths
+from ingest.pipeline import ingest_paths
+from ingest.prune import delete_corpus
 
 
 def main(argv: list[str] | None = None) -> int:

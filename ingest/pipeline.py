@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine, delete, insert, select, text
+from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 from tqdm import tqdm
@@ -28,7 +28,9 @@ from tqdm import tqdm
 from app.models import Chunk, Document, utcnow
 from app.rag.embedder import TextEmbedder
 from ingest.boilerplate import repeated_blocks
+from ingest.keyword_statistics import refresh_keyword_statistics
 from ingest.prepare import Prepared, chunk_document, read_changed
+from ingest.prune import prune_all_but, prune_under
 from ingest.readers import SUPPORTED_SUFFIXES, ParsedDocument, ReadError
 
 log = logging.getLogger("ragship.ingest")
@@ -146,24 +148,13 @@ def ingest_paths(
     present = {source for _, source in files}
     missing = any(not path.exists() for path in paths)
     if whole_corpus and not missing:
-        report.pruned, report.outside = _prune_all_but(paths, present, engine=engine)
+        report.pruned, report.outside = prune_all_but(_prefixes(paths), present, engine=engine)
     elif prune or whole_corpus:
-        report.pruned = _prune(paths, present, engine=engine)
+        report.pruned = prune_under(_prefixes(paths), present, engine=engine)
     if report.ingested or report.pruned:
         refresh_keyword_statistics(engine)
     report.seconds = time.perf_counter() - started
     return report
-
-
-def refresh_keyword_statistics(engine: Engine) -> int:
-    """ANALYZE the chunks and keep their common lexemes for retrieval's keyword side (the
-    `common_lexemes` table, migration 0024), so that questions are searched with the
-    statistics of the corpus as this ingest left it, not as autovacuum last sampled it.
-    Returns how many lexemes the statistics list. ANALYZE samples at most 30,000 rows
-    (300 × default_statistics_target), whatever the corpus's size."""
-    with engine.begin() as conn:
-        conn.execute(text("ANALYZE chunks"))
-        return int(conn.execute(text("SELECT ragship_refresh_common_lexemes()")).scalar_one())
 
 
 _Outcome = Prepared | None | Exception
@@ -276,37 +267,6 @@ def _write(prepared: Prepared, vectors: list[list[float]], *, engine: Engine, mo
         )
 
 
-def _prune_all_but(roots: list[Path], present: set[str], *, engine: Engine) -> tuple[int, int]:
-    """Delete every document not in ``present``: (deleted, of which outside ``roots``)."""
-    prefixes = [source_key(root).rstrip("/") for root in roots]
-    with Session(engine) as session, session.begin():
-        sources = session.execute(select(Document.source)).scalars().all()
-        gone = [s for s in sources if s not in present]
-        if gone:
-            session.execute(delete(Document).where(Document.source.in_(gone)))
-    outside = [s for s in gone if not any(s == p or s.startswith(p + "/") for p in prefixes)]
-    return len(gone), len(outside)
-
-
-def delete_corpus(engine: Engine) -> int:
-    """Delete every document and its chunks: the corpus is empty. Returns how many."""
-    with Session(engine) as session, session.begin():
-        result = session.execute(delete(Document))
-    refresh_keyword_statistics(engine)
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
-def _prune(roots: list[Path], present: set[str], *, engine: Engine) -> int:
-    """Delete documents under the given roots whose files are no longer there."""
-    prefixes = [source_key(root) for root in roots]
-    with Session(engine) as session, session.begin():
-        sources = session.execute(select(Document.source)).scalars().all()
-        gone = [
-            s
-            for s in sources
-            if any(s == p or s.startswith(p.rstrip("/") + "/") for p in prefixes)
-            and s not in present
-        ]
-        if gone:
-            session.execute(delete(Document).where(Document.source.in_(gone)))
-    return len(gone)
+def _prefixes(roots: list[Path]) -> list[str]:
+    """The source keys of `roots` (folders or files), without a trailing slash."""
+    return [source_key(root).rstrip("/") for root in roots]

@@ -14,7 +14,9 @@ from sqlalchemy import Connection, Engine, text
 
 from app.db import make_sync_engine
 from app.rag.embedder import Embedder
-from ingest.pipeline import delete_corpus, ingest_paths, refresh_keyword_statistics
+from ingest.keyword_statistics import refresh_keyword_statistics
+from ingest.pipeline import ingest_paths
+from ingest.prune import delete_corpus
 
 # What pg_stats says now, as the function of migration 0020 read it per question.
 _PG_STATS = text(

@@ -21,130 +21,21 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pgvector import Vector
-from sqlalchemy import TextClause, text
+from sqlalchemy import TextClause
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import pipelined
+from app.rag.search_sql import HYBRID_SQL, KEYWORD_SQL, PLAN_SQL
 from app.settings import Settings
 
-# The keyword side, bounded: `ts_rank` scores at most :pool chunks, gathered in three tiers
-# (an Append under one LIMIT runs a tier only while the pool is short):
-#   1. chunks holding every lexeme of the question (an AND, whose GIN scan is driven by its
-#      rarest lexeme), run only when the question has a selective lexeme;
-#   2. chunks holding any selective lexeme: one held by at most COMMON_SHARE of the chunks by
-#      the planner's statistics (pg_stats.most_common_elems, kept by ANALYZE and autovacuum);
-#      a lexeme missing from those statistics counts as selective;
-#   3. chunks holding any lexeme (the OR), in scan order, until the pool is full.
-# A corpus whose OR matches fit in the pool ranks every match, as the unbounded OR did; at
-# 100k chunks that OR ranked every chunk (hybrid p50 426 ms, `python -m bench scale`).
-# The question's tsqueries are written inline, not in a CTE, so that the planner sees them as
-# constants and picks a seq scan for a common OR and the GIN index for a rare one;
-# hybrid_search makes the transaction's plans custom so a prepared statement keeps that.
-# ts_rank's weights are {D, C, B, A}: text D 0.1, title and heading path A 0.2.
-_STRICT = "plainto_tsquery('english', :query)"
-_LOOSE = f"replace({_STRICT}::text, ' & ', ' | ')::tsquery"
-_KEYWORD = f"""
-    SELECT id, ROW_NUMBER() OVER (ORDER BY score DESC, id) AS rank
-    FROM (
-        SELECT id, ts_rank('{{0.1, 0.2, 0.4, 0.2}}', tsv, {_LOOSE}, 1) AS score
-        FROM (
-            (SELECT id, tsv FROM chunks
-             WHERE (SELECT query FROM selective) IS NOT NULL AND tsv @@ {_STRICT}
-             LIMIT :pool)
-            UNION ALL
-            (SELECT id, tsv FROM chunks
-             WHERE tsv @@ (SELECT query FROM selective) AND NOT tsv @@ {_STRICT}
-             LIMIT :pool)
-            UNION ALL
-            (SELECT id, tsv FROM chunks
-             WHERE tsv @@ {_LOOSE} AND NOT COALESCE(tsv @@ (SELECT query FROM selective), false)
-             LIMIT :pool)
-            LIMIT :pool
-        ) AS pool
-        ORDER BY score DESC, id
-        LIMIT :candidates
-    ) AS matched
-"""  # noqa: S608 (constant fragments only; values are bound)
-
-# The question's selective lexemes as one OR tsquery (NULL when it has none). Each lexeme is
-# quoted for the tsquery parser (backslash and quote escaped); the question is a bound value.
-# The common lexemes come from pg_stats through ragship_common_lexemes (migration 0020), whose
-# plan is cached: the view planned inline cost about 1 ms a question (docs/retrieval.md).
-_SELECTIVE = r"""
-    selective AS (
-        SELECT string_agg(
-                   '''' || replace(replace(word, '\', '\\'), '''', '''''') || '''', ' | '
-               )::tsquery AS query
-        FROM unnest(tsvector_to_array(to_tsvector('english', :query))) AS q(word)
-        WHERE q.word <> ALL ((SELECT ragship_common_lexemes(:common_share))::text[])
-    )
-"""
-
-# A lexeme in more than this share of the chunks is common, and tier 2 leaves it out: a word
-# in one chunk of twenty says little about which passage answers (inverse document frequency).
+# A lexeme in more than this share of the chunks is common, and the keyword side's second
+# tier leaves it out (search_sql.py): a word in one chunk of twenty says little about which
+# passage answers (inverse document frequency).
 COMMON_SHARE = 0.05
-
-_KEYWORD_SQL = text(
-    f"WITH {_SELECTIVE} SELECT id FROM ({_KEYWORD}) AS keyword ORDER BY rank"  # noqa: S608
-)
-
-# The question's distinct lexemes, as the keyword side sees them (stop words dropped).
-_LEXEMES = "SELECT unnest(tsvector_to_array(to_tsvector('english', :query))) AS word"
-
-_HYBRID_SQL = text(
-    f"""
-    WITH {_SELECTIVE},
-    semantic AS (
-        SELECT id, ROW_NUMBER() OVER (ORDER BY embedding <=> :embedding) AS rank
-        FROM chunks
-        ORDER BY embedding <=> :embedding
-        LIMIT :candidates
-    ),
-    keyword AS ({_KEYWORD}),
-    fused AS (
-        SELECT COALESCE(s.id, k.id) AS id,
-               COALESCE(1.0 / (:rrf_k + s.rank), 0) + COALESCE(1.0 / (:rrf_k + k.rank), 0) AS score
-        FROM semantic s FULL OUTER JOIN keyword k ON s.id = k.id
-    ),
-    lexemes AS ({_LEXEMES}),
-    kept AS (
-        SELECT f.id, f.score, c.similarity, c.document_id, c.heading_path, c.anchor, c.text,
-               (SELECT count(*) FROM lexemes WHERE word = ANY (tsvector_to_array(c.tsv)))::float
-                   / GREATEST((SELECT count(*) FROM lexemes), 1) AS keyword_share
-        FROM fused f
-        CROSS JOIN LATERAL (
-            SELECT 1 - (embedding <=> :embedding) AS similarity, document_id, heading_path,
-                   anchor, text, tsv
-            FROM chunks WHERE id = f.id
-            OFFSET 0
-        ) AS c
-        WHERE c.similarity >= :min_similarity
-    ),
-    gated AS (
-        SELECT *, bool_or(similarity >= :confident_similarity
-                          OR keyword_share >= :keyword_share) OVER () AS relevant
-        FROM kept
-    )
-    SELECT g.id, g.document_id, d.source, d.title, g.heading_path, g.anchor, g.text,
-           g.score, g.similarity
-    FROM gated g
-    JOIN documents d ON d.id = g.document_id
-    WHERE g.relevant
-    ORDER BY g.score DESC, g.id
-    LIMIT :top_k
-    """  # noqa: S608 (only constant fragments are formatted in; values are bound)
-)
-
 
 # Defaults of the settings RETRIEVAL_KEYWORD_POOL and RETRIEVAL_EF_SEARCH (docs/configuration.md).
 KEYWORD_POOL = 500
 EF_SEARCH = 200
-
-_PLAN_SQL = text(
-    "SELECT set_config('hnsw.ef_search', :ef_search, true), "
-    "set_config('plan_cache_mode', 'force_custom_plan', true), "
-    "set_config('synchronize_seqscans', 'off', true)"
-)
 
 
 def _plan_per_query(*, ef_search: int) -> tuple[TextClause, dict[str, str]]:
@@ -156,7 +47,7 @@ def _plan_per_query(*, ef_search: int) -> tuple[TextClause, dict[str, str]]:
     tier's "scan order" began where the last scan stopped, so the same question ranked a
     different pool each time: all 100 of `bench scale`'s 100k questions did, twice in a row.
     Sent in one round trip with the search that needs it (`pipelined`)."""
-    return _PLAN_SQL, {"ef_search": str(ef_search)}
+    return PLAN_SQL, {"ef_search": str(ef_search)}
 
 
 @dataclass(frozen=True)
@@ -184,7 +75,7 @@ async def keyword_search(
     lexeme (only stop words)."""
     params = {"query": query, "candidates": candidates, "pool": pool, "common_share": COMMON_SHARE}
     _, rows = await pipelined(
-        session, [_plan_per_query(ef_search=EF_SEARCH), (_KEYWORD_SQL, params)], commit=False
+        session, [_plan_per_query(ef_search=EF_SEARCH), (KEYWORD_SQL, params)], commit=False
     )
     return [r[0] for r in rows or []]
 
@@ -247,7 +138,7 @@ def search_statements(
         "common_share": COMMON_SHARE,
     }
     plan, values = _plan_per_query(ef_search=max(ef_search, candidates, top_k))
-    return [(plan, dict(values)), (_HYBRID_SQL, params)]
+    return [(plan, dict(values)), (HYBRID_SQL, params)]
 
 
 def passages_of(rows: list[tuple[Any, ...]] | None) -> list[Passage]:
