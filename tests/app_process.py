@@ -45,7 +45,7 @@ def app_process(
     nofile: tuple[int, int] | None = None,
 ) -> Iterator[AppProcess]:
     """Run `python -m app` in dev mode with `env` over the test's environment (no ingest on
-    start and no quality sampling unless `env` asks for them), wait until `/healthz` answers 200 and `ready` holds,
+    start, quality sampling, start-up probe or response cache unless `env` asks for them), wait until `/healthz` answers 200 and `ready` holds,
     and kill it on the way out if it is still running. Raises AssertionError when it exits
     during start-up (with its log, when there is one). `nofile`: the (soft, hard) limit on
     open files it starts with (util-linux's `prlimit`), as a host's default would set it."""
@@ -97,9 +97,19 @@ def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
 
 def _start(env: dict[str, str], log: Path | None, nofile: tuple[int, int] | None) -> AppProcess:
     port = free_port()
-    # No quality sampling unless asked for: a judge call behind the test's back would use
-    # up the faults it queues on the local model.
-    defaults = {"ENV": "dev", "INGEST_ON_START": "false", "QUALITY_SAMPLE_RATE": "0"}
+    # As `make_settings` for the apps run in-process: no quality sampling and no start-up
+    # probe of the upstream (a judge call or a ping behind the test's back would use up the
+    # faults a test queues on the local model), and no response cache: tests ask the same
+    # questions of the shared database and expect them to reach the model (with the cache
+    # on, an answer cached by one test was replayed at full speed to the next, which had
+    # queued a slow upstream to stop mid-answer).
+    defaults = {
+        "ENV": "dev",
+        "INGEST_ON_START": "false",
+        "QUALITY_SAMPLE_RATE": "0",
+        "STATUS_PROBE_ON_START": "false",
+        "RESPONSE_CACHE": "false",
+    }
     full = {**os.environ, **defaults, **env, "PORT": str(port)}
     with ExitStack() as stack:
         out = stack.enter_context(log.open("wb")) if log else subprocess.DEVNULL

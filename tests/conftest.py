@@ -197,6 +197,15 @@ def onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def onnx_env(onnx_dir: Path) -> dict[str, str]:
+    """Settings for a `python -m app` process to embed as the deploy image does (onnxruntime,
+    on the session's export; the same vectors as torch, tests/test_onnx_embedder.py). Such a
+    process starts without importing torch and sentence-transformers, about 8 s of CPU a
+    start here; tests of `make dev`'s start keep torch."""
+    return {"EMBEDDING_BACKEND": "onnx", "EMBEDDING_ONNX_DIR": str(onnx_dir)}
+
+
+@pytest.fixture(scope="session")
 def corpus(db_url: str, docs_template: DocsTemplate) -> IngestReport:
     """The bundled docs in the session database (a copy of `docs_template`): its report."""
     return docs_template.report

@@ -16,9 +16,15 @@ from tests.conftest import LocalModel
 
 @pytest.fixture
 def replicas(
-    db_url: str, redis_url: str, local_model: LocalModel, tmp_path: Path, corpus: object
+    db_url: str,
+    redis_url: str,
+    local_model: LocalModel,
+    tmp_path: Path,
+    corpus: object,
+    onnx_env: dict[str, str],
 ) -> Iterator[list[str]]:
     env = {
+        **onnx_env,
         "DATABASE_URL": db_url,
         "LLM_BASE_URL": local_model.base_url,
         "RATE_LIMIT_STORE": redis_url,

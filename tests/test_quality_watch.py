@@ -193,10 +193,11 @@ def test_an_injected_drop_raises_quality_drop(  # type: ignore[no-untyped-def]
 
 
 def test_two_replicas_never_score_the_same_answer_twice(  # type: ignore[no-untyped-def]
-    fresh, local_model: LocalModel, tmp_path
+    fresh, local_model: LocalModel, tmp_path, onnx_env: dict[str, str]
 ) -> None:
     url, engine = fresh
     env = {
+        **onnx_env,
         "DATABASE_URL": url,
         "LLM_BASE_URL": local_model.base_url,
         "STATUS_PROBE_ON_START": "false",

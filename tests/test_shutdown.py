@@ -15,9 +15,15 @@ from tests.sse import parse_lines
 
 
 def test_shutdown_ends_a_live_stream_with_a_terminal_event(
-    db_url: str, db_engine: Engine, local_model: LocalModel, tmp_path: Path, corpus: object
+    db_url: str,
+    db_engine: Engine,
+    local_model: LocalModel,
+    tmp_path: Path,
+    corpus: object,
+    onnx_env: dict[str, str],
 ) -> None:
     env = {
+        **onnx_env,
         "DATABASE_URL": db_url,
         "LLM_BASE_URL": local_model.base_url,
         "DATA_DIR": str(tmp_path),

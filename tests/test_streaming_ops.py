@@ -29,9 +29,14 @@ def test_heartbeat_comments_keep_a_slow_stream_alive(start_app, local_model: Loc
 
 
 def test_sigterm_lets_a_live_answer_finish(
-    db_url: str, local_model: LocalModel, tmp_path: Path, corpus: object
+    db_url: str,
+    local_model: LocalModel,
+    tmp_path: Path,
+    corpus: object,
+    onnx_env: dict[str, str],
 ) -> None:
     env = {
+        **onnx_env,
         "DATABASE_URL": db_url,
         "LLM_BASE_URL": local_model.base_url,
         "DATA_DIR": str(tmp_path),

@@ -25,9 +25,15 @@ def _workers(parent: psutil.Process) -> list[psutil.Process]:
 
 
 def test_two_workers_serve_one_port_and_stop_together(
-    db_url: str, redis_url: str, local_model: LocalModel, tmp_path: Path, corpus: object
+    db_url: str,
+    redis_url: str,
+    local_model: LocalModel,
+    tmp_path: Path,
+    corpus: object,
+    onnx_env: dict[str, str],
 ) -> None:
     env = {
+        **onnx_env,  # several workers are a production setting: the image embeds with ONNX
         "WEB_CONCURRENCY": "2",
         "DATABASE_URL": db_url,
         "LLM_BASE_URL": local_model.base_url,
