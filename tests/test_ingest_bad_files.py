@@ -64,8 +64,10 @@ def texts_by_source(engine: Engine) -> dict[str, str]:
     return {str(source): str(joined) for source, joined in rows(engine, sql)}
 
 
-def run_ingest_cli(cwd: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": database_url}
+def run_ingest_cli(
+    cwd: Path, database_url: str, *args: str, settings: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": database_url, **(settings or {})}
     return subprocess.run(
         [sys.executable, "-m", "ingest", *args],
         cwd=cwd,
@@ -77,9 +79,14 @@ def run_ingest_cli(cwd: Path, database_url: str, *args: str) -> subprocess.Compl
 
 
 def test_cli_reports_bad_files_and_ingests_the_rest(
-    bad_folder: Path, engine_url: str, engine: Engine, embedder: Embedder
+    bad_folder: Path,
+    engine_url: str,
+    engine: Engine,
+    embedder: Embedder,
+    onnx_env: dict[str, str],
 ) -> None:
-    done = run_ingest_cli(bad_folder.parent, engine_url, "corpus")
+    # Embedded as the image does (the same vectors as torch: the torch query below finds it).
+    done = run_ingest_cli(bad_folder.parent, engine_url, "corpus", settings=onnx_env)
     assert done.returncode == 1, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert errors == [
@@ -96,16 +103,16 @@ def test_cli_reports_bad_files_and_ingests_the_rest(
     top = search(engine_url, embedder, "zebra stripes")
     assert top[0].source == "corpus/z-zebra.md"
 
-    again = run_ingest_cli(bad_folder.parent, engine_url, "corpus")
+    again = run_ingest_cli(bad_folder.parent, engine_url, "corpus", settings=onnx_env)
     assert again.returncode == 1
     assert "5 files: 0 ingested, 3 unchanged, 0 pruned, 2 failed;" in again.stdout
 
 
 def test_cli_exits_0_when_all_is_well_and_2_without_a_database(
-    tmp_path: Path, engine_url: str
+    tmp_path: Path, engine_url: str, onnx_env: dict[str, str]
 ) -> None:
     (tmp_path / "good.md").write_text(GOOD)
-    ok = run_ingest_cli(tmp_path, engine_url, "good.md")
+    ok = run_ingest_cli(tmp_path, engine_url, "good.md", settings=onnx_env)
     assert ok.returncode == 0, ok.stderr
     assert "1 files: 1 ingested" in ok.stdout and "error:" not in ok.stderr
 
@@ -161,9 +168,15 @@ def test_file_name_that_is_not_utf8_is_reported_not_fatal(
 
 
 def test_app_starts_when_a_document_cannot_be_ingested(
-    bad_folder: Path, engine_url: str, engine: Engine, local_model: LocalModel, tmp_path: Path
+    bad_folder: Path,
+    engine_url: str,
+    engine: Engine,
+    local_model: LocalModel,
+    tmp_path: Path,
+    onnx_env: dict[str, str],
 ) -> None:
     env = {
+        **onnx_env,
         "DATABASE_URL": engine_url,
         "LLM_BASE_URL": local_model.base_url,
         "DOCS_DIR": str(bad_folder),
