@@ -43,6 +43,7 @@ from app.rag.context_budget import (
     fit_summary,
     window_of,
 )
+from app.rag.corpus_fit import CorpusFit
 from app.rag.no_context import answers_locally
 from app.rag.prompt import build_messages
 from app.rag.retrieve import Passage, configured_statements, passages_of, vector_text
@@ -100,17 +101,20 @@ async def search_or_cached(
     question: str,
     embedding: list[float],
     cache: CacheKeyParts | None,
+    fit: CorpusFit,
 ) -> tuple[CacheKey | None, CachedAnswer | None, list[Passage]]:
     """The question's passages, and with `cache` (a first turn, RESPONSE_CACHE on) its key
     and cached answer (None on a miss; the passages are then the answer's). The lookup,
     which reads the corpus version with the entry, and the search leave in one round trip
     (`pipelined`): on a miss, as most first turns are, the search was needed; a hit wasted
     its PostgreSQL time, not a round trip. Sent one at a time, the version, the lookup and
-    the search were three. Raises sqlalchemy.exc.DBAPIError as any statement does."""
+    the search were three. `fit`'s check rides along too (`CorpusFit`). Raises
+    sqlalchemy.exc.DBAPIError as any statement does."""
     vector = vector_text(embedding)  # made once for both statements
-    searching = configured_statements(settings, query=question, embedding=vector)
+    searching = configured_statements(settings, query=question, embedding=vector, fit=fit)
     if cache is None:
-        *_, found = await pipelined(session, searching, commit=False)
+        fitted, *_, found = await pipelined(session, searching, commit=False)
+        fit.saw(fitted)
         return None, None, passages_of(found)
     looking = lookup_statement(
         cache,
@@ -118,7 +122,8 @@ async def search_or_cached(
         embedding=vector,
         threshold=settings.response_cache_similarity,
     )
-    looked, *_, found = await pipelined(session, [looking, *searching], commit=False)
+    looked, fitted, *_, found = await pipelined(session, [looking, *searching], commit=False)
+    fit.saw(fitted)
     key, cached = await looked_up(session, cache, looked)
     return key, cached, cached.passages if cached else passages_of(found)
 
@@ -161,7 +166,12 @@ async def prepare_chat(
             # The arm is in the key: a canary answer is never served to the main side.
             parts = CacheKeyParts(route.prompt_version, route.model, route.arm)
         cache_key, cached, passages = await search_or_cached(
-            session, settings, question=question, embedding=embedding, cache=parts
+            session,
+            settings,
+            question=question,
+            embedding=embedding,
+            cache=parts,
+            fit=services.corpus_fit,
         )
     window = window_of(services.prices, route.models)
     budget = budget_for(settings, window=window, max_output=settings.llm_max_tokens)

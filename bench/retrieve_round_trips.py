@@ -9,6 +9,10 @@ long as they take, so a busy event loop, which each round trip waits for, makes 
 hold its connection longer (issue 17: at 50 concurrent answers the reservation waited for
 a free connection).
 
+A third side sends the chat path's search as it is now: with the corpus check
+(`CorpusFit`) and, since the docs fit the keyword pool, the keyword side that ranks every
+match in one scan (`HYBRID_WHOLE_SQL`) instead of the bounded tiers; same passages.
+
 A second table does the same for a first turn with the response cache on (its default): the
 corpus version, the cache lookup and the search, one round trip each as they were, against
 `search_or_cached`, which sends the lookup (reading the version with the entry) and the
@@ -37,6 +41,7 @@ from app.db import autocommit_scope, make_async_engine, pipelined, session_scope
 from app.models import EMBEDDING_DIM
 from app.prepare import search_or_cached
 from app.rag import retrieve, search_sql
+from app.rag.corpus_fit import CorpusFit
 from bench.fixtures import DOCS, bench_settings, ingest_corpus, shared_embedder, temp_database
 from bench.settle_tail import RELAYS, relay
 from bench.table import Table, latency, ratio
@@ -87,9 +92,21 @@ async def _one_round_trip(sessions: Sessions, question: str, embedding: list[flo
         )
 
 
+# The docs fit the keyword pool: from the second question on, the whole-corpus statement.
+_FIT = CorpusFit()
+
+
+async def _whole_corpus(sessions: Sessions, question: str, embedding: list[float]) -> Any:
+    async with autocommit_scope(sessions) as session:
+        return await retrieve.configured_search(
+            session, SETTINGS, query=question, embedding=embedding, fit=_FIT
+        )
+
+
 SIDES: dict[str, Ask] = {
     "BEGIN, settings, search, COMMIT (baseline)": _four_round_trips,
     "settings + search pipelined, autocommit": _one_round_trip,
+    "+ corpus check, whole-corpus keyword side (as chat)": _whole_corpus,
 }
 
 # A first turn with the response cache on (its default): the corpus version, the lookup and
@@ -113,8 +130,8 @@ async def _first_turn_one_round_trip(
     sessions: Sessions, question: str, embedding: list[float]
 ) -> Any:
     async with autocommit_scope(sessions) as session:
-        return await search_or_cached(
-            session, CACHED, question=question, embedding=embedding, cache=_PARTS
+        return await search_or_cached(  # a fit never seen: the tiers, as before
+            session, CACHED, question=question, embedding=embedding, cache=_PARTS, fit=CorpusFit()
         )
 
 

@@ -17,6 +17,7 @@ from app.cache.responses import CachedAnswer, CacheKey, CacheKeyParts, corpus_ve
 from app.db import autocommit_scope, make_async_engine
 from app.localmodel.runner import BackgroundServer
 from app.prepare import search_or_cached
+from app.rag.corpus_fit import CorpusFit
 from app.rag.embedder import Embedder
 from ingest.pipeline import IngestReport, ingest_paths
 from tests.conftest import DOCS, LocalModel, make_settings, sign_in
@@ -232,6 +233,7 @@ def test_a_first_turns_lookup_and_search_leave_in_one_round_trip(
                             question=question,
                             embedding=embedding,
                             cache=parts,
+                            fit=CorpusFit(),
                         )
                     finally:
                         raw.pgconn.untrace()

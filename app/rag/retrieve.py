@@ -25,7 +25,8 @@ from sqlalchemy import TextClause
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import pipelined
-from app.rag.search_sql import HYBRID_SQL, KEYWORD_SQL, PLAN_SQL
+from app.rag.corpus_fit import CorpusFit
+from app.rag.search_sql import HYBRID_SQL, HYBRID_WHOLE_SQL, KEYWORD_SQL, PLAN_SQL
 from app.settings import Settings
 
 # A lexeme in more than this share of the chunks is common, and the keyword side's second
@@ -120,11 +121,14 @@ def search_statements(
     relevance: Relevance = Relevance.OFF,
     pool: int = KEYWORD_POOL,
     ef_search: int = EF_SEARCH,
+    whole_corpus: bool = False,
 ) -> list[Statement]:
     """The hybrid search as statements for `pipelined`: the transaction's settings, then the
     search, whose rows `passages_of` reads. For a caller that sends other statements in
     the same round trip (app/prepare.py: the response cache's lookup); `hybrid_search`
-    sends them alone. Arguments as `hybrid_search`'s."""
+    sends them alone. Arguments as `hybrid_search`'s; `whole_corpus` (only for a corpus
+    of at most `pool` chunks, `CorpusFit`) ranks every keyword match in one scan, which
+    for such a corpus gives the same passages as the bounded tiers."""
     params: dict[str, Any] = {
         "embedding": vector_text(embedding),  # psycopg gets the values as they are
         "query": query,
@@ -138,7 +142,7 @@ def search_statements(
         "common_share": COMMON_SHARE,
     }
     plan, values = _plan_per_query(ef_search=max(ef_search, candidates, top_k))
-    return [(plan, dict(values)), (HYBRID_SQL, params)]
+    return [(plan, dict(values)), (HYBRID_WHOLE_SQL if whole_corpus else HYBRID_SQL, params)]
 
 
 def passages_of(rows: list[tuple[Any, ...]] | None) -> list[Passage]:
@@ -202,10 +206,13 @@ async def hybrid_search(
 
 
 def configured_statements(
-    settings: Settings, *, query: str, embedding: QueryVector
+    settings: Settings, *, query: str, embedding: QueryVector, fit: CorpusFit | None = None
 ) -> list[Statement]:
-    """`search_statements` with the retrieval settings (RETRIEVAL_*, RRF_K, RELEVANCE_*)."""
-    return search_statements(
+    """`search_statements` with the retrieval settings (RETRIEVAL_*, RRF_K, RELEVANCE_*).
+    With `fit`, its check comes first (its rows go to `fit.saw`), and the search ranks the
+    whole corpus when the last check saw it fit in the pool; the search stays last."""
+    checking = [fit.check(settings.retrieval_keyword_pool)] if fit is not None else []
+    return checking + search_statements(
         query=query,
         embedding=embedding,
         top_k=settings.retrieval_top_k,
@@ -215,14 +222,23 @@ def configured_statements(
         pool=settings.retrieval_keyword_pool,
         ef_search=settings.retrieval_ef_search,
         relevance=Relevance(settings.relevance_similarity, settings.relevance_keyword_share),
+        whole_corpus=fit is not None and fit.fits,
     )
 
 
 async def configured_search(
-    session: AsyncSession, settings: Settings, *, query: str, embedding: list[float]
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    query: str,
+    embedding: list[float],
+    fit: CorpusFit | None = None,
 ) -> list[Passage]:
     """`hybrid_search` with the retrieval settings (RETRIEVAL_*, RRF_K, RELEVANCE_*): the
-    chat path's search, which the benchmarks time as it is."""
-    statements = configured_statements(settings, query=query, embedding=embedding)
-    _, rows = await pipelined(session, statements, commit=False)
-    return passages_of(rows)
+    chat path's search (with the worker's `fit`, `Services.corpus_fit`), which the
+    benchmarks time as it is."""
+    statements = configured_statements(settings, query=query, embedding=embedding, fit=fit)
+    results = await pipelined(session, statements, commit=False)
+    if fit is not None:
+        fit.saw(results[0])
+    return passages_of(results[-1])

@@ -1,0 +1,140 @@
+"""A corpus that fits in the keyword pool is searched with the keyword side that ranks every
+match in one scan (app/rag/corpus_fit.py): the same passages as the bounded tiers, against
+the ingested docs in real PostgreSQL; the chat path picks it by what its last search saw."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from psycopg import pq
+from sqlalchemy import Engine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import autocommit_scope, make_async_engine, pipelined
+from app.prepare import search_or_cached
+from app.rag.corpus_fit import CorpusFit
+from app.rag.embedder import Embedder
+from app.rag.retrieve import Passage, configured_statements, passages_of
+from evals.cases import load_cases
+from ingest.pipeline import IngestReport
+from tests.conftest import make_settings, scalar
+
+T = TypeVar("T")
+SETTINGS = make_settings()
+# Beside the eval questions: only stop words (no lexeme), quoting and backslashes (the
+# selective CTE quotes lexemes), words no chunk holds, and a one-word question.
+ODD = ["What is the of and?", "what's \\ 'quoted' \"ingest\"?", "zzqx plorb wuggle", "caps"]
+
+
+def autocommit(db_url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def go() -> T:
+        engine = make_async_engine(db_url)
+        try:
+            async with autocommit_scope(async_sessionmaker(engine)) as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def test_the_whole_corpus_statement_finds_what_the_tiers_find(
+    db_url: str, db_engine: Engine, embedder: Embedder, corpus: IngestReport
+) -> None:
+    """For every eval question and a few odd ones, on the docs (fewer chunks than the
+    pool): the same passages, in the same order, with the same scores, either way."""
+    chunks = scalar(db_engine, "SELECT count(*) FROM chunks")
+    assert isinstance(chunks, int) and chunks <= SETTINGS.retrieval_keyword_pool
+    questions = [case.question for case in load_cases()] + ODD
+    vectors = embedder.embed(questions)
+
+    async def both(session: AsyncSession) -> list[tuple[list[Passage], list[Passage]]]:
+        out = []
+        for question, vector in zip(questions, vectors, strict=True):
+            found = []
+            for whole in (False, True):
+                statements = configured_statements(SETTINGS, query=question, embedding=vector)
+                if whole:  # as the chat path sends it once a check saw the corpus fit
+                    fit = CorpusFit()
+                    fit.fits = True
+                    statements = configured_statements(
+                        SETTINGS, query=question, embedding=vector, fit=fit
+                    )
+                *_, rows = await pipelined(session, statements, commit=False)
+                found.append(passages_of(rows))
+            out.append((found[0], found[1]))
+        return out
+
+    pairs = autocommit(db_url, both)
+    differ = [q for q, (tiers, whole) in zip(questions, pairs, strict=True) if tiers != whole]
+    assert not differ
+    answered = sum(bool(tiers) for tiers, _ in pairs)
+    assert answered >= len(load_cases()) // 2, "too few questions retrieved anything to compare"
+
+
+def _traced_search(
+    db_url: str, embedder: Embedder, fit: CorpusFit, trace: Path, **settings: Any
+) -> tuple[str, list[Passage]]:
+    """One chat-path search (`search_or_cached`, no response cache): what it sent before
+    PostgreSQL's first answer (libpq's trace: F from the client, B from the server) and
+    the passages."""
+    question = "How do I roll back a release when the migration failed?"
+    embedding = embedder.embed_one(question)
+
+    async def work(session: AsyncSession) -> list[Passage]:
+        raw = (await (await session.connection()).get_raw_connection()).driver_connection
+        with trace.open("w") as sink:
+            raw.pgconn.trace(sink.fileno())
+            raw.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+            try:
+                _, _, passages = await search_or_cached(
+                    session,
+                    make_settings(**settings),
+                    question=question,
+                    embedding=embedding,
+                    cache=None,
+                    fit=fit,
+                )
+            finally:
+                raw.pgconn.untrace()
+        return passages
+
+    passages = autocommit(db_url, work)
+    sent, _ = trace.read_text().split("\nB\t", 1)  # the client's messages, to the first answer
+    return sent, passages
+
+
+def test_the_chat_path_ranks_the_whole_corpus_once_a_search_saw_it_fit(
+    db_url: str, embedder: Embedder, corpus: IngestReport, tmp_path: Path
+) -> None:
+    """The first search runs the tiers (whose selective CTE reads the common lexemes) and
+    sees the docs fit the pool; the next runs the whole-corpus statement, in the same one
+    round trip, and finds the same passages."""
+    fit = CorpusFit()
+    first, tiered = _traced_search(db_url, embedder, fit, tmp_path / "first.trace")
+    assert "ragship_common_lexemes" in first and fit.fits
+    second, whole = _traced_search(db_url, embedder, fit, tmp_path / "second.trace")
+    assert "ragship_common_lexemes" not in second and "tsv @@" in second
+    assert second.count("\tSync") == 1
+    assert whole == tiered and whole
+
+
+def test_a_corpus_one_chunk_over_the_pool_keeps_the_tiers(
+    db_url: str, db_engine: Engine, embedder: Embedder, corpus: IngestReport, tmp_path: Path
+) -> None:
+    """The check's edge: a pool of exactly the corpus's chunks fits, one fewer does not,
+    and a search that saw it not fit runs the tiers again."""
+    chunks = scalar(db_engine, "SELECT count(*) FROM chunks")
+    assert isinstance(chunks, int)
+    fit = CorpusFit()
+    _traced_search(db_url, embedder, fit, tmp_path / "a.trace", retrieval_keyword_pool=chunks)
+    assert fit.fits
+    _traced_search(db_url, embedder, fit, tmp_path / "b.trace", retrieval_keyword_pool=chunks - 1)
+    assert not fit.fits
+    sent, _ = _traced_search(
+        db_url, embedder, fit, tmp_path / "c.trace", retrieval_keyword_pool=chunks - 1
+    )
+    assert "ragship_common_lexemes" in sent
