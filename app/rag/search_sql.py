@@ -73,7 +73,7 @@ _LEXEMES = "SELECT unnest(tsvector_to_array(to_tsvector('english', :query))) AS 
 # chunks, and no LIMIT cuts a set that fits in the pool, so they rank the same chunks in the
 # same order; this reads the table once instead of three times and needs no `selective` CTE.
 # On the bundled docs (354 chunks, 88 questions, EXPLAIN ANALYZE): planning 1.11 against
-# 1.68 ms and execution 3.70 against 5.69 ms at the median (docs/retrieval.md).
+# 1.68 ms and execution 3.70 against 5.69 ms at the median (measured in docs/retrieval.md).
 _WHOLE_KEYWORD = f"""
     SELECT id, ROW_NUMBER() OVER (ORDER BY score DESC, id) AS rank
     FROM (
