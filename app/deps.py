@@ -13,7 +13,7 @@ from app.auth.access import is_admin
 from app.auth.csrf import SAFE_METHODS, require_csrf
 from app.auth.sessions import SESSION_COOKIE, resolve_session
 from app.auth.tokens import CALLER_TOKEN, resolve_token
-from app.db import autocommit_scope, session_scope
+from app.db import autocommit_scope
 from app.observability.alerts import Alerter
 from app.quality.watch import QualityWatch
 from app.services import Services
@@ -110,7 +110,8 @@ async def get_api_user(request: Request, services: ServicesDep) -> CurrentUser:
         raise HTTPException(
             401, "Use 'Authorization: Bearer <token>'.", headers={"WWW-Authenticate": "Bearer"}
         )
-    async with session_scope(services.sessions) as session:
+    # A lookup and at most one UPDATE (`last_used_at`), as for a browser session.
+    async with autocommit_scope(services.sessions) as session:
         caller = await resolve_token(session, token=token.strip())
     if caller is None:
         raise HTTPException(

@@ -13,10 +13,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, delete, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import AuthSession, User, utcnow
+from app.db import pipelined
+from app.models import AuthSession, utcnow
 
 SESSION_COOKIE = "ragship_session"
 
@@ -52,31 +53,41 @@ async def create_session(
     return token
 
 
+# The signed-in user for a token's hash: one row, or none when the session is unknown,
+# expired or its user revoked.
+_RESOLVE = text(
+    """
+    SELECT s.expires_at, s.absolute_expires_at, s.csrf_token, u.id, u.email, u.name
+    FROM auth_sessions s JOIN users u ON u.id = s.user_id
+    WHERE s.token_hash = :token_hash AND s.expires_at > :now AND u.revoked_at IS NULL
+    """
+)
+
+
 async def resolve_session(session: AsyncSession, *, token: str, idle: timedelta) -> SignedIn | None:
-    """The signed-in user for a cookie token, sliding its expiry; None if invalid or expired."""
+    """The signed-in user for a cookie token, sliding its expiry; None if invalid or expired.
+
+    Every signed-in request runs this first, so the lookup goes to psycopg as it is
+    (`pipelined`): loading the session and user rows as ORM objects cost about 0.9 ms more
+    a lookup (2.01 against 1.14 ms at the median with the autocommit session around it,
+    timed alone and interleaved; issue 17). The sliding expiry is written at most every
+    tenth of the idle window."""
     now = utcnow()
-    row = (
-        await session.execute(
-            select(AuthSession, User)
-            .join(User, User.id == AuthSession.user_id)
-            .where(
-                AuthSession.token_hash == _hash(token),
-                AuthSession.expires_at > now,
-                User.revoked_at.is_(None),
-            )
-        )
-    ).first()
-    if row is None:
+    token_hash = _hash(token)
+    (rows,) = await pipelined(
+        session, [(_RESOLVE, {"token_hash": token_hash, "now": now})], commit=False
+    )
+    if not rows:
         return None
-    auth, user = row
-    renewed = min(now + idle, auth.absolute_expires_at)
-    if renewed - auth.expires_at > idle / 10:  # write at most every tenth of the idle window
+    expires_at, absolute_expires_at, csrf_token, user_id, email, name = rows[0]
+    renewed = min(now + idle, absolute_expires_at)
+    if renewed - expires_at > idle / 10:  # write at most every tenth of the idle window
         await session.execute(
             update(AuthSession)
-            .where(AuthSession.token_hash == auth.token_hash)
+            .where(AuthSession.token_hash == token_hash)
             .values(expires_at=renewed)
         )
-    return SignedIn(user.id, user.email, user.name, auth.csrf_token)
+    return SignedIn(user_id, email, name, csrf_token)
 
 
 async def end_session(session: AsyncSession, *, token: str) -> None:

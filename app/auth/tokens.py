@@ -19,10 +19,11 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import ApiToken, User, utcnow
+from app.db import pipelined
+from app.models import ApiToken, utcnow
 
 TOKEN_PREFIX = "rs_"
 SHOWN_CHARS = 10  # "rs_" and 7 more: enough to tell tokens apart in a list
@@ -74,30 +75,35 @@ async def create_token(
     return NewToken(row, secret)
 
 
+# A live token's row and its user's: one row, or none when the token is unknown or revoked
+# or its user is.
+_RESOLVE = text(
+    """
+    SELECT t.id, t.last_used_at, u.id, u.email, u.name
+    FROM api_tokens t JOIN users u ON u.id = t.user_id
+    WHERE t.token_hash = :token_hash AND t.revoked_at IS NULL AND u.revoked_at IS NULL
+    """
+)
+
+
 async def resolve_token(session: AsyncSession, *, token: str) -> TokenUser | None:
-    """The token's user, if the token exists and neither it nor its user is revoked."""
+    """The token's user, if the token exists and neither it nor its user is revoked. The
+    lookup goes to psycopg as it is (`pipelined`), as a browser session's does
+    (app/auth/sessions.py); `last_used_at` is written at most every LAST_USED_EVERY."""
     if not looks_like_token(token):
         return None
-    row = (
-        await session.execute(
-            select(ApiToken, User)
-            .join(User, User.id == ApiToken.user_id)
-            .where(
-                ApiToken.token_hash == hash_token(token),
-                ApiToken.revoked_at.is_(None),
-                User.revoked_at.is_(None),
-            )
-        )
-    ).first()
-    if row is None:
+    (rows,) = await pipelined(
+        session, [(_RESOLVE, {"token_hash": hash_token(token)})], commit=False
+    )
+    if not rows:
         return None
-    api_token, user = row
+    token_id, last_used_at, user_id, email, name = rows[0]
     now = utcnow()
-    if api_token.last_used_at is None or now - api_token.last_used_at > LAST_USED_EVERY:
+    if last_used_at is None or now - last_used_at > LAST_USED_EVERY:
         await session.execute(
-            update(ApiToken).where(ApiToken.id == api_token.id).values(last_used_at=now)
+            update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
         )
-    return TokenUser(api_token.id, user.id, user.email, user.name)
+    return TokenUser(token_id, user_id, email, name)
 
 
 async def list_tokens(session: AsyncSession, *, user_id: uuid.UUID | None) -> list[ApiToken]:
