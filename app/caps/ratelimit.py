@@ -39,15 +39,20 @@ class RateLimiter:
         self.settings = settings
 
     async def admit(self, user_id: uuid.UUID) -> StreamLease:
-        """Count one request and take one stream lease, or refuse."""
+        """Count one request and take one stream lease, or refuse: one call to the store
+        (`RateStore.admit`), which was two round trips, each a wait on a busy event loop."""
         s = self.settings
         member = uuid.uuid4().hex
+        key = f"streams:{user_id}"
         try:
             async with store_deadline(s.rate_limit_store_timeout_s):
-                window = await self.store.hit(
+                window, acquired = await self.store.admit(
                     f"rl:{user_id}",
+                    key,
                     limit=s.rate_limit_requests,
                     window_s=s.rate_limit_window_s,
+                    streams=s.max_concurrent_streams,
+                    ttl_s=s.reservation_ttl_s,
                     member=member,
                 )
         except STORE_ERRORS as err:
@@ -68,14 +73,6 @@ class RateLimiter:
                 retry_after_s=retry,
                 headers=headers,
             )
-        key = f"streams:{user_id}"
-        try:
-            async with store_deadline(s.rate_limit_store_timeout_s):
-                acquired = await self.store.acquire(
-                    key, limit=s.max_concurrent_streams, ttl_s=s.reservation_ttl_s, member=member
-                )
-        except STORE_ERRORS as err:
-            return self._store_down(err)
         if not acquired:
             raise CapRefused(
                 CONCURRENCY,
