@@ -125,8 +125,9 @@ def test_the_chat_path_ranks_the_whole_corpus_once_a_search_saw_it_fit(
 def test_a_corpus_one_chunk_over_the_pool_keeps_the_tiers(
     db_url: str, db_engine: Engine, embedder: Embedder, corpus: IngestReport, tmp_path: Path
 ) -> None:
-    """The check's edge: a pool of exactly the corpus's chunks fits, one fewer does not,
-    and a search that saw it not fit runs the tiers again."""
+    """The check's edge: a pool of exactly the corpus's chunks fits, one fewer does not (the
+    exact count), nor does a pool under half the corpus (PostgreSQL's row estimate, with no
+    count), and a search that saw it not fit runs the tiers again."""
     chunks = scalar(db_engine, "SELECT count(*) FROM chunks")
     assert isinstance(chunks, int)
     fit = CorpusFit()
@@ -138,3 +139,7 @@ def test_a_corpus_one_chunk_over_the_pool_keeps_the_tiers(
         db_url, embedder, fit, tmp_path / "c.trace", retrieval_keyword_pool=chunks - 1
     )
     assert "ragship_common_lexemes" in sent
+    _traced_search(db_url, embedder, fit, tmp_path / "d.trace", retrieval_keyword_pool=chunks)
+    assert fit.fits
+    _traced_search(db_url, embedder, fit, tmp_path / "e.trace", retrieval_keyword_pool=chunks // 3)
+    assert not fit.fits

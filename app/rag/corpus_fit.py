@@ -3,8 +3,9 @@
 A corpus of at most RETRIEVAL_KEYWORD_POOL chunks can be searched with the keyword side that
 ranks every match in one scan (`HYBRID_WHOLE_SQL`): the same passages as the bounded tiers,
 for less of PostgreSQL's time (app/rag/search_sql.py). Each chat search sends the check
-(`FITS_SQL`, at most pool + 1 rows read) in its own round trip and picks its statement by
-what the previous search saw, so the check costs no round trip of its own.
+(`FITS_SQL`: at most pool + 1 rows read, none on a corpus estimated at over twice the
+pool) in its own round trip and picks its statement by what the previous search saw, so
+the check costs no round trip of its own.
 
 The answer is a hint kept in this process, not state replicas must agree on: it picks
 between two statements that rank the same passages while the corpus fits. Just after an
