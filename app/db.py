@@ -140,11 +140,13 @@ async def pipelined(
     arrays; a vector as its text, `pgvector.Vector(...).to_text()`). A failing statement
     makes the server skip the rest, the COMMIT included. Raises
     sqlalchemy.exc.DBAPIError, as any statement does (the transaction is then rolled back,
-    as any failed one: `session_scope`); a connection lost on the way is invalidated, so the
-    pool does not hand it out again. With `commit`, the session's own commit afterwards
-    costs no round trip: the driver is already out of the transaction."""
+    as any failed one: `session_scope`); a connection lost on the way is invalidated with
+    every connection the pool opened before it, as SQLAlchemy does for its own statements.
+    With `commit`, the session's own commit afterwards costs no round trip: the driver is
+    already out of the transaction."""
     connection = await session.connection()
-    raw = (await connection.get_raw_connection()).driver_connection
+    pooled = await connection.get_raw_connection()
+    raw = pooled.driver_connection
     if not isinstance(raw, psycopg.AsyncConnection):
         raise TypeError(f"pipelined needs psycopg's AsyncConnection, not {type(raw)}")
     cursors = []
@@ -163,6 +165,11 @@ async def pipelined(
     except psycopg.Error as err:  # as SQLAlchemy raises it for its own statements
         sql = "; ".join([*(sql for sql, _ in cursors), *(["COMMIT"] if commit else [])])
         if lost := raw.broken:
+            # As SQLAlchemy does on a disconnect in its own statements: every connection
+            # the pool opened before now is replaced at its next checkout (they talked to
+            # the server that went away), then this one is dropped. Dropping only this one
+            # left the others to fail the next requests in turn.
+            connection.sync_engine.pool._invalidate(pooled, err)
             await connection.invalidate(err)
         raise DBAPIError.instance(
             sql, None, err, psycopg.Error, connection_invalidated=lost
