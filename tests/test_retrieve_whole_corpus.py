@@ -56,13 +56,11 @@ def test_the_whole_corpus_statement_finds_what_the_tiers_find(
         for question, vector in zip(questions, vectors, strict=True):
             found = []
             for whole in (False, True):
-                statements = configured_statements(SETTINGS, query=question, embedding=vector)
-                if whole:  # as the chat path sends it once a check saw the corpus fit
-                    fit = CorpusFit()
-                    fit.fits = True
-                    statements = configured_statements(
-                        SETTINGS, query=question, embedding=vector, fit=fit
-                    )
+                fit = CorpusFit()
+                fit.fits = whole  # as the chat path sends it once a check saw the corpus fit
+                statements = configured_statements(
+                    SETTINGS, query=question, embedding=vector, fit=fit
+                )
                 *_, rows = await pipelined(session, statements, commit=False)
                 found.append(passages_of(rows))
             out.append((found[0], found[1]))
