@@ -29,11 +29,11 @@ from app.guardrails.chain import (
 )
 from app.guardrails.output import OutputGuard
 from app.guardrails.verdict import RETRACTED_MESSAGE
-from app.llm.client import TextDelta, UpstreamError
+from app.llm.client import Finished, TextDelta, UpstreamError
 from app.prepare import ChatEvent, PreparedChat
 from app.rag.no_context import NO_CONTEXT_STATUS
 from app.services import Services
-from app.settle import Outcome, settle_call, source_payload
+from app.settle import Outcome, settle_patiently, source_payload
 from app.shutdown import SHUTDOWN_MESSAGE, ShuttingDown, StopSignal, until_stopped
 
 REFUSED_MESSAGE = "The model declined to answer this question. Try rephrasing it."
@@ -54,7 +54,9 @@ async def stream_answer(
     Everything after admission is inside one try/finally, so a client that leaves at any
     point (even before the first event) still gets its call settled and its lease back.
     When `stop` fires (the server is shutting down), the answer so far is settled and the
-    stream ends with an ``error`` event of kind ``shutdown``.
+    stream ends with an ``error`` event of kind ``shutdown``. The upstream's pieces that
+    arrive while the event loop is busy with other streams go out as one ``token`` event
+    (`until_stopped`'s batches): under load, a turn of the loop relays every piece waiting.
     """
     prepared = admission.prepared
     admission.streaming = True  # settled below, whatever happens: the backstop stands down
@@ -76,17 +78,12 @@ async def stream_answer(
         yield ChatEvent("sources", {"sources": source_payload(prepared.passages)})
         upstream = answer_source(services, admission)
         guard = output_guard(services.settings, prepared)
-        async with aclosing(until_stopped(upstream, stop)) as events:  # a break closes it
-            async for event in events:
-                if not isinstance(event, TextDelta):
-                    outcome.finished = event
+        async with aclosing(until_stopped(upstream, stop)) as batches:  # a break closes it
+            async for batch in batches:
+                piece = _take(batch, outcome, llm_span)
+                if not piece:
                     continue
-                outcome.model = event.model
-                if outcome.ttft_ms is None:
-                    outcome.ttft_ms = (time.perf_counter() - outcome.started) * 1000
-                    llm_span.add_event("first_token", {"ttft_ms": outcome.ttft_ms})
-                outcome.parts.append(event.text)
-                safe, outcome.retracted = guard.feed(event.text) if guard else (event.text, None)
+                safe, outcome.retracted = guard.feed(piece) if guard else (piece, None)
                 if outcome.retracted is not None:
                     break  # the upstream request is closed; the rest is never sent
                 if safe:
@@ -122,7 +119,7 @@ async def stream_answer(
         with anyio.CancelScope(shield=True):
             try:
                 with services.tracer.start_as_current_span("settle", context=context):
-                    record = await settle_call(services, admission, outcome)
+                    record = await settle_patiently(services, admission, outcome)
                     await remember_answer(services, prepared, outcome, Decimal(record["cost_usd"]))
                 span.set_attributes({"ragship.status": outcome.status, **_span_usage(record)})
             except SQLAlchemyError:
@@ -143,6 +140,24 @@ async def stream_answer(
         yield ChatEvent("error", {"kind": error.kind, "message": str(error), **record})
     else:
         yield ChatEvent("done", record)
+
+
+def _take(batch: list[TextDelta | Finished], outcome: Outcome, llm_span: Span) -> str:
+    """Record a batch of upstream events in `outcome` (its text, model, first-token time,
+    the `Finished`) and return its text: the deltas that arrived while the loop was busy
+    are checked and sent as one piece (`until_stopped`), one event instead of one each."""
+    texts = []
+    for event in batch:
+        if not isinstance(event, TextDelta):
+            outcome.finished = event
+            continue
+        outcome.model = event.model
+        if outcome.ttft_ms is None:
+            outcome.ttft_ms = (time.perf_counter() - outcome.started) * 1000
+            llm_span.add_event("first_token", {"ttft_ms": outcome.ttft_ms})
+        outcome.parts.append(event.text)
+        texts.append(event.text)
+    return "".join(texts)
 
 
 async def _release_held(guard: OutputGuard | None, outcome: Outcome) -> AsyncIterator[ChatEvent]:

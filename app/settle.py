@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
 from app.calls import commit_call, record_call
 from app.caps import budget
 from app.caps.chain import Admission
@@ -27,6 +29,10 @@ if TYPE_CHECKING:
     from app.prepare import PreparedChat
 
 log = logging.getLogger("ragship.chat")
+# How long a settlement keeps asking for a database connection while the pool stays drained
+# (each ask waits DB_POOL_TIMEOUT_S): the answer was streamed and its tokens are spent, so
+# it is not given up at the first pool timeout, as a new request is (503).
+SETTLE_PATIENCE_S = 300.0
 
 
 def source_payload(passages: list[Passage]) -> list[dict[str, Any]]:
@@ -84,6 +90,30 @@ def _usage(
         return prepared.prompt_tokens, 0, counted_output
     output = finished.output_tokens if finished.output_tokens is not None else counted_output
     return finished.input_tokens, finished.cached_input_tokens, output
+
+
+async def settle_patiently(
+    services: Services, admission: Admission[PreparedChat], outcome: Outcome
+) -> dict[str, Any]:
+    """`settle_call`, asked again each time the connection pool stays drained for
+    ``DB_POOL_TIMEOUT_S`` (sqlalchemy.exc.TimeoutError: no connection, so nothing was
+    written), until `SETTLE_PATIENCE_S` have passed; then the timeout is raised. Under a
+    burst of answers ending together (issue 17: 1,000 streams on one worker) the first
+    timeout lost the answer ("could not be saved") and left its reservation for the expiry
+    sweep to charge in full. Raises SQLAlchemyError as `settle_call` does."""
+    started = time.monotonic()
+    while True:
+        try:
+            return await settle_call(services, admission, outcome)
+        except PoolTimeout:
+            waited = time.monotonic() - started
+            if waited >= SETTLE_PATIENCE_S:
+                raise
+            log.warning(
+                "settling call %s waits for a database connection (%.0f s so far)",
+                admission.prepared.trace_id,
+                waited,
+            )
 
 
 async def settle_call(

@@ -46,13 +46,17 @@ class StopSignal:
 
 async def until_stopped(
     source: AsyncIterator[T], stop: StopSignal | None
-) -> AsyncGenerator[T, None]:
-    """Yield from `source` until `stop` fires; then cancel and close `source` and raise
-    `ShuttingDown`. With no `stop`, a plain pass-through."""
+) -> AsyncGenerator[list[T], None]:
+    """Yield `source`'s items in batches until `stop` fires; then cancel and close `source`
+    and raise `ShuttingDown`. With no `stop`, a plain pass-through of batches of one.
+
+    A batch is every item the source produced while its reader was busy, in order: one
+    item while the reader keeps up, several when the event loop is behind (a batch of
+    answer pieces is relayed as one event: app/chat.py). No item waits for another."""
     if stop is None:
         try:
             async for item in source:
-                yield item
+                yield [item]
         finally:
             await _close(source)
         return
@@ -65,17 +69,25 @@ async def until_stopped(
     try:
         while True:
             kind, value = await items.get()
+            batch: list[T] = []
+            while kind == "item":
+                batch.append(cast(T, value))
+                if items.empty():
+                    break
+                kind, value = items.get_nowait()
+            if batch:
+                yield batch
             if kind == "item":
-                yield value  # type: ignore[misc]
-            elif kind == "end":
+                continue
+            if kind == "end":
                 return
-            elif kind == "error":
+            if kind == "error":
                 raise cast(BaseException, value)
-            else:  # "stop": cancel the source, which closes the upstream request
-                pumping.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await pumping
-                raise ShuttingDown
+            # "stop": cancel the source, which closes the upstream request
+            pumping.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pumping
+            raise ShuttingDown
     finally:
         stopping.cancel()
         if not pumping.done():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -125,3 +126,51 @@ def test_a_drained_pool_does_not_keep_the_stream_slot_of_an_unused_admission(
             await release_unused(services, await _admit(services, user))
 
     asyncio.run(go())
+
+
+class _Said(logging.Handler):
+    """Sets `event` when a record's message contains `words`."""
+
+    def __init__(self, words: str, event: asyncio.Event) -> None:
+        super().__init__(logging.WARNING)
+        self.words, self.event = words, event
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.words in record.getMessage():
+            self.event.set()
+
+
+def test_a_drained_pool_delays_an_answers_settlement_but_does_not_lose_it(
+    db_url: str, db_engine: Engine
+) -> None:
+    async def go() -> tuple[list[str], uuid.UUID]:
+        async with direct_services(db_url, llm_model=MINI) as services:
+            admission = await _admit(services, uuid.uuid4())
+            engine = make_async_engine(db_url, pool_size=1, max_overflow=0, pool_timeout_s=0.2)
+            held = await engine.connect()  # the pool's one connection, as a burst holds it
+            waiting = asyncio.Event()
+            said = _Said("waits for a database connection", waiting)
+            logging.getLogger("ragship.chat").addHandler(said)
+
+            async def give_back() -> None:  # once the settlement has timed out and waits
+                await waiting.wait()
+                await held.close()
+
+            freeing = asyncio.create_task(give_back())
+            try:
+                drained = dataclasses.replace(
+                    services, sessions=async_sessionmaker(engine, expire_on_commit=False)
+                )
+                span = services.tracer.start_span("chat")
+                names = [e.name async for e in stream_answer(drained, admission, span=span)]
+            finally:
+                logging.getLogger("ragship.chat").removeHandler(said)
+                freeing.cancel()
+                await held.close()
+                await engine.dispose()
+            assert waiting.is_set()  # it did time out once before it settled
+            return names, admission.reservation.id
+
+    names, reservation = asyncio.run(go())
+    assert names[-1] == "done", names  # not "error": the answer was saved
+    assert _settled(db_engine, reservation)

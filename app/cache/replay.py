@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 
@@ -16,9 +17,12 @@ async def replay(
 ) -> AsyncIterator[TextDelta | Finished]:
     """`answer` as word-sized deltas, then a `Finished` with zero tokens and zero attempts
     (nothing went upstream) and `reason` (``cache_hit``; the local "I don't know" uses it
-    too, with its own reason)."""
+    too, with its own reason). Each delta is followed by a turn of the event loop, so a
+    reader that keeps up sends each as its own event, as it would a live answer's (pieces
+    that queue up while the reader is busy go out together: app/shutdown.py)."""
     for piece in _PIECES.findall(answer):
         yield TextDelta(piece, model)
+        await asyncio.sleep(0)
     yield Finished(
         model=model,
         reason=reason,

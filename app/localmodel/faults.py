@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import AsyncIterator
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -18,6 +19,7 @@ FaultKind = Literal[
     "malformed",  # send a chunk that is not JSON after `after_tokens` tokens
     "content_filter",  # finish_reason=content_filter with no text
     "slow",  # wait `delay_s` between tokens
+    "burst",  # the whole stream in one write, as a buffering proxy in between delivers it
     "adversarial",  # misbehave on purpose: see `behaviour` and app/localmodel/adversary.py
     "scripted",  # answer with `text` verbatim (rich Markdown, hostile markup: browser tests)
 ]
@@ -61,3 +63,8 @@ class FaultQueue:
                     self._faults[index] = fault.model_copy(update={"times": fault.times - 1})
                 return fault
             return None
+
+
+async def burst(stream: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The `burst` fault: every chunk of `stream`, held back and sent in one write."""
+    yield "".join([chunk async for chunk in stream])

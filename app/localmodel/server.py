@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from app.localmodel.adversary import misbehave
 from app.localmodel.answer import answer
-from app.localmodel.faults import Fault, FaultQueue
+from app.localmodel.faults import Fault, FaultQueue, burst
 from app.localmodel.judge import grade, is_judge_request
 from app.localmodel.moderation import moderate
 from app.localmodel.pacing import pause_until
@@ -201,6 +201,8 @@ def create_local_model(*, api_key: str | None = None, token_delay_s: float = 0.0
             token_delay_s,
             stats,
         )
+        if fault and fault.kind == "burst":
+            stream = burst(stream)
         return StreamingResponse(stream, media_type="text/event-stream")
 
     return app
