@@ -7,6 +7,9 @@ embedding's torch threads.
    µs-per-word column; quadratic as one that doubles with the length.
 2. Two concurrent `embed_one` calls (as two requests do, each in its own thread) with
    torch's default threads (one per core) against `EMBED_THREADS=1`.
+3. The query vector's text for PostgreSQL (`vector_text`, once per search): one format
+   string of float32 values against pgvector's `Vector.to_text` (each value's shortest
+   double repr), on the eval questions' embeddings; both read back as the same float32s.
 """
 
 from __future__ import annotations
@@ -15,8 +18,12 @@ import re
 import threading
 import time
 
+import numpy as np
+from pgvector import Vector
+
 from app.localmodel.truncate import truncate
 from app.rag.embedder import Embedder
+from app.rag.retrieve import vector_text
 from app.tokens import count_tokens
 from bench.fixtures import DOCS, shared_embedder
 from bench.table import Table, latency, ratio
@@ -110,5 +117,36 @@ def embed_table() -> Table:
     return table
 
 
+def _read_back(text: str) -> np.ndarray:
+    """The float32 values PostgreSQL's pgvector reads from `text` (it uses strtof)."""
+    return np.array(text[1:-1].split(","), dtype=np.float32)
+
+
+def vector_table() -> Table:
+    from evals.cases import load_cases
+
+    embedder = shared_embedder()
+    vectors = [embedder.embed_one(case.question) for case in load_cases()]
+    table = Table(
+        f"A query vector's text for PostgreSQL ({len(vectors)} eval questions' embeddings)",
+        ["made by", "n", "p50 µs", "p95 µs"],
+    )
+    sides = {"Vector.to_text (before)": lambda v: Vector(v).to_text(), "vector_text": vector_text}
+    took: dict[str, list[float]] = {label: [] for label in sides}
+    for _ in range(5):
+        for vector in vectors:
+            texts = []
+            for label, make in sides.items():
+                started = time.perf_counter()
+                texts.append(make(vector))
+                took[label].append(time.perf_counter() - started)
+            assert np.array_equal(_read_back(texts[0]), _read_back(texts[1]))
+    for label, samples in took.items():
+        lat = latency(samples)
+        table.add(label, lat.n, f"{lat.p50 * 1e6:.0f}", f"{lat.p95 * 1e6:.0f}")
+    table.notes.append("both texts read back as the same float32 values (asserted, each vector)")
+    return table
+
+
 def run() -> list[Table]:
-    return [token_table(), embed_table()]
+    return [token_table(), embed_table(), vector_table()]
