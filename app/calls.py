@@ -127,12 +127,23 @@ async def commit_call(
 async def record_refusal(
     sessions: async_sessionmaker[AsyncSession], *, user_id: uuid.UUID, model: str, layer: str
 ) -> None:
-    """A refused attempt costs nothing but is on the books: who was stopped, where."""
+    """A refused attempt costs nothing but is on the books: who was stopped, where.
+
+    The ledger row first, then the rollups (whose hourly row every call shares) sent with
+    the COMMIT in one round trip, as a settlement sends them (`commit_call`): the shared
+    row's lock is held for the server's work only, never across a wait for this process's
+    event loop, where the answers settling at the same time would queue behind it (issue
+    17: under overload a worker records thousands of refusals)."""
     try:
         async with sessions() as session:
-            await record_call(
-                session, user_id=user_id, model=model, status="refused", admission=layer
+            call = await record_call(
+                session,
+                user_id=user_id,
+                model=model,
+                status="refused",
+                admission=layer,
+                rollups=False,
             )
-            await session.commit()
+            await commit_with_tail(session, rollup_tail(call))
     except SQLAlchemyError as err:  # never turn a refusal into a crash
         log.error("could not record refusal (%s) for %s: %r", layer, user_id, err)

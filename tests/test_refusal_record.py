@@ -1,0 +1,68 @@
+"""A refusal's ledger row, called directly against the real PostgreSQL: the shared hourly
+rollup row is written with the COMMIT in one flight, as a settlement writes it, so a burst
+of refusals (overload answers thousands) never holds that row's lock across a wait for a
+busy event loop, where every answer settling at the same time queued behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from pathlib import Path
+from typing import Any
+
+from psycopg import pq
+from sqlalchemy import Engine, event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.calls import record_refusal
+from tests.direct import direct_services
+
+MINI = "gpt-4o-mini"
+
+
+def test_a_refusal_is_recorded_with_its_rollups_sent_with_the_commit(
+    db_url: str, db_engine: Engine, tmp_path: Path
+) -> None:
+    user = uuid.uuid4()
+    trace = tmp_path / "refusal.trace"
+
+    def traced(dbapi_connection: Any, *_: Any) -> None:
+        pgconn = dbapi_connection.driver_connection.pgconn
+        pgconn.trace(sink.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+
+    def untraced(dbapi_connection: Any, *_: Any) -> None:
+        dbapi_connection.driver_connection.pgconn.untrace()
+
+    async def go() -> None:
+        async with direct_services(db_url, llm_model=MINI) as services:
+            engine: AsyncEngine = services.sessions.kw["bind"]
+            event.listen(engine.sync_engine, "checkout", traced)
+            event.listen(engine.sync_engine, "checkin", untraced)
+            await record_refusal(services.sessions, user_id=user, model=MINI, layer="overloaded")
+            event.remove(engine.sync_engine, "checkout", traced)
+            event.remove(engine.sync_engine, "checkin", untraced)
+
+    with trace.open("w") as sink:
+        asyncio.run(go())
+    lines = trace.read_text().splitlines()
+    rollup = next(i for i, line in enumerate(lines) if "INSERT INTO call_rollups_hourly" in line)
+    start = max(i for i in range(rollup) if not lines[i].startswith("F")) + 1
+    flight = list(itertools.takewhile(lambda line: line.startswith("F"), lines[start:]))
+    parsed = [line.split('"')[3] for line in flight if "\tParse\t" in line]
+    assert [" ".join(sql.split()[:3]) for sql in parsed] == [
+        "INSERT INTO call_rollups_hourly",
+        "INSERT INTO user_rollups_daily",
+        "COMMIT",
+    ], flight
+    assert "F\t4\tSync" in flight, flight  # sent before any answer came back
+    assert any("INSERT INTO llm_calls" in line for line in lines[:start]), lines
+    with db_engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT admission, status FROM llm_calls WHERE user_id = :u"), {"u": user}
+        ).one()
+        hourly = conn.execute(
+            text("SELECT count(*) FROM user_rollups_daily WHERE user_id = :u"), {"u": user}
+        ).scalar_one()
+    assert tuple(row) == ("overloaded", "refused") and hourly == 1
