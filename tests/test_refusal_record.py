@@ -9,14 +9,13 @@ import asyncio
 import itertools
 import uuid
 from pathlib import Path
-from typing import Any
 
-from psycopg import pq
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.calls import record_refusal
 from tests.direct import direct_services
+from tests.libpq_trace import traced_checkouts
 
 MINI = "gpt-4o-mini"
 
@@ -27,22 +26,13 @@ def test_a_refusal_is_recorded_with_its_rollups_sent_with_the_commit(
     user = uuid.uuid4()
     trace = tmp_path / "refusal.trace"
 
-    def traced(dbapi_connection: Any, *_: Any) -> None:
-        pgconn = dbapi_connection.driver_connection.pgconn
-        pgconn.trace(sink.fileno())
-        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
-
-    def untraced(dbapi_connection: Any, *_: Any) -> None:
-        dbapi_connection.driver_connection.pgconn.untrace()
-
     async def go() -> None:
         async with direct_services(db_url, llm_model=MINI) as services:
             engine: AsyncEngine = services.sessions.kw["bind"]
-            event.listen(engine.sync_engine, "checkout", traced)
-            event.listen(engine.sync_engine, "checkin", untraced)
-            await record_refusal(services.sessions, user_id=user, model=MINI, layer="overloaded")
-            event.remove(engine.sync_engine, "checkout", traced)
-            event.remove(engine.sync_engine, "checkin", untraced)
+            with traced_checkouts(engine, sink):
+                await record_refusal(
+                    services.sessions, user_id=user, model=MINI, layer="overloaded"
+                )
 
     with trace.open("w") as sink:
         asyncio.run(go())

@@ -430,21 +430,13 @@ def test_the_shared_rows_are_written_last_counters_then_rollups_sent_with_the_co
     and sends them with the COMMIT in one flight, before the server has answered any of
     them (libpq's trace of the settling connection), so the locks never wait for this
     process."""
-    from psycopg import pq
-    from sqlalchemy import event
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from tests.libpq_trace import traced_checkouts
 
     user = uuid.uuid4()
     outcome = Outcome(parts=["Port 8000."], finished=Finished(MINI, "stop", 10, 3, 0), status="ok")
     trace = tmp_path / "settle.trace"
-
-    def traced(dbapi_connection: Any, *_: Any) -> None:
-        pgconn = dbapi_connection.driver_connection.pgconn
-        pgconn.trace(sink.fileno())
-        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
-
-    def untraced(dbapi_connection: Any, *_: Any) -> None:
-        dbapi_connection.driver_connection.pgconn.untrace()
 
     async def go() -> None:
         async with direct_services(db_url, **SETTINGS) as services:
@@ -457,12 +449,9 @@ def test_the_shared_rows_are_written_last_counters_then_rollups_sent_with_the_co
                 await ensure_conversation(
                     session, conversation_id=prepared.conversation_id, owner="ada", title="t"
                 )
-            event.listen(engine.sync_engine, "checkout", traced)
-            event.listen(engine.sync_engine, "checkin", untraced)
             admission = Admission(prepared, StreamLease("k", "m", {}), reservation, 200)
-            await settle_call(services, admission, outcome)
-            event.remove(engine.sync_engine, "checkout", traced)
-            event.remove(engine.sync_engine, "checkin", untraced)
+            with traced_checkouts(engine, sink):
+                await settle_call(services, admission, outcome)
 
     with trace.open("w") as sink:
         asyncio.run(go())

@@ -1,0 +1,34 @@
+"""libpq's trace of what an engine's connections send, for tests that check round trips:
+which statements leave together in one flight, before the server has answered any."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+from psycopg import pq
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+@contextmanager
+def traced_checkouts(engine: AsyncEngine, sink: IO[str]) -> Iterator[None]:
+    """Every connection checked out of `engine` inside the block writes libpq's trace (no
+    timestamps) to `sink` until it is checked in."""
+
+    def traced(dbapi_connection: Any, *_: Any) -> None:
+        pgconn = dbapi_connection.driver_connection.pgconn
+        pgconn.trace(sink.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+
+    def untraced(dbapi_connection: Any, *_: Any) -> None:
+        dbapi_connection.driver_connection.pgconn.untrace()
+
+    event.listen(engine.sync_engine, "checkout", traced)
+    event.listen(engine.sync_engine, "checkin", untraced)
+    try:
+        yield
+    finally:
+        event.remove(engine.sync_engine, "checkout", traced)
+        event.remove(engine.sync_engine, "checkin", untraced)
