@@ -99,6 +99,10 @@ def _app_env(env: dict[str, str], *, top: int, workers: int, **urls: str) -> dic
         # Every answer from the paced model: with the cache on, the held streams would
         # replay the first answer at once instead of streaming at the model's pace.
         "RESPONSE_CACHE": "false",
+        # No periodic status probe during the run (the one at start-up comes first): a probe
+        # that reached the model between the paced answer's request and its first token
+        # made `upstream_request` read the probe's instead and stop the bench (a race).
+        "STATUS_PROBE_INTERVAL_S": "3600",
     }
 
 
