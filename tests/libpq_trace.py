@@ -3,6 +3,7 @@ which statements leave together in one flight, before the server has answered an
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
@@ -32,3 +33,15 @@ def traced_checkouts(engine: AsyncEngine, sink: IO[str]) -> Iterator[None]:
     finally:
         event.remove(engine.sync_engine, "checkout", traced)
         event.remove(engine.sync_engine, "checkin", untraced)
+
+
+def flight_from(lines: list[str], start: int) -> list[str]:
+    """The trace lines the client sent (``F``) from `start` on, before the server's first
+    answer: one flight, one round trip."""
+    return list(itertools.takewhile(lambda line: line.startswith("F"), lines[start:]))
+
+
+def statement_heads(flight: list[str]) -> list[str]:
+    """The first three words of each statement parsed in `flight`, in order."""
+    parsed = [line.split('"')[3] for line in flight if "\tParse\t" in line]
+    return [" ".join(sql.split()[:3]) for sql in parsed]

@@ -6,7 +6,6 @@ busy event loop, where every answer settling at the same time queued behind it."
 from __future__ import annotations
 
 import asyncio
-import itertools
 import uuid
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.calls import record_refusal
 from tests.direct import direct_services
-from tests.libpq_trace import traced_checkouts
+from tests.libpq_trace import flight_from, statement_heads, traced_checkouts
 
 MINI = "gpt-4o-mini"
 
@@ -39,9 +38,8 @@ def test_a_refusal_is_recorded_with_its_rollups_sent_with_the_commit(
     lines = trace.read_text().splitlines()
     rollup = next(i for i, line in enumerate(lines) if "INSERT INTO call_rollups_hourly" in line)
     start = max(i for i in range(rollup) if not lines[i].startswith("F")) + 1
-    flight = list(itertools.takewhile(lambda line: line.startswith("F"), lines[start:]))
-    parsed = [line.split('"')[3] for line in flight if "\tParse\t" in line]
-    assert [" ".join(sql.split()[:3]) for sql in parsed] == [
+    flight = flight_from(lines, start)
+    assert statement_heads(flight) == [
         "INSERT INTO call_rollups_hourly",
         "INSERT INTO user_rollups_daily",
         "COMMIT",

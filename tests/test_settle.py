@@ -6,7 +6,6 @@ GROUP=settle` runs on app/settle.py (docs/mutation.md)."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 import uuid
@@ -432,7 +431,7 @@ def test_the_shared_rows_are_written_last_counters_then_rollups_sent_with_the_co
     process."""
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from tests.libpq_trace import traced_checkouts
+    from tests.libpq_trace import flight_from, statement_heads, traced_checkouts
 
     user = uuid.uuid4()
     outcome = Outcome(parts=["Port 8000."], finished=Finished(MINI, "stop", 10, 3, 0), status="ok")
@@ -457,9 +456,8 @@ def test_the_shared_rows_are_written_last_counters_then_rollups_sent_with_the_co
         asyncio.run(go())
     lines = trace.read_text().splitlines()
     charge = next(i for i, line in enumerate(lines) if "ragship_charge" in line)
-    flight = list(itertools.takewhile(lambda line: line.startswith("F"), lines[charge:]))
-    parsed = [line.split('"')[3] for line in flight if "\tParse\t" in line]
-    assert [" ".join(sql.split()[:3]) for sql in parsed] == [
+    flight = flight_from(lines, charge)
+    assert statement_heads(flight) == [
         "SELECT spent, reserved",
         "INSERT INTO call_rollups_hourly",
         "INSERT INTO user_rollups_daily",
