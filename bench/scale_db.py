@@ -28,7 +28,7 @@ from pgvector.psycopg import register_vector
 from sqlalchemy import create_engine, text
 
 from app.migrate import upgrade_to_head
-from bench.fixtures import ROOT, temp_database
+from bench.fixtures import ROOT
 from ingest.keyword_statistics import refresh_keyword_statistics
 
 KEPT = Path(tempfile.gettempdir()) / "ragship-bench-scale"
@@ -38,14 +38,55 @@ _NAME = "bench_scale"
 _INDEXDEF = text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_chunks_embedding_hnsw'")
 
 
+# PostgreSQL's own default (pgserver's initdb writes it), and the size docs/retrieval.md
+# gives for a corpus ("Memory"): about 4 KB a chunk at 384 dimensions (the HNSW index about
+# 2 KB, the chunks table about 2 KB: 195 MB and 196 MB at 100k), rounded up to a power of two.
+DEFAULT_SHARED_BUFFERS_MB = 128
+BYTES_PER_CHUNK = 4096
+
+
+def sized_buffers_mb(chunks: int) -> int:
+    """`shared_buffers` in MB that holds `chunks` chunks' HNSW index and rows, as
+    docs/retrieval.md sizes it: at least PostgreSQL's default (128 MB)."""
+    need = chunks * BYTES_PER_CHUNK / 2**20
+    size = DEFAULT_SHARED_BUFFERS_MB
+    while size < need:
+        size *= 2
+    return size
+
+
 @dataclass(frozen=True)
 class Built:
-    """A loaded database: its URL, the HNSW build's seconds and whether it was built by an
-    earlier run (`reused`: the seconds are that run's)."""
+    """A loaded database: its data folder, the HNSW build's seconds and whether it was
+    built by an earlier run (`reused`: the seconds are that run's). `serving` starts it."""
 
-    url: str
+    pgdata: Path
     build_s: float
     reused: bool
+
+    @contextmanager
+    def serving(self, shared_buffers_mb: int) -> Iterator[str]:
+        """The database's SQLAlchemy URL, its server started with `shared_buffers_mb` MB of
+        shared buffers (ALTER SYSTEM, which takes effect at the next start), so each
+        setting's queries start with empty PostgreSQL buffers; stopped afterwards."""
+        with _server(self.pgdata) as server:
+            server.psql(f"ALTER SYSTEM SET shared_buffers = '{int(shared_buffers_mb)}MB';")
+        with _server(self.pgdata) as server:
+            yield _url(server)
+
+
+@contextmanager
+def _server(pgdata: Path) -> Iterator[pgserver.PostgresServer]:
+    """pgserver's server for `pgdata`, started (initialised first if new), stopped after."""
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+def _url(server: pgserver.PostgresServer) -> str:
+    return server.get_uri(_NAME).replace("postgresql://", "postgresql+psycopg://", 1)
 
 
 def _load(url: str, vectors: np.ndarray, texts: list[str]) -> float:
@@ -100,28 +141,30 @@ def digest(vectors: np.ndarray, texts: list[str]) -> str:
 @contextmanager
 def scale_database(vectors: np.ndarray, texts: list[str]) -> Iterator[Built]:
     """A database holding the chunks with their HNSW index: kept between runs up to
-    KEEP_UP_TO chunks (under KEPT), otherwise temporary."""
+    KEEP_UP_TO chunks (under KEPT), otherwise temporary. Not running: `Built.serving`."""
     if len(texts) > KEEP_UP_TO:
-        with temp_database() as url:
-            yield Built(url, _load(url, vectors, texts), reused=False)
+        with tempfile.TemporaryDirectory(prefix="ragship-bench-scale-") as tmp:
+            pgdata = Path(tmp) / "pg"
+            yield Built(pgdata, _create(pgdata, vectors, texts), reused=False)
         return
     folder = KEPT / f"{len(texts)}-{digest(vectors, texts)}"
     folder.mkdir(parents=True, exist_ok=True)
     with (folder.parent / f"{folder.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         marker = folder / "built.json"
-        if not marker.exists():
+        reused = marker.exists()
+        if not reused:
             shutil.rmtree(folder)
             folder.mkdir()
-        server = pgserver.get_server(folder / "pg", cleanup_mode="stop")
-        try:
-            url = server.get_uri(_NAME).replace("postgresql://", "postgresql+psycopg://", 1)
-            reused = marker.exists()
-            if not reused:
-                server.psql(f"CREATE DATABASE {_NAME};")
-                upgrade_to_head(url)
-                build_s = _load(url, vectors, texts)
-                marker.write_text(json.dumps({"build_s": build_s}))
-            yield Built(url, float(json.loads(marker.read_text())["build_s"]), reused)
-        finally:
-            server.cleanup()
+            marker.write_text(json.dumps({"build_s": _create(folder / "pg", vectors, texts)}))
+        yield Built(folder / "pg", float(json.loads(marker.read_text())["build_s"]), reused)
+
+
+def _create(pgdata: Path, vectors: np.ndarray, texts: list[str]) -> float:
+    """A new server in `pgdata` with the migrated database and the chunks; returns the
+    HNSW build's seconds."""
+    with _server(pgdata) as server:
+        server.psql(f"CREATE DATABASE {_NAME};")
+        url = _url(server)
+        upgrade_to_head(url)
+        return _load(url, vectors, texts)

@@ -153,10 +153,25 @@ def test_compose_runs_migrate_once_then_the_app_with_a_grace_above_the_apps(
     assert app["environment"]["DATABASE_URL"] == "postgresql://ragship:pw@db:5432/ragship"
     assert app["environment"]["RATE_LIMIT_STORE"] == "redis://redis:6379/0"
     assert app["environment"]["PUBLIC_URL"] == "https://chat.example.com"
+    # docs/retrieval.md, "Memory": the HNSW index in PostgreSQL's buffers, not the default.
+    assert services["db"]["command"] == ["postgres", "-c", "shared_buffers=512MB"]
     caddy = services["caddy"]
     assert caddy["environment"]["UPSTREAM"] == f"app:{app['expose'][0]}" == "app:8000"
     assert {str(port["published"]) for port in caddy["ports"]} == {"80", "443"}
     assert caddy["depends_on"]["app"] == {"condition": "service_healthy"}
+
+
+def test_compose_sizes_the_databases_shared_buffers_from_env_prod(tmp_path: Path) -> None:
+    shutil.copytree(INFRA / "vps", tmp_path / "infra" / "vps")
+    env = tmp_path / ".env.prod"
+    env.write_text(
+        "POSTGRES_PASSWORD=pw\nRAGSHIP_DOMAIN=chat.example.com\nPOSTGRES_SHARED_BUFFERS=4GB\n"
+    )
+    compose = tmp_path / "infra" / "vps" / "compose.yaml"
+    result = run(tool("docker-compose"), "--env-file", env, "-f", compose, "config")
+    assert result.returncode == 0, result.stderr
+    db = yaml.safe_load(result.stdout)["services"]["db"]
+    assert db["command"] == ["postgres", "-c", "shared_buffers=4GB"]
 
 
 def test_compose_names_a_missing_setting(tmp_path: Path) -> None:
