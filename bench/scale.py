@@ -36,6 +36,7 @@ from app.db import autocommit_scope, make_async_engine
 from app.models import EMBEDDING_DIM
 from app.rag.retrieve import EF_SEARCH as DEFAULT_EF
 from app.rag.retrieve import hybrid_search
+from app.settings import Settings
 from bench.fixtures import _sentence, bench_settings
 from bench.scale_db import (
     DEFAULT_SHARED_BUFFERS_MB,
@@ -85,17 +86,32 @@ async def _warm(sessions: async_sessionmaker[AsyncSession], queries: list[Query]
             await session.execute(_VECTOR_SQL, {"embedding": vector.tolist()})
     async with autocommit_scope(sessions) as session:
         for words, vector in queries:
-            await hybrid_search(
+            await _hybrid(
                 session,
-                query=words,
-                embedding=vector.tolist(),
-                top_k=settings.retrieval_top_k,
-                candidates=settings.retrieval_candidates,
-                min_similarity=settings.retrieval_min_similarity,
-                rrf_k=settings.rrf_k,
+                settings,
+                (words, vector),
                 pool=settings.retrieval_keyword_pool,
-                ef_search=settings.retrieval_ef_search,
+                ef=settings.retrieval_ef_search,
             )
+
+
+async def _hybrid(
+    session: AsyncSession, settings: Settings, question: Query, *, pool: int, ef: int
+) -> None:
+    """`hybrid_search` for one question with the settings' top_k, candidates, minimum
+    similarity and RRF k, and the given keyword pool and ef_search."""
+    words, vector = question
+    await hybrid_search(
+        session,
+        query=words,
+        embedding=vector.tolist(),
+        top_k=settings.retrieval_top_k,
+        candidates=settings.retrieval_candidates,
+        min_similarity=settings.retrieval_min_similarity,
+        rrf_k=settings.rrf_k,
+        pool=pool,
+        ef_search=ef,
+    )
 
 
 async def _query(
@@ -135,19 +151,9 @@ async def _query(
         async with autocommit_scope(sessions) as session:
             for label, pool, ef in hybrids:
                 took = []
-                for words, vector in queries:
+                for question in queries:
                     started = time.perf_counter()
-                    await hybrid_search(
-                        session,
-                        query=words,
-                        embedding=vector.tolist(),
-                        top_k=settings.retrieval_top_k,
-                        candidates=settings.retrieval_candidates,
-                        min_similarity=settings.retrieval_min_similarity,
-                        rrf_k=settings.rrf_k,
-                        pool=pool,
-                        ef_search=ef,
-                    )
+                    await _hybrid(session, settings, question, pool=pool, ef=ef)
                     took.append(time.perf_counter() - started)
                 out[label] = (None, latency(took))
     finally:
