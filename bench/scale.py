@@ -85,14 +85,9 @@ async def _warm(sessions: async_sessionmaker[AsyncSession], queries: list[Query]
         for _, vector in queries:
             await session.execute(_VECTOR_SQL, {"embedding": vector.tolist()})
     async with autocommit_scope(sessions) as session:
-        for words, vector in queries:
-            await _hybrid(
-                session,
-                settings,
-                (words, vector),
-                pool=settings.retrieval_keyword_pool,
-                ef=settings.retrieval_ef_search,
-            )
+        for question in queries:
+            pool, ef = settings.retrieval_keyword_pool, settings.retrieval_ef_search
+            await _hybrid(session, settings, question, pool=pool, ef=ef)
 
 
 async def _hybrid(
