@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import Runner
 from app.models import Conversation, Feedback, LLMCall, Message, utcnow
 
 
@@ -23,6 +24,25 @@ async def find_conversation(
     if conversation is None or conversation.owner != owner:
         raise ConversationNotFound(str(conversation_id))
     return conversation
+
+
+async def conversation_summary(
+    db: Runner, *, conversation_id: uuid.UUID, owner: str
+) -> tuple[str | None, int | None]:
+    """The running summary of ``owner``'s conversation and the id of the last message it
+    covers (None, None before any fold), as Core columns: it runs on the request path's
+    `autocommit_connection`, which has no ORM session. Raises ConversationNotFound for a
+    conversation that does not exist or is someone else's."""
+    row = (
+        await db.execute(
+            select(Conversation.summary, Conversation.summary_through).where(
+                Conversation.id == conversation_id, Conversation.owner == owner
+            )
+        )
+    ).first()
+    if row is None:
+        raise ConversationNotFound(str(conversation_id))
+    return row[0], row[1]
 
 
 async def ensure_conversation(
@@ -123,7 +143,7 @@ async def conversation_messages(
 
 
 async def unsummarised_history(
-    session: AsyncSession, *, conversation_id: uuid.UUID, after: int | None, limit: int
+    session: Runner, *, conversation_id: uuid.UUID, after: int | None, limit: int
 ) -> list[tuple[int, str, str]]:
     """(id, role, content) of the completed messages after message `after` (the last one
     the running summary covers; None: from the start), oldest first, at most the newest

@@ -13,7 +13,7 @@ from app.auth.access import is_admin
 from app.auth.csrf import SAFE_METHODS, require_csrf
 from app.auth.sessions import SESSION_COOKIE, resolve_session
 from app.auth.tokens import CALLER_TOKEN, resolve_token
-from app.db import autocommit_scope
+from app.db import autocommit_connection
 from app.observability.alerts import Alerter
 from app.quality.watch import QualityWatch
 from app.services import Services
@@ -77,8 +77,9 @@ async def get_current_user(request: Request, services: ServicesDep) -> CurrentUs
     if not token:
         raise NotSignedIn()
     settings = services.settings
-    # A lookup and at most one UPDATE (the sliding expiry): no transaction needed around them.
-    async with autocommit_scope(services.sessions) as session:
+    # A lookup and at most one UPDATE (the sliding expiry): no transaction needed around them,
+    # and no ORM session (`autocommit_connection`).
+    async with autocommit_connection(services.sessions) as session:
         signed_in = await resolve_session(
             session, token=token, idle=timedelta(minutes=settings.session_idle_minutes)
         )
@@ -111,7 +112,7 @@ async def get_api_user(request: Request, services: ServicesDep) -> CurrentUser:
             401, "Use 'Authorization: Bearer <token>'.", headers={"WWW-Authenticate": "Bearer"}
         )
     # A lookup and at most one UPDATE (`last_used_at`), as for a browser session.
-    async with autocommit_scope(services.sessions) as session:
+    async with autocommit_connection(services.sessions) as session:
         caller = await resolve_token(session, token=token.strip())
     if caller is None:
         raise HTTPException(

@@ -14,8 +14,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.cache.responses import (
     CachedAnswer,
     CacheKey,
@@ -24,10 +22,10 @@ from app.cache.responses import (
     lookup_statement,
 )
 from app.conversations import (
-    find_conversation,
+    conversation_summary,
     unsummarised_history,
 )
-from app.db import autocommit_scope, pipelined
+from app.db import Runner, autocommit_connection, pipelined
 from app.guardrails.chain import (
     Trigger,
     screen_input,
@@ -95,7 +93,7 @@ class PreparedChat:
 
 
 async def search_or_cached(
-    session: AsyncSession,
+    session: Runner,
     settings: Settings,
     *,
     question: str,
@@ -145,20 +143,21 @@ async def prepare_chat(
         services, user_id=user_id, trace_id=trace_id, question=question, embedding=embedding
     )
     # Reads, each on its own (read committed gave each statement its own snapshot anyway):
-    # no BEGIN and COMMIT round trips; the search (and a first turn's cache lookup) is one.
-    async with autocommit_scope(services.sessions) as session:
+    # no BEGIN and COMMIT round trips, and no ORM session; the search (and a first turn's
+    # cache lookup) is one round trip.
+    async with autocommit_connection(services.sessions) as session:
         turns: list[Turn] = []
         summary: str | None = None
         if conversation_id is not None:
-            conversation = await find_conversation(
+            stored_summary, summarised_through = await conversation_summary(
                 session, conversation_id=conversation_id, owner=str(user_id)
             )
         if conversation_id is not None and settings.history_messages:
-            summary = conversation.summary
+            summary = stored_summary
             turns = await unsummarised_history(
                 session,
                 conversation_id=conversation_id,
-                after=conversation.summary_through,
+                after=summarised_through,
                 limit=MAX_UNSUMMARISED,
             )
         parts = None

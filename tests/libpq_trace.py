@@ -45,3 +45,12 @@ def statement_heads(flight: list[str]) -> list[str]:
     """The first three words of each statement parsed in `flight`, in order."""
     parsed = [line.split('"')[3] for line in flight if "\tParse\t" in line]
     return [" ".join(sql.split()[:3]) for sql in parsed]
+
+
+def sent_statements(lines: list[str]) -> list[str]:
+    """The first three words of every statement the client sent in `lines`, in order: those
+    parsed (extended protocol, `statement_heads`) and those sent as simple queries (psycopg
+    sends a statement without parameters so, and SQLAlchemy its BEGIN, COMMIT, ROLLBACK)."""
+    sent = [line.split('"')[3 if "\tParse\t" in line else 1] for line in lines
+            if line.startswith("F") and ("\tParse\t" in line or "\tQuery\t" in line)]  # fmt: skip
+    return [" ".join(sql.split()[:3]) for sql in sent]

@@ -7,12 +7,13 @@ conversation's row before it takes any counter's row (the lock order of settling
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import threading
 import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,6 +29,7 @@ from app.rag.prompt import PROMPT_VERSION
 from app.services import Services
 from tests.conftest import eventually, scalar
 from tests.direct import direct_services
+from tests.libpq_trace import sent_statements, traced_checkouts
 
 MODEL = "gpt-4o-mini"  # priced: a question reserves more than $0
 
@@ -69,28 +71,26 @@ async def _admit(services: Services, prepared: PreparedChat) -> Admission[Prepar
 
 def _admit_once(db_url: str, prepared: PreparedChat, **settings: object) -> tuple[Any, list[str]]:
     """Admit ``prepared`` (then give the admission back); (the reservation or the exception
-    raised, the SQL statements admission sent, each by its first three words)."""
+    raised, the SQL statements admission sent, each by its first three words, as libpq's
+    trace of the connections shows them: the reservation goes to psycopg as it is)."""
 
-    async def go() -> tuple[Any, list[str]]:
+    async def go(sink: Any) -> Any:
         async with direct_services(db_url, llm_model=MODEL, **settings) as services:
             engine: AsyncEngine = services.sessions.kw["bind"]
-            sent: list[str] = []
-
-            def seen(*args: Any) -> None:
-                sent.append(" ".join(args[2].split()[:3]))
-
-            event.listen(engine.sync_engine, "before_cursor_execute", seen)
             try:
-                admission = await _admit(services, prepared)
+                with traced_checkouts(engine, sink):
+                    admission = await _admit(services, prepared)
             except Exception as exc:  # asserted by the caller
-                return exc, sent
-            finally:
-                event.remove(engine.sync_engine, "before_cursor_execute", seen)
+                return exc
             await release_unused(services, admission)
             await engine.dispose()
-            return admission.reservation, sent
+            return admission.reservation
 
-    return asyncio.run(go())
+    with tempfile.NamedTemporaryFile("w+") as sink:
+        outcome = asyncio.run(go(sink))
+        sink.seek(0)
+        sent = sent_statements(sink.read().splitlines())
+    return outcome, sent
 
 
 def _rows(engine: Engine, conversation: uuid.UUID) -> tuple[int, int]:

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import CursorResult, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import pipelined
+from app.db import Runner, pipelined
 from app.models import ApiToken, utcnow
 
 TOKEN_PREFIX = "rs_"
@@ -86,10 +86,11 @@ _RESOLVE = text(
 )
 
 
-async def resolve_token(session: AsyncSession, *, token: str) -> TokenUser | None:
+async def resolve_token(session: Runner, *, token: str) -> TokenUser | None:
     """The token's user, if the token exists and neither it nor its user is revoked. The
     lookup goes to psycopg as it is (`pipelined`), as a browser session's does
-    (app/auth/sessions.py); `last_used_at` is written at most every LAST_USED_EVERY."""
+    (app/auth/sessions.py), in an ORM session or a Core connection; `last_used_at` is
+    written at most every LAST_USED_EVERY."""
     if not looks_like_token(token):
         return None
     (rows,) = await pipelined(

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import Runner
 from app.models import ResponseCacheEntry, utcnow
 from app.rag.retrieve import Passage, QueryVector, vector_text
 
@@ -117,7 +118,7 @@ def lookup_statement(
 
 
 async def looked_up(
-    session: AsyncSession, parts: CacheKeyParts, rows: list[tuple[Any, ...]] | None
+    session: Runner, parts: CacheKeyParts, rows: list[tuple[Any, ...]] | None
 ) -> tuple[CacheKey, CachedAnswer | None]:
     """The key and the hit (None on a miss) from `lookup_statement`'s rows; a hit's counter
     is bumped in the session (one more statement, on hits only)."""

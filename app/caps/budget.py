@@ -36,7 +36,7 @@ from app.caps.refusal import (
     USER_DAILY,
     CapRefused,
 )
-from app.db import autocommit_scope
+from app.db import autocommit_connection, pipelined
 from app.settings import Settings
 
 GLOBAL = "global"
@@ -158,8 +158,9 @@ async def reserve(
     first cap hit. ``user_id=None`` (a service call such as the health probe) reserves
     against the global daily cap and the monthly budget only.
 
-    One statement in autocommit (`ragship_reserve`, migration 0014): one round trip, and
-    the counters' row locks are held only while PostgreSQL runs it and commits. With
+    One statement in autocommit (`ragship_reserve`, migration 0014), sent to psycopg as it
+    is (`pipelined`, on an `autocommit_connection`): one round trip, and the counters' row
+    locks are held only while PostgreSQL runs it and commits. With
     ``kill_switch`` the operator's pause is checked first (`KILL_SWITCH`, 503), then with
     ``ceiling`` the per-request maximum (`REQUEST_COST`, 413), in the chain's order.
     ``also``: writes made in the same statement, only when the reservation is allowed
@@ -188,8 +189,9 @@ async def reserve(
         if clash := (params.keys() | {"allowed"}) & also.params.keys():
             raise ValueError(f"parameters named like the reservation's: {sorted(clash)}")
         params = {**params, **also.params, "allowed": ALLOWED}
-    async with autocommit_scope(sessions) as session:
-        outcome = (await session.execute(_statement(also), params)).scalar_one_or_none()
+    async with autocommit_connection(sessions) as connection:
+        (rows,) = await pipelined(connection, [(_statement(also), params)], commit=False)
+    outcome = rows[0][0] if rows else None
     if outcome is None:  # no row: only when a lock locked nothing (`_statement`)
         if also is None or also.lock is None:
             raise RuntimeError("the reservation's statement returned no outcome")
