@@ -24,6 +24,7 @@ BENCHMARKS = (
     "cold_start",
     "gc_pause",
     "hotpath",
+    "hot_scopes",
     "embedding_precision",
     "scale",
     "streams",
