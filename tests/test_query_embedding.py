@@ -9,7 +9,6 @@ import gc
 import logging
 import threading
 
-import numpy as np
 import pytest
 
 from app.rag.embedder import Embedder
@@ -41,14 +40,11 @@ def test_the_early_embedding_is_the_embedders_vector_computed_once_off_the_loop(
         early.begin()
         first, again = await early.vector(), await early.vector()
         late = await QueryEmbedding(counting, QUESTION).vector()  # type: ignore[arg-type]
-        assert np.allclose(late, first, rtol=0, atol=1e-6)
+        assert late == first
         return first, again, threading.get_ident()
 
     first, again, loop_thread = asyncio.run(go())
-    assert first is again  # one computation, awaited twice
-    # The same vector as the embedder's own call, up to float rounding: torch may sum in
-    # another order on another thread (seen in the full suite: 3e-8 apart).
-    assert np.allclose(first, embedder.embed_one(QUESTION), rtol=0, atol=1e-6)
+    assert first == again == embedder.embed_one(QUESTION)
     assert len(counting.threads) == 2  # the early one once, the one begun by `vector` once
     assert loop_thread not in counting.threads
 
