@@ -9,6 +9,7 @@ and `app/chat.py` streams it.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,7 +44,6 @@ from app.rag.context_budget import (
 from app.rag.corpus_fit import CorpusFit
 from app.rag.no_context import answers_locally
 from app.rag.prompt import build_messages
-from app.rag.query_embedding import QueryEmbedding
 from app.rag.retrieve import Passage, configured_statements, passages_of, vector_text
 from app.rag.summarise import MAX_UNSUMMARISED, Turn, fold, turns_to_fold
 from app.services import Services
@@ -133,17 +133,12 @@ async def prepare_chat(
     question: str,
     conversation_id: uuid.UUID | None,
     trace_id: str,
-    early_embedding: QueryEmbedding | None = None,
 ) -> PreparedChat:
-    """Everything the answer needs (module docstring). ``early_embedding``: the question's, begun
-    by the cap chain before its rate limit (`admit`'s ``begin``); None embeds it here.
-    Raises GuardrailBlocked, ConversationNotFound, CapRefused (413, the context window),
-    and what the database raises."""
     settings = services.settings
     route = choose_route(
         settings, user_id=user_id, question=question, first_turn=conversation_id is None
     )
-    embedding = await (early_embedding or QueryEmbedding(services.embedder, question)).vector()
+    embedding = await asyncio.to_thread(services.embedder.embed_one, question)
     triggers = await screen_input(  # raises GuardrailBlocked
         services, user_id=user_id, trace_id=trace_id, question=question, embedding=embedding
     )

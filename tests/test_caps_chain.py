@@ -312,38 +312,6 @@ def test_the_rate_limit_refusal_is_recorded(db_url: str, db_engine: Engine) -> N
     assert _refusals(db_engine, user) == [(MAIN, "refused", RATE_LIMIT, 0)]
 
 
-def test_begin_runs_after_the_input_bounds_and_before_the_rate_limit(db_url: str) -> None:
-    """`begin` (the chat's query embedding) starts once the input bounds pass, before the
-    rate limit decides: a request the rate limit refuses has begun it (and never prepares),
-    one the input bounds refuse has not."""
-    user = uuid.uuid4()
-    calls: list[str] = []
-
-    async def prepare() -> Prepared:
-        calls.append("prepare")
-        return PREPARED
-
-    async def go() -> tuple[str, str]:
-        async with direct_services(db_url, **SETTINGS, rate_limit_requests=1) as services:
-
-            async def ask(message: str) -> str:
-                try:
-                    admission = await admit(services, user_id=user, message=message,
-                                            max_tokens=None, prepare=prepare,
-                                            begin=lambda: calls.append("begin"))  # fmt: skip
-                except CapRefused as refused:
-                    return refused.layer
-                await release_unused(services, admission)
-                return "admitted"
-
-            too_long = "x" * (services.settings.max_message_chars + 1)
-            return await ask(too_long), await ask(QUESTION) + "," + await ask(QUESTION)
-
-    bounds, admitted_then_limited = asyncio.run(go())
-    assert bounds == INPUT_BOUNDS and admitted_then_limited == f"admitted,{RATE_LIMIT}"
-    assert calls == ["begin", "prepare", "begin"]
-
-
 class Failed(Exception):
     pass
 

@@ -1,7 +1,6 @@
 """The cap chain, in order, in one place. Nothing reaches the upstream without passing it.
 
 1. input bounds (no I/O)                      → 413
-   ... `begin` starts work that costs no money (the query embedding, on its thread) ...
 2. per-user rate limit, concurrent streams    → 429 (store down: 503, or allow if configured)
    ... retrieval runs here: it costs no money, and the reservation needs the real prompt ...
 3. kill switch, per-request maximum cost (every model was priced at start)
@@ -69,20 +68,14 @@ async def admit(
     prepare: Callable[[], Awaitable[P]],
     trace_context: Context | None = None,
     with_reservation: Callable[[P], budget.AdmittedWrites] | None = None,
-    begin: Callable[[], None] | None = None,
 ) -> Admission[P]:
     """Run the chain for one request; `CapRefused` (recorded in the ledger) when a layer
     refuses. ``with_reservation`` makes, from what ``prepare`` returned, the writes to run in
-    the reservation's statement when it is allowed (app/question.py: the question).
-    ``begin``, called once the input bounds pass and before the rate limit, starts work that
-    costs no money and that ``prepare`` will await (app/rag/query_embedding.py: the query
-    embedding, on its thread while the store answers); a refused request drops it."""
+    the reservation's statement when it is allowed (app/question.py: the question)."""
     settings = services.settings
     tracer = services.tracer
     try:
         tokens = check_input_bounds(settings, message=message, max_tokens=max_tokens)
-        if begin is not None:
-            begin()
         with tracer.start_as_current_span("caps.rate_limit", context=trace_context):
             lease = await services.limiter.admit(user_id)
         try:

@@ -36,7 +36,6 @@ from app.http.params import RowId
 from app.observability.tracing import trace_id_of
 from app.prepare import ChatEvent, prepare_chat
 from app.question import question_writes
-from app.rag.query_embedding import QueryEmbedding
 from app.services import Services
 from app.shutdown import StopSignal, finish_window_s
 from app.textclean import CleanStr
@@ -85,21 +84,18 @@ async def _admit_and_stream(
     body: ChatRequest, services: Services, user: CurrentUser
 ) -> EventSourceResponse:
     span = services.tracer.start_span("chat", attributes={"enduser.id": str(user.id)})
-    embedding = QueryEmbedding(services.embedder, body.message)
     try:
         admission = await admit(
             services,
             user_id=user.id,
             message=body.message,
             max_tokens=body.max_tokens,
-            begin=embedding.begin,  # on its thread while the rate limit asks the store
             prepare=lambda: prepare_chat(
                 services,
                 user_id=user.id,
                 question=body.message,
                 conversation_id=body.conversation_id,
                 trace_id=trace_id_of(span),
-                early_embedding=embedding,
             ),
             trace_context=trace.set_span_in_context(span),
             with_reservation=question_writes,  # the question is stored with the reservation
