@@ -1,0 +1,52 @@
+"""The request path's connection without an ORM session (`app.db.autocommit_connection`),
+against the real PostgreSQL: each statement is committed as it runs (another connection
+sees it before the scope ends), and the connection goes back to the pool out of
+autocommit, so the next user's transaction still rolls back."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from app.db import autocommit_connection, make_async_engine, session_scope
+from tests.conftest import scalar
+
+EMAIL = "SELECT count(*) FROM users WHERE email = :e"
+ADD = "INSERT INTO users (id, email, name, created_at) VALUES (:i, :e, 'x', now())"
+
+
+def test_statements_commit_as_they_run_and_the_pool_gets_a_transactional_connection_back(
+    db_url: str, db_engine: Engine
+) -> None:
+    first, second = f"{uuid.uuid4().hex}@a.test", f"{uuid.uuid4().hex}@a.test"
+
+    async def go() -> int:
+        engine = make_async_engine(db_url, pool_size=1, max_overflow=0)  # one connection
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        try:
+            async with autocommit_connection(sessions) as connection:
+                await connection.execute(text(ADD), {"i": uuid.uuid4(), "e": first})
+                seen_inside = scalar(db_engine, EMAIL, e=first)  # another connection
+            with pytest.raises(RuntimeError):
+                async with session_scope(sessions) as session:  # the same pooled connection
+                    await session.execute(text(ADD), {"i": uuid.uuid4(), "e": second})
+                    raise RuntimeError("roll back")
+            return int(seen_inside)  # type: ignore[call-overload]
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(go()) == 1
+    assert scalar(db_engine, EMAIL, e=second) == 0
+
+
+def test_a_factory_without_an_async_engine_is_refused() -> None:
+    async def go() -> None:
+        async with autocommit_connection(async_sessionmaker()):
+            pass
+
+    with pytest.raises(TypeError, match="AsyncEngine"):
+        asyncio.run(go())
