@@ -121,7 +121,7 @@ async def looked_up(
     session: Runner, parts: CacheKeyParts, rows: list[tuple[Any, ...]] | None
 ) -> tuple[CacheKey, CachedAnswer | None]:
     """The key and the hit (None on a miss) from `lookup_statement`'s rows; a hit's counter
-    is bumped in the session (one more statement, on hits only)."""
+    is bumped on the same session or connection (one more statement, on hits only)."""
     if not rows:
         raise RuntimeError("the response cache's lookup returned no row")
     version, entry_id, answer, passages, cost_usd, exact, similarity = rows[0]

@@ -199,7 +199,7 @@ async def hybrid_search(
     `ef_search` candidates (pgvector's hnsw.ef_search, for the rest of the transaction).
 
     The transaction's settings and the search leave in one round trip (`pipelined`). In
-    an autocommit session (`autocommit_scope`, as the chat path's) that is all: the two
+    autocommit (`autocommit_scope`; the chat path's `autocommit_connection`) that is all: the two
     statements, up to the pipeline's one Sync, are one implicit transaction, which the
     settings last for. Sent one at a time inside BEGIN and COMMIT, as before, they were
     four round trips, each holding the pooled connection through a turn of a busy event
