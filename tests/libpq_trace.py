@@ -43,8 +43,7 @@ def flight_from(lines: list[str], start: int) -> list[str]:
 
 def statement_heads(flight: list[str]) -> list[str]:
     """The first three words of each statement parsed in `flight`, in order."""
-    parsed = [line.split('"')[3] for line in flight if "\tParse\t" in line]
-    return [" ".join(sql.split()[:3]) for sql in parsed]
+    return [_head(line.split('"')[3]) for line in flight if "\tParse\t" in line]
 
 
 def sent_statements(lines: list[str]) -> list[str]:
@@ -53,4 +52,8 @@ def sent_statements(lines: list[str]) -> list[str]:
     sends a statement without parameters so, and SQLAlchemy its BEGIN, COMMIT, ROLLBACK)."""
     sent = [line.split('"')[3 if "\tParse\t" in line else 1] for line in lines
             if line.startswith("F") and ("\tParse\t" in line or "\tQuery\t" in line)]  # fmt: skip
-    return [" ".join(sql.split()[:3]) for sql in sent]
+    return [_head(sql) for sql in sent]
+
+
+def _head(sql: str) -> str:
+    return " ".join(sql.split()[:3])
