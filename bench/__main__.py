@@ -25,6 +25,7 @@ BENCHMARKS = (
     "gc_pause",
     "hotpath",
     "hot_scopes",
+    "upstream_transport",
     "embedding_precision",
     "scale",
     "streams",

@@ -1,0 +1,124 @@
+"""Reading a streamed answer from the upstream: the `openai` SDK's default httpx2 transport
+against its aiohttp one (`DefaultAioHttpClient`, what `app/llm/client.py` uses).
+
+The upstream is the built-in local model in its own process, paced at 20 ms a piece
+(bench/procs.py `start_model`). Each side sends the request `LLMClient.stream_chat` sends
+(the same SDK call, body and `stream_options`) for a prompt built by `app/rag/prompt.py`
+from a page of the docs, capped at MAX_TOKENS (about 64 pieces, as issue 17's upstream),
+and reads the stream to its end. Rounds alternate between the two transports (ABBA:
+neither always goes first), each on a fresh client.
+
+Columns: the event loop's own CPU time per answer (`time.thread_time`; this process holds
+only the client, so that is what the transport costs the app's loop), the time to the
+first piece, and answers per second at the concurrency. At 50 concurrent the local model
+is the limit (about 2,400 pieces a second on this 2-core machine), so answers per second
+and the first piece there measure the model as much as the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import openai
+
+from app.rag.prompt import build_messages
+from app.rag.retrieve import Passage
+from app.settings import LOCAL_MODEL_ID
+from bench.procs import start_model
+from bench.table import Table, latency
+
+NAME = "upstream_transport"
+ROUNDS = 3
+PLAN = {1: 20, 50: 200}  # concurrency: answers per side per round
+MAX_TOKENS = 108  # about 64 pieces of the local model's answer to QUESTION
+QUESTION = "How do I ingest PDF files?"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "ingest.md"
+SIDES = ("httpx2 (the SDK's default)", "aiohttp (DefaultAioHttpClient)")
+
+
+def _body() -> dict[str, object]:
+    text = PAGE.read_text(encoding="utf-8")[:6000]
+    passage = Passage(1, 1, "ingest.md", "Ingest", "Ingest", "ingest", text, 1.0, 1.0)
+    messages = build_messages(question=QUESTION, passages=[passage], history=[])
+    return {"model": LOCAL_MODEL_ID, "messages": messages, "stream": True,
+            "max_tokens": MAX_TOKENS, "temperature": 0.0,
+            "stream_options": {"include_usage": True}}  # fmt: skip
+
+
+def _client(url: str, side: str) -> openai.AsyncOpenAI:
+    transport = openai.DefaultAioHttpClient(timeout=60) if side.startswith("aiohttp") else None
+    return openai.AsyncOpenAI(
+        base_url=f"{url}/v1", api_key="bench", max_retries=0, timeout=60, http_client=transport
+    )
+
+
+async def _round(
+    client: openai.AsyncOpenAI, body: dict[str, object], concurrency: int, n: int
+) -> tuple[list[float], float, float, float]:
+    """(first-piece times, loop CPU per answer, answers per second, pieces per answer)."""
+    gate = asyncio.Semaphore(concurrency)
+    firsts: list[float] = []
+    pieces = 0
+
+    async def one() -> None:
+        nonlocal pieces
+        async with gate:
+            started = time.perf_counter()
+            stream = await client.post(
+                "/chat/completions", body=body, cast_to=object, stream=True,
+                stream_cls=openai.AsyncStream[object],
+            )  # fmt: skip
+            first = True
+            async with stream:
+                async for _ in stream:
+                    if first:
+                        firsts.append(time.perf_counter() - started)
+                        first = False
+                    pieces += 1
+
+    used, started = time.thread_time(), time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    wall = time.perf_counter() - started
+    return firsts, (time.thread_time() - used) / n, n / wall, pieces / n
+
+
+async def _measure(url: str) -> dict[tuple[int, str], list[tuple[list[float], float, float]]]:
+    body = _body()
+    results: dict[tuple[int, str], list[tuple[list[float], float, float]]] = {}
+    for turn in range(ROUNDS):
+        for concurrency, n in PLAN.items():
+            for side in SIDES if turn % 2 == 0 else SIDES[::-1]:  # ABBA: neither always first
+                async with _client(url, side) as client:
+                    await _round(client, body, min(concurrency, 5), 10)  # connections, caches
+                    firsts, cpu, rate, pieces = await _round(client, body, concurrency, n)
+                results.setdefault((concurrency, side), []).append((firsts, cpu, rate))
+                results.setdefault((0, "pieces"), []).append(([], pieces, 0.0))
+    return results
+
+
+def run() -> list[Table]:
+    table = Table(
+        "Reading the upstream's stream: the SDK's httpx2 transport against its aiohttp one",
+        ["concurrency", "transport", "answers", "loop CPU ms/answer (rounds)",
+         "first piece p50/p95 ms", "answers/s (rounds)"],
+    )  # fmt: skip
+    with start_model() as url:
+        results = asyncio.run(_measure(url))
+    for (concurrency, side), rounds in results.items():
+        if concurrency == 0:
+            continue
+        firsts = latency([f for r in rounds for f in r[0]])
+        table.add(
+            concurrency, side, firsts.n, " ".join(f"{r[1] * 1000:.1f}" for r in rounds),
+            f"{firsts.p50 * 1000:.1f}/{firsts.p95 * 1000:.1f}",
+            " ".join(f"{r[2]:.1f}" for r in rounds),
+        )  # fmt: skip
+    pieces = sorted({round(r[1]) for r in results[(0, "pieces")]})
+    table.notes += [
+        f"{ROUNDS} rounds, the transports alternating (ABBA); chunks per answer: {pieces} "
+        f"(max_tokens {MAX_TOKENS}, the local model at 20 ms a piece in its own process)",
+        "loop CPU: this process's event-loop thread, which holds only the client",
+    ]
+    return [table]
