@@ -49,7 +49,7 @@ from bench.fixtures import (
 )
 from bench.litellm_proxy import installed, litellm_proxy
 from bench.procs import start_model, stop, wait_workers
-from bench.sse_client import QUESTION, Side, ragship_side, upstream_side
+from bench.sse_client import QUESTION, Side, has_text, ragship_side, upstream_side
 from bench.streams_procs import free_port, start, wait_up
 from bench.table import Table, latency
 
@@ -73,6 +73,12 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {  # name: (label, app environ
     ),
 }
 PLAN = {1: 30, 50: 200}  # concurrency: requests per side
+# The answer's length, for every side: 108 tokens is 64 pieces of the local model's answer to
+# QUESTION, the upstream of issue 17's measurements (64 chunks, 20 ms apart). At 50
+# concurrent the paced answer's length caps the streams per second of every side (50 /
+# 1.3 s); with the local model's whole answer (GATEWAY_MAX_TOKENS=512: 153 pieces, as this
+# bench ran until 2026-12-02) the direct side itself reached only about 16 a second.
+MAX_TOKENS = int(os.environ.get("GATEWAY_MAX_TOKENS", "108"))
 STEPS = ("caps.rate_limit", "retrieve", "caps.reserve", "chat")
 
 
@@ -125,6 +131,7 @@ def run() -> list[Table]:
             # The same question every time: with the cache on, every request after the
             # first would be a replay, not the full RAG path to the model.
             "RESPONSE_CACHE": "false",
+            "LLM_MAX_TOKENS": str(MAX_TOKENS),
             "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
         }
         apps: list[tuple[str, str, subprocess.Popen[bytes]]] = []
@@ -213,8 +220,11 @@ def _measure(
         "model": LOCAL_MODEL_ID,
         "messages": _chat_prompt(app_url, signed_in[app_url], model_url),
         "stream": True,
-        "max_tokens": 512,
+        "max_tokens": MAX_TOKENS,
     }
+    table.notes.append(
+        f"answers of {_pieces(model_url, body)} pieces (max_tokens {MAX_TOKENS}) on every side"
+    )
     for concurrency, n in PLAN.items():
         direct, lite = Side(), Side()
         asyncio.run(upstream_side(model_url, concurrency, n, body, direct))
@@ -242,6 +252,13 @@ def _measure(
                 split.add(concurrency, label, step, took.n, f"{took.p50 * 1000:.1f}",
                           f"{took.p95 * 1000:.1f}")  # fmt: skip
     split.notes.append("chat: the whole request span, to the end of settlement")
+
+
+def _pieces(model_url: str, body: dict[str, Any]) -> int:
+    """How many pieces of text the upstream streams for ``body``."""
+    with httpx.Client(base_url=model_url, timeout=60) as m:
+        with m.stream("POST", "/v1/chat/completions", json=body) as response:
+            return sum(has_text(line) for line in response.iter_lines())
 
 
 def _row(table: Table, concurrency: int, n: int, label: str, side: Side, base: Any) -> None:
