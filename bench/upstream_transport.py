@@ -4,15 +4,15 @@ against its aiohttp one (`DefaultAioHttpClient`, what `app/llm/client.py` uses).
 The upstream is the built-in local model in its own process, paced at 20 ms a piece
 (bench/procs.py `start_model`). Each side sends the request `LLMClient.stream_chat` sends
 (the same SDK call, body and `stream_options`) for a prompt built by `app/rag/prompt.py`
-from a page of the docs, capped at MAX_TOKENS (about 64 pieces, as issue 17's upstream),
+from a page of the docs, capped at MAX_TOKENS (about 64 chunks, as issue 17's upstream),
 and reads the stream to its end. Rounds alternate between the two transports (ABBA:
 neither always goes first), each on a fresh client.
 
 Columns: the event loop's own CPU time per answer (`time.thread_time`; this process holds
 only the client, so that is what the transport costs the app's loop), the time to the
-first piece, and answers per second at the concurrency. At 50 concurrent the local model
-is the limit (about 2,400 pieces a second on this 2-core machine), so answers per second
-and the first piece there measure the model as much as the client.
+first chunk, and answers per second at the concurrency. At 50 concurrent the local model
+is the limit (about 2,400 chunks a second on this 2-core machine), so answers per second
+and the first chunk there measure the model as much as the client.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from bench.table import Table, latency
 NAME = "upstream_transport"
 ROUNDS = 3
 PLAN = {1: 20, 50: 200}  # concurrency: answers per side per round
-MAX_TOKENS = 108  # about 64 pieces of the local model's answer to QUESTION
+MAX_TOKENS = 108  # about 64 chunks of the local model's answer to QUESTION
 QUESTION = "How do I ingest PDF files?"
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "ingest.md"
 SIDES = ("httpx2 (the SDK's default)", "aiohttp (DefaultAioHttpClient)")
@@ -57,13 +57,13 @@ def _client(url: str, side: str) -> openai.AsyncOpenAI:
 async def _round(
     client: openai.AsyncOpenAI, body: dict[str, object], concurrency: int, n: int
 ) -> tuple[list[float], float, float, float]:
-    """(first-piece times, loop CPU per answer, answers per second, pieces per answer)."""
+    """(first-chunk times, loop CPU per answer, answers per second, chunks per answer)."""
     gate = asyncio.Semaphore(concurrency)
     firsts: list[float] = []
-    pieces = 0
+    chunks = 0
 
     async def one() -> None:
-        nonlocal pieces
+        nonlocal chunks
         async with gate:
             started = time.perf_counter()
             stream = await client.post(
@@ -76,12 +76,12 @@ async def _round(
                     if first:
                         firsts.append(time.perf_counter() - started)
                         first = False
-                    pieces += 1
+                    chunks += 1
 
     used, started = time.thread_time(), time.perf_counter()
     await asyncio.gather(*(one() for _ in range(n)))
     wall = time.perf_counter() - started
-    return firsts, (time.thread_time() - used) / n, n / wall, pieces / n
+    return firsts, (time.thread_time() - used) / n, n / wall, chunks / n
 
 
 async def _measure(url: str) -> dict[tuple[int, str], list[tuple[list[float], float, float]]]:
@@ -92,9 +92,9 @@ async def _measure(url: str) -> dict[tuple[int, str], list[tuple[list[float], fl
             for side in SIDES if turn % 2 == 0 else SIDES[::-1]:  # ABBA: neither always first
                 async with _client(url, side) as client:
                     await _round(client, body, min(concurrency, 5), 10)  # connections, caches
-                    firsts, cpu, rate, pieces = await _round(client, body, concurrency, n)
+                    firsts, cpu, rate, chunks = await _round(client, body, concurrency, n)
                 results.setdefault((concurrency, side), []).append((firsts, cpu, rate))
-                results.setdefault((0, "pieces"), []).append(([], pieces, 0.0))
+                results.setdefault((0, "chunks"), []).append(([], chunks, 0.0))
     return results
 
 
@@ -102,7 +102,7 @@ def run() -> list[Table]:
     table = Table(
         "Reading the upstream's stream: the SDK's httpx2 transport against its aiohttp one",
         ["concurrency", "transport", "answers", "loop CPU ms/answer (rounds)",
-         "first piece p50/p95 ms", "answers/s (rounds)"],
+         "first chunk p50/p95 ms", "answers/s (rounds)"],
     )  # fmt: skip
     with start_model() as url:
         results = asyncio.run(_measure(url))
@@ -115,9 +115,9 @@ def run() -> list[Table]:
             f"{firsts.p50 * 1000:.1f}/{firsts.p95 * 1000:.1f}",
             " ".join(f"{r[2]:.1f}" for r in rounds),
         )  # fmt: skip
-    pieces = sorted({round(r[1]) for r in results[(0, "pieces")]})
+    chunks = sorted({round(r[1]) for r in results[(0, "chunks")]})
     table.notes += [
-        f"{ROUNDS} rounds, the transports alternating (ABBA); chunks per answer: {pieces} "
+        f"{ROUNDS} rounds, the transports alternating (ABBA); chunks per answer: {chunks} "
         f"(max_tokens {MAX_TOKENS}, the local model at 20 ms a piece in its own process)",
         "loop CPU: this process's event-loop thread, which holds only the client",
     ]
