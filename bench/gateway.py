@@ -78,7 +78,17 @@ PLAN = {1: 30, 50: 200}  # concurrency: requests per side
 # concurrent the paced answer's length caps the streams per second of every side (50 /
 # 1.3 s); with the local model's whole answer (GATEWAY_MAX_TOKENS=512: 153 pieces, as this
 # bench ran until 2026-12-02) the direct side itself reached only about 16 a second.
-MAX_TOKENS = int(os.environ.get("GATEWAY_MAX_TOKENS", "108"))
+MAX_TOKENS_ENV = "GATEWAY_MAX_TOKENS"  # read like GATEWAY_VARIANTS: a bench knob, not a setting
+
+
+def _max_tokens() -> int:
+    raw = os.environ.get(MAX_TOKENS_ENV, "108")
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"{MAX_TOKENS_ENV}: a positive whole number of tokens, not {raw!r}")
+    return int(raw)
+
+
+MAX_TOKENS = _max_tokens()
 STEPS = ("caps.rate_limit", "retrieve", "caps.reserve", "chat")
 
 
