@@ -82,13 +82,14 @@ MAX_TOKENS_ENV = "GATEWAY_MAX_TOKENS"  # read like GATEWAY_VARIANTS: a bench kno
 
 
 def _max_tokens() -> int:
+    """The answers' length (max_tokens) for every side: GATEWAY_MAX_TOKENS, default 108.
+    Read when the bench runs, not on import: the model's process imports this module."""
     raw = os.environ.get(MAX_TOKENS_ENV, "108")
     if not raw.isdigit() or int(raw) < 1:
         raise SystemExit(f"{MAX_TOKENS_ENV}: a positive whole number of tokens, not {raw!r}")
     return int(raw)
 
 
-MAX_TOKENS = _max_tokens()
 STEPS = ("caps.rate_limit", "retrieve", "caps.reserve", "chat")
 
 
@@ -111,6 +112,7 @@ def _receiver(spans: list[tuple[str, float]]) -> FastAPI:
 
 
 def run() -> list[Table]:
+    max_tokens = _max_tokens()
     embedder = shared_embedder()
     spans: list[tuple[str, float]] = []
     table = Table(
@@ -141,7 +143,7 @@ def run() -> list[Table]:
             # The same question every time: with the cache on, every request after the
             # first would be a replay, not the full RAG path to the model.
             "RESPONSE_CACHE": "false",
-            "LLM_MAX_TOKENS": str(MAX_TOKENS),
+            "LLM_MAX_TOKENS": str(max_tokens),
             "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
         }
         apps: list[tuple[str, str, subprocess.Popen[bytes]]] = []
@@ -161,9 +163,9 @@ def run() -> list[Table]:
                     wait_workers(app, int(VARIANTS[name][1].get("WEB_CONCURRENCY", "1")))
                 if installed():
                     with litellm_proxy(model_url, LOCAL_MODEL_ID) as litellm:
-                        _measure(apps, model_url, litellm, spans, table, split)
+                        _measure(apps, model_url, litellm, spans, table, split, max_tokens)
                 else:
-                    _measure(apps, model_url, None, spans, table, split)
+                    _measure(apps, model_url, None, spans, table, split, max_tokens)
         finally:
             for _, _, proc in apps:
                 stop(proc)
@@ -223,6 +225,7 @@ def _measure(
     spans: list[tuple[str, float]],
     table: Table,
     split: Table,
+    max_tokens: int,
 ) -> None:
     signed_in = {app_url: _sign_in(app_url) for _, app_url, _ in apps}
     app_url = apps[-1][1]
@@ -230,10 +233,10 @@ def _measure(
         "model": LOCAL_MODEL_ID,
         "messages": _chat_prompt(app_url, signed_in[app_url], model_url),
         "stream": True,
-        "max_tokens": MAX_TOKENS,
+        "max_tokens": max_tokens,
     }
     table.notes.append(
-        f"answers of {_pieces(model_url, body)} pieces (max_tokens {MAX_TOKENS}) on every side"
+        f"answers of {_pieces(model_url, body)} pieces (max_tokens {max_tokens}) on every side"
     )
     for concurrency, n in PLAN.items():
         direct, lite = Side(), Side()
