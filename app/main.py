@@ -24,7 +24,7 @@ from app.caps.ratelimit import RateLimiter
 from app.caps.redis_store import open_store
 from app.caps.refusal import CapRefused
 from app.caps.sweeper import sweep_expired
-from app.db import database_url, make_async_engine
+from app.db import service_engine
 from app.deps import NotSignedIn
 from app.guardrails.attacks import AttackIndex
 from app.heap import frozen_heap
@@ -68,13 +68,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         started = time.perf_counter()
-        engine = make_async_engine(
-            database_url(settings),
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_max_overflow,
-            pool_timeout_s=settings.db_pool_timeout_s,
-            ping_after_idle_s=settings.db_ping_after_idle_s,
-        )
+        engine = service_engine(settings)
         local_model = None
         base_url = settings.llm_base_url
         if base_url is None:

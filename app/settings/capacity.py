@@ -22,7 +22,7 @@ class CapacitySettings(BaseSettings):
         30, gt=0, le=60, description="Longest wait for a database connection before a 503."
     )
     db_max_overflow: int = Field(
-        10, ge=0, description="Connections a worker may open past DB_POOL_SIZE at peaks."
+        0, ge=0, description="Connections a worker may open past DB_POOL_SIZE at peaks."
     )
     db_ping_after_idle_s: float = Field(
         1,

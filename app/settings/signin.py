@@ -30,4 +30,6 @@ class SignInSettings(BaseSettings):
         description="PostgreSQL with pgvector. Unset: an embedded server under DATA_DIR.",
     )
     data_dir: Path = Field(Path(".data"), description="Where embedded data lives.")
-    db_pool_size: int = Field(10, ge=1, description="Database connections per replica.")
+    db_pool_size: int = Field(
+        20, ge=1, description="Database connections each worker keeps open once used."
+    )
