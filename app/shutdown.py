@@ -73,10 +73,8 @@ async def until_stopped(
 class Relay(Generic[T]):
     """`until_stopped`'s batches of `source`, read in a task of its own from the moment the
     relay is made: an answer's upstream request leaves while its first events (`meta`,
-    `sources`) are sent, not after them (they took about 1 ms one request at a time; the
-    saving measured from the first event to the first token, 0 to 0.9 ms in two scratch
-    runs, is within the runs' noise: issue 17). With no `stop`, nothing but the end of
-    `source` ends the batches.
+    `sources`) are sent, not after them (about 1 ms one request at a time, issue 17).
+    With no `stop`, nothing but the end of `source` ends the batches.
 
     One task pumps `source` into a queue and one waits for `stop`; `batches` reads the
     queue. A task and an `asyncio.wait` per item (the old race) cost more of the event loop
