@@ -34,7 +34,7 @@ from app.prepare import ChatEvent, PreparedChat
 from app.rag.no_context import NO_CONTEXT_STATUS
 from app.services import Services
 from app.settle import Outcome, settle_patiently, source_payload
-from app.shutdown import SHUTDOWN_MESSAGE, Relay, ShuttingDown, StopSignal
+from app.shutdown import SHUTDOWN_MESSAGE, ShuttingDown, StopSignal, until_stopped
 
 REFUSED_MESSAGE = "The model declined to answer this question. Try rephrasing it."
 NOT_SAVED_MESSAGE = "Your answer could not be saved. Please try again."
@@ -56,7 +56,7 @@ async def stream_answer(
     When `stop` fires (the server is shutting down), the answer so far is settled and the
     stream ends with an ``error`` event of kind ``shutdown``. The upstream's pieces that
     arrive while the event loop is busy with other streams go out as one ``token`` event
-    (`Relay`'s batches): under load, a turn of the loop relays every piece waiting.
+    (`until_stopped`'s batches): under load, a turn of the loop relays every piece waiting.
     """
     prepared = admission.prepared
     admission.streaming = True  # settled below, whatever happens: the backstop stands down
@@ -66,9 +66,6 @@ async def stream_answer(
     error: UpstreamError | None = None
     record: dict[str, Any] | None = None
     guard: OutputGuard | None = None
-    # The upstream request leaves now, while `meta` and `sources` go out; `relay.aclose()`
-    # below closes it however the stream ends, even before its first batch was read.
-    relay = Relay(answer_source(services, admission), stop)
     try:
         yield ChatEvent(
             "meta",
@@ -79,8 +76,9 @@ async def stream_answer(
             },
         )
         yield ChatEvent("sources", {"sources": source_payload(prepared.passages)})
+        upstream = answer_source(services, admission)
         guard = output_guard(services.settings, prepared)
-        async with aclosing(relay.batches()) as batches:  # a break closes it
+        async with aclosing(until_stopped(upstream, stop)) as batches:  # a break closes it
             async for batch in batches:
                 piece = _take(batch, outcome, llm_span)
                 if not piece:
@@ -116,7 +114,6 @@ async def stream_answer(
         async for held in _release_held(guard, outcome):
             yield held
     finally:
-        await relay.aclose()  # the upstream request is closed before the call is settled
         llm_span.set_attribute("ragship.status", outcome.status)
         llm_span.end()
         with anyio.CancelScope(shield=True):
@@ -148,7 +145,7 @@ async def stream_answer(
 def _take(batch: list[TextDelta | Finished], outcome: Outcome, llm_span: Span) -> str:
     """Record a batch of upstream events in `outcome` (its text, model, first-token time,
     the `Finished`) and return its text: the deltas that arrived while the loop was busy
-    are checked and sent as one piece (`Relay`), one event instead of one each."""
+    are checked and sent as one piece (`until_stopped`), one event instead of one each."""
     texts = []
     for event in batch:
         if not isinstance(event, TextDelta):

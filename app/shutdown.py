@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import Generic, TypeVar, cast
+from typing import TypeVar, cast
 
 import anyio
 
@@ -52,8 +52,7 @@ async def until_stopped(
 
     A batch is every item the source produced while its reader was busy, in order: one
     item while the reader keeps up, several when the event loop is behind (a batch of
-    answer pieces is relayed as one event: app/chat.py). No item waits for another. The
-    source is read from the first batch asked for; `Relay` reads it from the start."""
+    answer pieces is relayed as one event: app/chat.py). No item waits for another."""
     if stop is None:
         try:
             async for item in source:
@@ -61,38 +60,13 @@ async def until_stopped(
         finally:
             await _close(source)
         return
-    relay = Relay(source, stop)
+    # One task pumps `source` into a queue and one waits for `stop`; the answer reads the
+    # queue. A task and an `asyncio.wait` per item (the old race) cost more of the event
+    # loop than relaying the item did at 50 concurrent streams (issue 17's profile).
+    items: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+    pumping = asyncio.ensure_future(_pump(source, items))
+    stopping = asyncio.ensure_future(_signal(stop, items))
     try:
-        async with contextlib.aclosing(relay.batches()) as batches:
-            async for batch in batches:
-                yield batch
-    finally:
-        await relay.aclose()
-
-
-class Relay(Generic[T]):
-    """`until_stopped`'s batches of `source`, read in a task of its own from the moment the
-    relay is made: an answer's upstream request leaves while its first events (`meta`,
-    `sources`) are sent, not after them (about 1 ms one request at a time, issue 17).
-    With no `stop`, nothing but the end of `source` ends the batches.
-
-    One task pumps `source` into a queue and one waits for `stop`; `batches` reads the
-    queue. A task and an `asyncio.wait` per item (the old race) cost more of the event loop
-    than relaying the item did at 50 concurrent streams (issue 17's profile). `aclose` must
-    be called however the answer ends, even when `batches` never ran (the client left at
-    the first event): it cancels the reading, which closes `source` and so the request."""
-
-    def __init__(self, source: AsyncIterator[T], stop: StopSignal | None) -> None:
-        self._items: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
-        self._pumping = asyncio.ensure_future(_pump(source, self._items))
-        self._stopping = (
-            asyncio.ensure_future(_signal(stop, self._items)) if stop is not None else None
-        )
-
-    async def batches(self) -> AsyncGenerator[list[T], None]:
-        """The batches, in order; raises the source's error, or `ShuttingDown` when `stop`
-        fired (the source is cancelled and closed first)."""
-        items = self._items
         while True:
             kind, value = await items.get()
             batch: list[T] = []
@@ -110,20 +84,16 @@ class Relay(Generic[T]):
             if kind == "error":
                 raise cast(BaseException, value)
             # "stop": cancel the source, which closes the upstream request
-            self._pumping.cancel()
+            pumping.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._pumping
+                await pumping
             raise ShuttingDown
-
-    async def aclose(self) -> None:
-        """Stop reading and close `source` (shielded: it runs while a cancelled request
-        unwinds). Idempotent."""
-        if self._stopping is not None:
-            self._stopping.cancel()
-        if not self._pumping.done():
-            self._pumping.cancel()
+    finally:
+        stopping.cancel()
+        if not pumping.done():
+            pumping.cancel()
             with anyio.CancelScope(shield=True), contextlib.suppress(BaseException):
-                await self._pumping
+                await pumping
 
 
 async def _pump(source: AsyncIterator[T], items: asyncio.Queue[tuple[str, object]]) -> None:

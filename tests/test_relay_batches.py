@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from app.shutdown import Relay, ShuttingDown, StopSignal, until_stopped
+from app.shutdown import ShuttingDown, StopSignal, until_stopped
 from tests.conftest import LocalModel, scalar
 from tests.sse import chat
 
@@ -117,30 +117,3 @@ def test_a_burst_from_the_upstream_is_relayed_in_few_events_with_the_same_answer
         id=done[1][1]["message_id"],
     )
     assert stored == answer
-
-
-def test_a_relay_reads_its_source_from_the_start_and_closes_it_unread() -> None:
-    """`Relay` (app/chat.py starts the answer's upstream request with it, before sending
-    `meta` and `sources`): the source is read as soon as the event loop turns, before any
-    batch is asked for; a relay closed without a batch ever read (the client left at the
-    first event) closes its source, as the upstream request must be closed."""
-    events: list[str] = []
-
-    async def upstream() -> AsyncIterator[str]:
-        events.append("requested")
-        try:
-            await asyncio.Event().wait()  # no first token yet
-            yield "never"
-        finally:
-            events.append("closed")
-
-    async def main() -> None:
-        relay: Relay[str] = Relay(upstream(), _never())
-        await asyncio.sleep(0)  # one turn of the loop, as sending `meta` takes at least
-        events.append("meta sent")
-        await relay.aclose()
-        assert events == ["requested", "meta sent", "closed"]  # closed by then, not later
-        await relay.aclose()  # idempotent: the answer's `finally` may meet a closed relay
-
-    asyncio.run(main())
-    assert events == ["requested", "meta sent", "closed"]
