@@ -85,10 +85,11 @@ def _usage(
     reported = finished is not None and finished.input_tokens is not None
     if outcome.status.startswith("error:") and not text and not reported:
         return 0, 0, 0
-    counted_output = count_tokens(text)
     if finished is None or finished.input_tokens is None:
-        return prepared.prompt_tokens, 0, counted_output
-    output = finished.output_tokens if finished.output_tokens is not None else counted_output
+        return prepared.prompt_tokens, 0, count_tokens(text)
+    # Counted only when the upstream did not report it: the whole answer through tiktoken,
+    # 0.6% of the samples of a worker at 50 concurrent answers (py-spy, issue 17).
+    output = finished.output_tokens if finished.output_tokens is not None else count_tokens(text)
     return finished.input_tokens, finished.cached_input_tokens, output
 
 

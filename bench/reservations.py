@@ -5,12 +5,13 @@ reservation updates the same global day and month rows) and one with 8; rounds a
 between them. Each of 50 lanes, as a replica's admissions would, reserves
 (`budget.reserve`: one `ragship_reserve` statement in autocommit) for a new user each time,
 then settles the call in a transaction with one more round trip before its commit (standing
-in for the ledger row `app/settle.py` writes there), with the app's pool of 10 + 10
-connections. Reported: the reservation's latency as the caller sees it (pool wait included)
-and calls per second through reserve + settle. Where a reservation's time goes: until its
-statement is sent (pool wait and the event loop), the statement itself (PostgreSQL's work, lock
-waits included, and the round trip), and after it returns (the event loop), taken from
-SQLAlchemy's cursor events keyed by the reservation's id.
+in for the ledger row `app/settle.py` writes there), with a pool of 10 + 10 connections
+(the app's default until 2026-12-02). Reported: the reservation's latency as the caller
+sees it (pool wait included) and calls per second through reserve + settle. Where a
+reservation's time goes: until its statement is sent (pool wait and the event loop), the
+statement itself (PostgreSQL's work, lock waits included, and the round trip), and after it
+returns (the event loop), taken from SQLAlchemy's cursor events keyed by the reservation's
+id.
 """
 
 from __future__ import annotations

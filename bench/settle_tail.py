@@ -11,9 +11,10 @@ Each of 50 lanes, as 50 concurrent answers from one user would, reserves for the
 (`budget.reserve`: one statement), then settles in one transaction: close the reservation,
 add the ledger row, then the tail. Alongside, 50 relay tasks keep the event loop as busy as
 50 streaming answers: each spins 0.5 ms of CPU every 20 ms (issue 17 measured about 0.5 ms
-of CPU per relayed token, tokens 20 ms apart). The app's pool of 10 + 10 connections, one
-temporary PostgreSQL, rounds alternating between the sides. Reported: the reservation as the
-caller sees it (pool wait included), the settlement's transaction, and calls per second.
+of CPU per relayed token, tokens 20 ms apart). A pool of 10 + 10 connections (the app's
+default until 2026-12-02), one temporary PostgreSQL, rounds alternating between the sides.
+Reported: the reservation as the caller sees it (pool wait included), the settlement's
+transaction, and calls per second.
 """
 
 from __future__ import annotations

@@ -454,7 +454,8 @@ def _run_reservations_unsettled(
     settings = make_settings(**overrides)
 
     async def go() -> list[budget.Reservation | BaseException]:
-        engine = make_async_engine(url, pool_size=10)
+        # The former default pool (10 + 10): up to 20 reservations in flight per process.
+        engine = make_async_engine(url, pool_size=10, max_overflow=10)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         try:
             return await asyncio.gather(
