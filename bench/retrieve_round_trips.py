@@ -9,9 +9,11 @@ long as they take, so a busy event loop, which each round trip waits for, makes 
 hold its connection longer (issue 17: at 50 concurrent answers the reservation waited for
 a free connection).
 
-A third side sends the chat path's search as it is now: with the corpus check
+A fourth side sends the chat path's search as it is now: with the corpus check
 (`CorpusFit`) and, since the docs fit the keyword pool, the keyword side that ranks every
-match in one scan (`HYBRID_WHOLE_SQL`) instead of the bounded tiers; same passages.
+match in one scan (`HYBRID_WHOLE_SQL`) instead of the bounded tiers; same passages. It runs
+on one generic plan per connection; the third side sends the same statements planned for
+each search's values, as the chat path did until 2026-12-02.
 
 A second table does the same for a first turn with the response cache on (its default): the
 corpus version, the cache lookup and the search, one round trip each as they were, against
@@ -103,10 +105,27 @@ async def _whole_corpus(sessions: Sessions, question: str, embedding: list[float
         )
 
 
+async def _whole_corpus_planned_each_time(
+    sessions: Sessions, question: str, embedding: list[float]
+) -> Any:
+    """`_whole_corpus` as it ran until 2026-12-02: planned for each search's values."""
+    async with autocommit_scope(sessions) as session:
+        check, (plan, values), search = retrieve.configured_statements(
+            SETTINGS, query=question, embedding=embedding, fit=_FIT
+        )
+        custom = {**values, "plan_cache_mode": "force_custom_plan"}
+        results = await pipelined(session, [check, (plan, custom), search], commit=False)
+        _FIT.saw(results[0])
+        return retrieve.passages_of(results[-1])
+
+
 SIDES: dict[str, Ask] = {
     "BEGIN, settings, search, COMMIT (baseline)": _four_round_trips,
     "settings + search pipelined, autocommit": _one_round_trip,
-    "+ corpus check, whole-corpus keyword side (as chat)": _whole_corpus,
+    "+ corpus check, whole-corpus, planned per search (until 2026-12-02)": (
+        _whole_corpus_planned_each_time
+    ),
+    "+ corpus check, whole-corpus, one generic plan (as chat)": _whole_corpus,
 }
 
 # A first turn with the response cache on (its default): the corpus version, the lookup and

@@ -40,16 +40,23 @@ KEYWORD_POOL = 500
 EF_SEARCH = 200
 
 
-def _plan_per_query(*, ef_search: int) -> tuple[TextClause, dict[str, str]]:
+def _plan_per_query(*, ef_search: int, generic: bool = False) -> tuple[TextClause, dict[str, str]]:
     """The statement that sets, for the rest of the transaction: pgvector's HNSW scan keeps
-    `ef_search` candidates, statements are planned with their bound values (a generic plan
-    of the keyword side cannot tell a common OR, best scanned in order, from a rare one,
-    best read from GIN), and a seq scan starts at the table's first page. With synchronized
-    scans (PostgreSQL's default, for a table over a quarter of shared_buffers) the third
-    tier's "scan order" began where the last scan stopped, so the same question ranked a
-    different pool each time: all 100 of `bench scale`'s 100k questions did, twice in a row.
-    Sent in one round trip with the search that needs it (`pipelined`)."""
-    return PLAN_SQL, {"ef_search": str(ef_search)}
+    `ef_search` candidates, how statements are planned, and that a seq scan starts at the
+    table's first page. With synchronized scans (PostgreSQL's default, for a table over a
+    quarter of shared_buffers) the third tier's "scan order" began where the last scan
+    stopped, so the same question ranked a different pool each time: all 100 of `bench
+    scale`'s 100k questions did, twice in a row. Sent in one round trip with the search that
+    needs it (`pipelined`).
+
+    The tiers are planned with their bound values (`force_custom_plan`): a generic plan of
+    the keyword side cannot tell a common OR, best scanned in order, from a rare one, best
+    read from GIN. With ``generic`` (the whole-corpus statement, which has no such choice)
+    the plan is made once per connection and reused (`force_generic_plan`; psycopg prepares
+    a statement on its sixth run on a connection): no planning per search: 0.74 ms off a
+    search at the median on the docs (`python -m bench retrieve_round_trips`, idle loop)."""
+    mode = "force_generic_plan" if generic else "force_custom_plan"
+    return PLAN_SQL, {"ef_search": str(ef_search), "plan_cache_mode": mode}
 
 
 @dataclass(frozen=True)
@@ -155,7 +162,9 @@ def search_statements(
         "pool": pool,
         "common_share": COMMON_SHARE,
     }
-    plan, values = _plan_per_query(ef_search=max(ef_search, candidates, top_k))
+    plan, values = _plan_per_query(
+        ef_search=max(ef_search, candidates, top_k), generic=whole_corpus
+    )
     return [(plan, dict(values)), (HYBRID_WHOLE_SQL if whole_corpus else HYBRID_SQL, params)]
 
 

@@ -74,29 +74,42 @@ _LEXEMES = "SELECT unnest(tsvector_to_array(to_tsvector('english', :query))) AS 
 # same order; this reads the table once instead of three times and needs no `selective` CTE.
 # On the bundled docs (354 chunks, 88 questions, EXPLAIN ANALYZE): planning 1.11 against
 # 1.68 ms and execution 3.70 against 5.69 ms at the median (measured in docs/retrieval.md).
-_WHOLE_KEYWORD = f"""
+# It reads the question's OR tsquery from `asked` (below), made once per search.
+_WHOLE_KEYWORD = """
     SELECT id, ROW_NUMBER() OVER (ORDER BY score DESC, id) AS rank
     FROM (
-        SELECT id, ts_rank('{{0.1, 0.2, 0.4, 0.2}}', tsv, {_LOOSE}, 1) AS score
+        SELECT id, ts_rank('{0.1, 0.2, 0.4, 0.2}', tsv, (SELECT loose FROM asked), 1) AS score
         FROM chunks
-        WHERE tsv @@ {_LOOSE}
+        WHERE tsv @@ (SELECT loose FROM asked)
         ORDER BY score DESC, id
         LIMIT :candidates
     ) AS matched
-"""  # noqa: S608 (constant fragments only; values are bound)
+"""
 
 
-def _hybrid(keyword: str, *, selective: bool) -> TextClause:
-    """The hybrid statement around a keyword side (`_KEYWORD`, which reads the `selective`
-    CTE, or `_WHOLE_KEYWORD`)."""
-    head = f"WITH {_SELECTIVE}," if selective else "WITH"
+# The question's vector and OR tsquery, each computed once per search: the whole-corpus
+# statement reads them from here, so that a generic plan (one planned once per connection
+# and reused, retrieve.py) is as fast as a custom one. Written inline with the values as
+# parameters, a generic plan evaluated `plainto_tsquery` again for every chunk the keyword
+# side scanned, where a custom plan folds it to a constant while planning.
+_ASKED = f"""
+    asked AS MATERIALIZED (
+        SELECT CAST(:embedding AS vector) AS query_embedding, {_LOOSE} AS loose
+    )
+"""
+
+
+def _hybrid(keyword: str, *, head: str, vector: str) -> TextClause:
+    """The hybrid statement around a keyword side: `_KEYWORD`, which reads the `selective`
+    CTE that `head` starts with, or `_WHOLE_KEYWORD`, which reads `asked`. ``vector``: the
+    question's vector in SQL, the parameter itself or `asked`'s."""
     return text(
         f"""
-    {head}
+    WITH {head},
     semantic AS (
-        SELECT id, ROW_NUMBER() OVER (ORDER BY embedding <=> :embedding) AS rank
+        SELECT id, ROW_NUMBER() OVER (ORDER BY embedding <=> {vector}) AS rank
         FROM chunks
-        ORDER BY embedding <=> :embedding
+        ORDER BY embedding <=> {vector}
         LIMIT :candidates
     ),
     keyword AS ({keyword}),
@@ -112,7 +125,7 @@ def _hybrid(keyword: str, *, selective: bool) -> TextClause:
                    / GREATEST((SELECT count(*) FROM lexemes), 1) AS keyword_share
         FROM fused f
         CROSS JOIN LATERAL (
-            SELECT 1 - (embedding <=> :embedding) AS similarity, document_id, heading_path,
+            SELECT 1 - (embedding <=> {vector}) AS similarity, document_id, heading_path,
                    anchor, text, tsv
             FROM chunks WHERE id = f.id
             OFFSET 0
@@ -135,9 +148,11 @@ def _hybrid(keyword: str, *, selective: bool) -> TextClause:
     )
 
 
-HYBRID_SQL = _hybrid(_KEYWORD, selective=True)
+HYBRID_SQL = _hybrid(_KEYWORD, head=_SELECTIVE, vector=":embedding")
 # Only for a corpus of at most :pool chunks (`whole_corpus` in retrieve.py, CorpusFit).
-HYBRID_WHOLE_SQL = _hybrid(_WHOLE_KEYWORD, selective=False)
+HYBRID_WHOLE_SQL = _hybrid(
+    _WHOLE_KEYWORD, head=_ASKED, vector="(SELECT query_embedding FROM asked)"
+)
 
 # Whether the corpus has at most :pool chunks: counted exactly (at most :pool + 1 rows read),
 # unless the planner's estimate (pg_class.reltuples, which ingest's ANALYZE refreshes; -1
@@ -155,6 +170,6 @@ FITS_SQL = text(
 
 PLAN_SQL = text(
     "SELECT set_config('hnsw.ef_search', :ef_search, true), "
-    "set_config('plan_cache_mode', 'force_custom_plan', true), "
+    "set_config('plan_cache_mode', :plan_cache_mode, true), "
     "set_config('synchronize_seqscans', 'off', true)"
 )
