@@ -1,4 +1,8 @@
-"""Dependency aliases: every injectable declared once, used as `Annotated` types in routes."""
+"""Dependency aliases: every injectable declared once, used as `Annotated` types in routes.
+
+Every dependency is `async def`, even those that only read `app.state`: FastAPI runs a plain
+`def` dependency in its thread pool, a hop to a worker thread and back on every request
+(tests/test_deps.py holds them to that)."""
 
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ class CurrentUser:
     session_token: str
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -43,17 +47,17 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_llm_health(request: Request) -> LLMHealthCheck:
+async def get_llm_health(request: Request) -> LLMHealthCheck:
     check: LLMHealthCheck = request.app.state.llm_health
     return check
 
 
-def get_prober(request: Request) -> Prober:
+async def get_prober(request: Request) -> Prober:
     prober: Prober = request.app.state.prober
     return prober
 
 
-def get_alerter(request: Request) -> Alerter:
+async def get_alerter(request: Request) -> Alerter:
     alerter: Alerter = request.app.state.alerter
     return alerter
 
@@ -61,7 +65,7 @@ def get_alerter(request: Request) -> Alerter:
 AlerterDep = Annotated[Alerter, Depends(get_alerter)]
 
 
-def get_quality(request: Request) -> QualityWatch:
+async def get_quality(request: Request) -> QualityWatch:
     quality: QualityWatch = request.app.state.quality
     return quality
 
@@ -134,7 +138,7 @@ async def get_api_user(request: Request, services: ServicesDep) -> CurrentUser:
 ApiUserDep = Annotated[CurrentUser, Depends(get_api_user)]
 
 
-def get_admin(user: UserDep) -> CurrentUser:
+async def get_admin(user: UserDep) -> CurrentUser:
     if not user.is_admin:
         raise HTTPException(403, "Admins only.")
     return user

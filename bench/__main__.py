@@ -25,6 +25,7 @@ BENCHMARKS = (
     "gc_pause",
     "hotpath",
     "hot_scopes",
+    "deps",
     "upstream_transport",
     "embedding_precision",
     "scale",

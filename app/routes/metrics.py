@@ -20,7 +20,7 @@ async def metrics(request: Request, services: ServicesDep) -> Response:
     token = services.settings.metrics_token
     supplied = request.headers.get("authorization", "").removeprefix("Bearer ")
     if not (token and secrets.compare_digest(supplied.encode(), token.get_secret_value().encode())):
-        get_admin(await get_current_user(request, services))  # 401/redirect or 403 otherwise
+        await get_admin(await get_current_user(request, services))  # 401/redirect or 403 otherwise
     async with session_scope(services.sessions) as session:
         body = await render_metrics(session)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
