@@ -12,10 +12,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.calls import commit_call, record_call
-from app.caps import budget
 from app.caps.chain import Admission
 from app.caps.spend import remaining_display, spend_today
-from app.conversations import append_message, hold_conversation
 from app.db import session_scope
 from app.guardrails.record import record_triggers
 from app.guardrails.verdict import RETRACTED_MESSAGE, Verdict
@@ -23,6 +21,7 @@ from app.llm.client import Finished
 from app.observability.redact import for_call_log
 from app.rag.retrieve import Passage
 from app.services import Services
+from app.settle_writes import Answer, write_answer
 from app.tokens import count_tokens
 
 if TYPE_CHECKING:
@@ -147,12 +146,12 @@ async def settle_call(
     async with session_scope(services.sessions) as session:
         # The user may have deleted the conversation while it streamed: the answer is then
         # not stored (nor its text logged), but the call is still settled and recorded.
-        kept = await hold_conversation(session, conversation_id=prepared.conversation_id)
-        message_id = (
-            await append_message(
-                session,
+        # One statement (app/settle_writes.py): the answer, unless the conversation is gone,
+        # and the reservation closed, None when the expiry sweep already charged it whole.
+        message_id, closed = await write_answer(
+            session,
+            Answer(
                 conversation_id=prepared.conversation_id,
-                role="assistant",
                 content=shown,
                 status=outcome.status,
                 sources=source_payload(prepared.passages),
@@ -161,12 +160,10 @@ async def settle_call(
                 output_tokens=output_tokens,
                 cost_usd=cost,
                 trace_id=prepared.trace_id,
-            )
-            if kept
-            else None
+            ),
+            reservation_id=reservation.id,
         )
-        # None when the expiry sweep already charged the whole reservation for this call.
-        closed = await budget.close(session, reservation_id=reservation.id)
+        kept = message_id is not None
         settled = closed is not None
         call = await record_call(
             session,

@@ -33,6 +33,7 @@ BENCHMARKS = (
     "gateway",
     "reservations",
     "settle_tail",
+    "settle_writes",
     "retrieve_round_trips",
     "corpus_version",
     "levers",

@@ -466,3 +466,44 @@ def test_the_shared_rows_are_written_last_counters_then_rollups_sent_with_the_co
     assert "F\t4\tSync" in flight, flight  # sent before any answer came back
     assert any("INSERT INTO llm_calls" in line for line in lines[:charge]), lines
     assert not any("spend_counters" in line for line in lines), lines  # all in the function
+
+
+def test_the_answer_and_the_reservation_leave_in_one_statement(db_url: str, tmp_path: Path) -> None:
+    """Settling sends, in order: BEGIN, one statement that holds the conversation, stores
+    the answer, moves `updated_at` and closes the reservation (app/settle_writes.py), the
+    ledger row, then the counters, rollups and COMMIT in one flight. Four statements, one
+    round trip each, stood where the first is (bench/settle_writes.py measures the two)."""
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from tests.libpq_trace import sent_statements, traced_checkouts
+
+    user = uuid.uuid4()
+    outcome = Outcome(parts=["Port 8000."], finished=Finished(MINI, "stop", 10, 3, 0), status="ok")
+    trace = tmp_path / "settle.trace"
+
+    async def go() -> dict[str, Any]:
+        async with direct_services(db_url, **SETTINGS) as services:
+            engine: AsyncEngine = services.sessions.kw["bind"]
+            prepared = _prepared(user)
+            reservation = await budget.reserve(
+                services.sessions, services.settings, user_id=user, amount=Decimal("0.01")
+            )
+            async with services.sessions() as session, session.begin():
+                await ensure_conversation(
+                    session, conversation_id=prepared.conversation_id, owner="ada", title="t"
+                )
+            admission = Admission(prepared, StreamLease("k", "m", {}), reservation, 200)
+            with trace.open("w") as sink, traced_checkouts(engine, sink):
+                return await settle_call(services, admission, outcome)
+
+    record = asyncio.run(go())
+    assert isinstance(record["message_id"], int)
+    assert sent_statements(trace.read_text().splitlines()) == [
+        "BEGIN ISOLATION LEVEL",
+        "WITH held AS",
+        "INSERT INTO llm_calls",
+        "SELECT spent, reserved",
+        "INSERT INTO call_rollups_hourly",
+        "INSERT INTO user_rollups_daily",
+        "COMMIT",
+    ]

@@ -226,8 +226,15 @@ async def close(session: AsyncSession, *, reservation_id: uuid.UUID) -> Closed |
     """Mark the reservation settled (its own row only: no counter is locked yet); None when
     it was settled already (the expiry sweep, or a second call)."""
     row = (await session.execute(_CLOSE, {"id": reservation_id})).first()
-    if row is None:
-        return None
+    return None if row is None else closed_from(row)
+
+
+# The columns `closed_from` reads, as `_CLOSE` returns them (app/settle_writes.py too).
+CLOSED_COLUMNS = "user_id, day, month, amount_usd, day_shard, month_shard"
+
+
+def closed_from(row: Sequence[Any]) -> Closed:
+    """`Closed` from a closed reservation's `CLOSED_COLUMNS`, in that order."""
     user_id, day, month, amount, day_shard, month_shard = row
     return Closed(Decimal(amount), _scopes(user_id, day, month, day_shard, month_shard))
 

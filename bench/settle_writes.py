@@ -1,0 +1,178 @@
+"""The answer's writes when a call settles, under a busy event loop: one statement
+(`app.settle_writes.write_answer`) against the four it replaced, same run.
+
+Settling stores the answer and closes the reservation before the ledger row and the tail
+(`commit_call`). Before 2026-12-03 that was four statements, one round trip each: lock the
+conversation (`hold_conversation`), insert the message and move the conversation's
+`updated_at` (`append_message`), close the reservation (`budget.close`). Now it is one
+statement with data-modifying CTEs. Each of 50 lanes (50 concurrent answers of one user,
+each in its own conversation) reserves, then settles; 50 relay tasks keep the event loop as
+busy as 50 streaming answers (bench/settle_tail.py's `relay`). A pool of 10 + 10
+connections, one temporary PostgreSQL, rounds alternating between the sides. Reported: the
+reservation as the caller sees it (pool wait included), the settlement's transaction, and
+calls per second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from decimal import Decimal
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.calls import commit_call, record_call
+from app.caps import budget
+from app.conversations import append_message, hold_conversation
+from app.db import make_async_engine
+from app.settings import Settings
+from app.settle_writes import Answer, write_answer
+from bench.fixtures import bench_settings, temp_database
+from bench.settle_tail import RELAYS, relay
+from bench.table import Table, latency
+
+NAME = "settle_writes"
+CONCURRENCY = 50
+PER_LANE = 8  # calls per lane per round
+ROUNDS = 3
+AMOUNT = Decimal("0.002")
+SIDES = ("four statements (former)", "one statement (write_answer)")
+ANSWER = "Run `make dev`, then open http://localhost:8000. " * 8
+SOURCES = [{"n": 1, "title": "Getting started", "section": "Run", "source": "a.md", "score": 0.5}]
+
+
+async def _settle(
+    sessions: async_sessionmaker[AsyncSession],
+    reservation: budget.Reservation,
+    conversation: uuid.UUID,
+    one: bool,
+) -> None:
+    cost = AMOUNT / 2
+    async with sessions() as session:
+        if one:
+            _, closed = await write_answer(
+                session,
+                Answer(conversation, ANSWER, "ok", SOURCES, "bench-model", 100, 20, cost, None),
+                reservation_id=reservation.id,
+            )
+        else:
+            if await hold_conversation(session, conversation_id=conversation):
+                await append_message(
+                    session,
+                    conversation_id=conversation,
+                    role="assistant",
+                    content=ANSWER,
+                    sources=SOURCES,
+                    model="bench-model",
+                    input_tokens=100,
+                    output_tokens=20,
+                    cost_usd=cost,
+                )
+            closed = await budget.close(session, reservation_id=reservation.id)
+        call = await record_call(
+            session,
+            rollups=False,
+            user_id=reservation.user_id,
+            conversation_id=conversation,
+            model="bench-model",
+            status="ok",
+            input_tokens=100,
+            output_tokens=20,
+            cost_usd=cost,
+            reserved_usd=reservation.amount,
+            reservation_id=reservation.id,
+        )
+        await commit_call(session, call, closed, cost=cost)
+
+
+async def _lane(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    user: uuid.UUID,
+    one: bool,
+    times: tuple[list[float], list[float]],
+) -> None:
+    conversation = uuid.uuid4()
+    async with sessions() as session:
+        await session.execute(
+            text(
+                "INSERT INTO conversations (id, owner, title, created_at, updated_at) "
+                "VALUES (:id, :owner, 'bench', now(), now())"
+            ),
+            {"id": conversation, "owner": str(user)},
+        )
+        await session.commit()
+    reserve, settle = times
+    for _ in range(PER_LANE):
+        started = time.perf_counter()
+        reservation = await budget.reserve(sessions, settings, user_id=user, amount=AMOUNT)
+        reserved = time.perf_counter()
+        await _settle(sessions, reservation, conversation, one)
+        reserve.append(reserved - started)
+        settle.append(time.perf_counter() - reserved)
+
+
+async def _round(url: str, one: bool) -> tuple[list[float], list[float], float]:
+    roomy = Decimal(100_000)
+    settings = bench_settings(
+        database_url=url,
+        user_daily_cap_usd=roomy,
+        global_daily_cap_usd=roomy,
+        monthly_budget_usd=roomy,
+    )
+    engine = make_async_engine(url, pool_size=10, max_overflow=10)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    times: tuple[list[float], list[float]] = ([], [])
+    stop = asyncio.Event()
+    relays = [asyncio.create_task(relay(stop)) for _ in range(RELAYS)]
+    user = uuid.uuid4()
+    try:
+        started = time.perf_counter()
+        await asyncio.gather(
+            *(_lane(sessions, settings, user, one, times) for _ in range(CONCURRENCY))
+        )
+        return *times, CONCURRENCY * PER_LANE / (time.perf_counter() - started)
+    finally:
+        stop.set()
+        await asyncio.gather(*relays)
+        await engine.dispose()
+
+
+def run() -> list[Table]:
+    reserve: dict[bool, list[float]] = {False: [], True: []}
+    settle: dict[bool, list[float]] = {False: [], True: []}
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    with temp_database() as url:
+        for round_ in range(ROUNDS):
+            for one in (False, True) if round_ % 2 == 0 else (True, False):
+                took, settled, rate = asyncio.run(_round(url, one))
+                reserve[one] += took
+                settle[one] += settled
+                rates[one].append(rate)
+    table = Table(
+        f"The answer's writes when settling, {CONCURRENCY} concurrent calls of one user, "
+        f"event loop busy with {RELAYS} relays: {ROUNDS} rounds × {CONCURRENCY * PER_LANE} "
+        "calls per side, alternating",
+        ["answer's writes", "reserve p50 / p95 ms", "settle p50 / p95 ms", "calls/s"],
+    )
+    for one, label in zip((False, True), SIDES, strict=True):
+        table.add(
+            label,
+            _p50_p95(reserve[one]),
+            _p50_p95(settle[one]),
+            f"{sum(rates[one]) / len(rates[one]):.0f}",
+        )
+    table.notes += [
+        "reserve: budget.reserve (one statement) for the lanes' one user, pool wait included",
+        "settle: the answer's writes, the ledger row, then the counters, rollups and COMMIT "
+        "(commit_call: one round trip); the settling transaction holds a pool connection "
+        "throughout",
+    ]
+    return [table]
+
+
+def _p50_p95(samples: list[float]) -> str:
+    lat = latency(samples)
+    return f"{lat.p50 * 1000:.1f} / {lat.p95 * 1000:.1f}"
