@@ -5,10 +5,12 @@ settling transaction, then the call record, the counters and the COMMIT).
 Sent one at a time (ORM), these were four round trips, each of which waited for the event
 loop while the transaction held its locks; under load (issue 17: 50 answers streaming on a
 worker) each wait is a turn of a busy loop, with a pool connection held throughout. As one
-statement with data-modifying CTEs they are one round trip. The order of the locks is the
-one every writer keeps (docs/caps.md, "No deadlocks"): the conversation's row (`FOR KEY
-SHARE`, then the `updated_at` update), then the reservation's own row; the counters come
-last, with the COMMIT (`app.calls.commit_call`).
+statement with data-modifying CTEs they are one round trip. PostgreSQL runs a statement's
+CTEs in no promised order, so the conversation's row and the reservation's may be locked in
+either order; no cycle can form from that: the reservation's row is this call's own, and the
+only other writers that lock it (the expiry sweep, `release_unused`) lock no conversation.
+The shared rows, the counters and rollups, still come last, with the COMMIT
+(`app.calls.commit_call`; docs/caps.md, "No deadlocks").
 """
 
 from __future__ import annotations
