@@ -30,8 +30,8 @@ from app.db import make_async_engine
 from app.settings import Settings
 from app.settle_writes import Answer, write_answer
 from bench.fixtures import bench_settings, temp_database
-from bench.settle_tail import RELAYS, relay
-from bench.table import Table, latency
+from bench.settle_tail import RELAYS, p50_p95, relay
+from bench.table import Table
 
 NAME = "settle_writes"
 CONCURRENCY = 50
@@ -160,8 +160,8 @@ def run() -> list[Table]:
     for one, label in zip((False, True), SIDES, strict=True):
         table.add(
             label,
-            _p50_p95(reserve[one]),
-            _p50_p95(settle[one]),
+            p50_p95(reserve[one]),
+            p50_p95(settle[one]),
             f"{sum(rates[one]) / len(rates[one]):.0f}",
         )
     table.notes += [
@@ -171,8 +171,3 @@ def run() -> list[Table]:
         "throughout",
     ]
     return [table]
-
-
-def _p50_p95(samples: list[float]) -> str:
-    lat = latency(samples)
-    return f"{lat.p50 * 1000:.1f} / {lat.p95 * 1000:.1f}"

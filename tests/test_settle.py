@@ -429,31 +429,10 @@ def test_the_shared_rows_are_written_last_counters_then_rollups_sent_with_the_co
     and sends them with the COMMIT in one flight, before the server has answered any of
     them (libpq's trace of the settling connection), so the locks never wait for this
     process."""
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from tests.libpq_trace import flight_from, statement_heads
 
-    from tests.libpq_trace import flight_from, statement_heads, traced_checkouts
-
-    user = uuid.uuid4()
-    outcome = Outcome(parts=["Port 8000."], finished=Finished(MINI, "stop", 10, 3, 0), status="ok")
     trace = tmp_path / "settle.trace"
-
-    async def go() -> None:
-        async with direct_services(db_url, **SETTINGS) as services:
-            engine: AsyncEngine = services.sessions.kw["bind"]
-            prepared = _prepared(user)
-            reservation = await budget.reserve(
-                services.sessions, services.settings, user_id=user, amount=Decimal("0.01")
-            )
-            async with services.sessions() as session, session.begin():
-                await ensure_conversation(
-                    session, conversation_id=prepared.conversation_id, owner="ada", title="t"
-                )
-            admission = Admission(prepared, StreamLease("k", "m", {}), reservation, 200)
-            with traced_checkouts(engine, sink):
-                await settle_call(services, admission, outcome)
-
-    with trace.open("w") as sink:
-        asyncio.run(go())
+    _settle_traced(db_url, trace)
     lines = trace.read_text().splitlines()
     charge = next(i for i, line in enumerate(lines) if "ragship_charge" in line)
     flight = flight_from(lines, charge)
@@ -473,13 +452,31 @@ def test_the_answer_and_the_reservation_leave_in_one_statement(db_url: str, tmp_
     the answer, moves `updated_at` and closes the reservation (app/settle_writes.py), the
     ledger row, then the counters, rollups and COMMIT in one flight. Four statements, one
     round trip each, stood where the first is (bench/settle_writes.py measures the two)."""
+    from tests.libpq_trace import sent_statements
+
+    trace = tmp_path / "settle.trace"
+    record = _settle_traced(db_url, trace)
+    assert isinstance(record["message_id"], int)
+    assert sent_statements(trace.read_text().splitlines()) == [
+        "BEGIN ISOLATION LEVEL",
+        "WITH held AS",
+        "INSERT INTO llm_calls",
+        "SELECT spent, reserved",
+        "INSERT INTO call_rollups_hourly",
+        "INSERT INTO user_rollups_daily",
+        "COMMIT",
+    ]
+
+
+def _settle_traced(db_url: str, trace: Path) -> dict[str, Any]:
+    """Settle a finished answer in its own conversation, libpq tracing the settling
+    connection into ``trace``; the record `settle_call` returned."""
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from tests.libpq_trace import sent_statements, traced_checkouts
+    from tests.libpq_trace import traced_checkouts
 
     user = uuid.uuid4()
     outcome = Outcome(parts=["Port 8000."], finished=Finished(MINI, "stop", 10, 3, 0), status="ok")
-    trace = tmp_path / "settle.trace"
 
     async def go() -> dict[str, Any]:
         async with direct_services(db_url, **SETTINGS) as services:
@@ -496,14 +493,4 @@ def test_the_answer_and_the_reservation_leave_in_one_statement(db_url: str, tmp_
             with trace.open("w") as sink, traced_checkouts(engine, sink):
                 return await settle_call(services, admission, outcome)
 
-    record = asyncio.run(go())
-    assert isinstance(record["message_id"], int)
-    assert sent_statements(trace.read_text().splitlines()) == [
-        "BEGIN ISOLATION LEVEL",
-        "WITH held AS",
-        "INSERT INTO llm_calls",
-        "SELECT spent, reserved",
-        "INSERT INTO call_rollups_hourly",
-        "INSERT INTO user_rollups_daily",
-        "COMMIT",
-    ]
+    return asyncio.run(go())
