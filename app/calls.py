@@ -7,7 +7,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import TextClause
+from sqlalchemy import TextClause, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -51,8 +51,11 @@ async def record_call(
 ) -> LLMCall:
     """Add the call to the ledger and to the rollups, in the caller's transaction. `arm`:
     the routing arm of a chat answer (main, canary, route:short; app/llm/routing.py).
-    ``rollups=False`` leaves the rollups to the caller (`rollup_call`), to be done after
-    the counters: every writer takes the spend counters before the rollup rows."""
+    ``rollups=False`` leaves the ledger row and the rollups to the caller's commit
+    (`commit_call`, or `commit_with_tail` of `call_tail`): the row is not added to the
+    session but inserted in the same flight as the counters, the rollups and the COMMIT,
+    one round trip less than a flush before them; every writer takes the spend counters
+    before the rollup rows."""
     now = utcnow()
     call = LLMCall(
         created_at=now,
@@ -82,10 +85,30 @@ async def record_call(
         arm=arm,
         api_token_id=CALLER_TOKEN.get(),  # the request's API token, if it came with one
     )
-    session.add(call)
     if rollups:
+        session.add(call)
         await rollup_call(session, call)
     return call
+
+
+# The ledger row's INSERT with every column but the id, in the table's order (`call_tail`).
+_CALL_COLUMNS = [(a.key, a.columns[0].name) for a in inspect(LLMCall).column_attrs if a.key != "id"]
+_INSERT_CALL = text(
+    f"INSERT INTO llm_calls ({', '.join(name for _, name in _CALL_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join(f':{name}' for _, name in _CALL_COLUMNS)})"
+)
+
+
+def call_row(call: LLMCall) -> tuple[TextClause, dict[str, Any]]:
+    """The INSERT of ``call``'s ledger row (made by `record_call` with ``rollups=False``);
+    the row gets its id from the table."""
+    return _INSERT_CALL, {name: getattr(call, key) for key, name in _CALL_COLUMNS}
+
+
+def call_tail(call: LLMCall) -> list[tuple[TextClause, dict[str, Any]]]:
+    """The statements that record ``call`` with no charge: its ledger row, then its
+    rollups (`rollup_tail`)."""
+    return [call_row(call), *rollup_tail(call)]
 
 
 def rollup_tail(call: LLMCall) -> list[tuple[TextClause, dict[str, Any]]]:
@@ -113,15 +136,16 @@ async def rollup_call(session: AsyncSession, call: LLMCall) -> None:
 async def commit_call(
     session: AsyncSession, call: LLMCall, closed: budget.Closed | None, *, cost: Decimal
 ) -> tuple[Decimal, Decimal] | None:
-    """Commit the caller's transaction with the rows every call shares written last and
-    sent with the COMMIT in one round trip (`commit_with_tail`): the closed reservation's
+    """Commit the caller's transaction with the call's ledger row (`call_row`) and the rows
+    every call shares written last, sent with the COMMIT in one round trip
+    (`commit_with_tail`): the ledger row, then the closed reservation's
     counters charged ``cost`` (`budget.charge_statement`; none when `closed` is None, a
     reservation the expiry sweep settled first), then the call's rollups, the lock order of
     every writer. Record `call` with ``rollups=False`` before. Returns the first counter's
     (spent, reserved) after the charge, or None without one."""
     charge = [budget.charge_statement(closed, cost=cost)] if closed is not None else []
-    rows = await commit_with_tail(session, [*charge, *rollup_tail(call)])
-    return budget.charged(rows[0]) if closed is not None else None
+    rows = await commit_with_tail(session, [call_row(call), *charge, *rollup_tail(call)])
+    return budget.charged(rows[1]) if closed is not None else None
 
 
 async def record_refusal(
@@ -129,8 +153,8 @@ async def record_refusal(
 ) -> None:
     """A refused attempt costs nothing but is on the books: who was stopped, where.
 
-    The ledger row first, then the rollups (whose hourly row every call shares) sent with
-    the COMMIT in one round trip, as a settlement sends them (`commit_call`): the shared
+    The ledger row, then the rollups (whose hourly row every call shares), sent with the
+    COMMIT in one round trip (`call_tail`), as a settlement sends them (`commit_call`): the shared
     row's lock is held for the server's work only, never across a wait for this process's
     event loop, where the answers settling at the same time would queue behind it (issue
     17: under overload a worker records thousands of refusals)."""
@@ -144,6 +168,6 @@ async def record_refusal(
                 admission=layer,
                 rollups=False,
             )
-            await commit_with_tail(session, rollup_tail(call))
+            await commit_with_tail(session, call_tail(call))
     except SQLAlchemyError as err:  # never turn a refusal into a crash
         log.error("could not record refusal (%s) for %s: %r", layer, user_id, err)

@@ -65,6 +65,7 @@ async def _settle(
         if pipelined:
             await commit_call(session, call, closed, cost=cost)
         else:
+            session.add(call)  # flushed by the charge's execute, as before 2026-12-03
             if closed is not None:
                 await budget.charge(session, closed, cost=cost)
             await rollup_call(session, call)

@@ -1,5 +1,6 @@
-"""A refusal's ledger row, called directly against the real PostgreSQL: the shared hourly
-rollup row is written with the COMMIT in one flight, as a settlement writes it, so a burst
+"""A refusal's ledger row, called directly against the real PostgreSQL: the row and the
+shared hourly rollup row are written with the COMMIT in one flight, as a settlement writes
+them, so a burst
 of refusals (overload answers thousands) never holds that row's lock across a wait for a
 busy event loop, where every answer settling at the same time queued behind it."""
 
@@ -36,16 +37,17 @@ def test_a_refusal_is_recorded_with_its_rollups_sent_with_the_commit(
     with trace.open("w") as sink:
         asyncio.run(go())
     lines = trace.read_text().splitlines()
-    rollup = next(i for i, line in enumerate(lines) if "INSERT INTO call_rollups_hourly" in line)
-    start = max(i for i in range(rollup) if not lines[i].startswith("F")) + 1
+    ledger = next(i for i, line in enumerate(lines) if "INSERT INTO llm_calls" in line)
+    start = max(i for i in range(ledger) if not lines[i].startswith("F")) + 1
     flight = flight_from(lines, start)
+    # The ledger row leaves in the same flight (`call_tail`): no round trip before it.
     assert statement_heads(flight) == [
+        "INSERT INTO llm_calls",
         "INSERT INTO call_rollups_hourly",
         "INSERT INTO user_rollups_daily",
         "COMMIT",
     ], flight
     assert "F\t4\tSync" in flight, flight  # sent before any answer came back
-    assert any("INSERT INTO llm_calls" in line for line in lines[:start]), lines
     with db_engine.connect() as conn:
         row = conn.execute(
             text("SELECT admission, status FROM llm_calls WHERE user_id = :u"), {"u": user}

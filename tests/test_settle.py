@@ -449,15 +449,17 @@ def test_the_shared_rows_are_written_last_counters_then_rollups_sent_with_the_co
 
 def test_the_answer_and_the_reservation_leave_in_one_statement(db_url: str, tmp_path: Path) -> None:
     """Settling sends, in order: BEGIN, one statement that holds the conversation, stores
-    the answer, moves `updated_at` and closes the reservation (app/settle_writes.py), the
-    ledger row, then the counters, rollups and COMMIT in one flight. Four statements, one
-    round trip each, stood where the first is (bench/settle_writes.py measures the two)."""
-    from tests.libpq_trace import sent_statements
+    the answer, moves `updated_at` and closes the reservation (app/settle_writes.py), then
+    in one flight the ledger row, the counters, the rollups and the COMMIT: three round
+    trips. Four statements, one round trip each, stood where the second is, and the ledger
+    row was flushed in one of its own (bench/settle_writes.py measures the former)."""
+    from tests.libpq_trace import flight_from, sent_statements, statement_heads
 
     trace = tmp_path / "settle.trace"
     record = _settle_traced(db_url, trace)
     assert isinstance(record["message_id"], int)
-    assert sent_statements(trace.read_text().splitlines()) == [
+    lines = trace.read_text().splitlines()
+    assert sent_statements(lines) == [
         "BEGIN ISOLATION LEVEL",
         "WITH held AS",
         "INSERT INTO llm_calls",
@@ -466,6 +468,10 @@ def test_the_answer_and_the_reservation_leave_in_one_statement(db_url: str, tmp_
         "INSERT INTO user_rollups_daily",
         "COMMIT",
     ]
+    ledger = next(i for i, line in enumerate(lines) if "INSERT INTO llm_calls" in line)
+    flight = flight_from(lines, ledger)
+    assert statement_heads(flight)[:2] == ["INSERT INTO llm_calls", "SELECT spent, reserved"]
+    assert "F\t4\tSync" in flight, flight  # one Sync after the COMMIT: one round trip
 
 
 def _settle_traced(db_url: str, trace: Path) -> dict[str, Any]:
