@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -131,38 +132,50 @@ async def _round(url: str, pipelined: bool) -> Round:
 
 
 def run() -> list[Table]:
-    reserve: dict[bool, list[float]] = {False: [], True: []}
-    settle: dict[bool, list[float]] = {False: [], True: []}
-    rates: dict[bool, list[float]] = {False: [], True: []}
     with temp_database() as url:
-        for _ in range(ROUNDS):
-            for pipelined in (False, True):
-                took, settled, rate = asyncio.run(_round(url, pipelined))
-                reserve[pipelined] += took
-                settle[pipelined] += settled
-                rates[pipelined].append(rate)
+        sides = alternate(lambda pipelined: asyncio.run(_round(url, pipelined)), ROUNDS)
     table = Table(
         f"Settling at {CONCURRENCY} concurrent calls of one user, event loop busy with "
         f"{RELAYS} relays: {ROUNDS} rounds × {CONCURRENCY * PER_LANE} calls per side, "
         "alternating",
         ["shared rows sent", "reserve p50 / p95 ms", "settle p50 / p95 ms", "calls/s"],
     )
-    for pipelined, label in zip((False, True), SIDES, strict=True):
-        table.add(
-            label,
-            p50_p95(reserve[pipelined]),
-            p50_p95(settle[pipelined]),
-            f"{sum(rates[pipelined]) / len(rates[pipelined]):.0f}",
-        )
+    add_sides(table, SIDES, sides)
     table.notes += [
         "reserve: budget.reserve (one statement) for the lanes' one user, pool wait included; "
         "its user counter row is locked by every settlement's charge until that COMMIT",
         "settle: close the reservation, the ledger row, then the counters and rollups and "
-        "COMMIT; with commit_call those last four leave in one round trip",
+        "COMMIT; with commit_call all five leave in one round trip (the ledger row since "
+        "2026-12-03)",
         f"relays: {RELAYS} tasks each spinning {RELAY_CPU_S * 1000:.1f} ms of CPU every "
         f"{TOKEN_GAP_S * 1000:.0f} ms, as streaming answers keep a worker's loop busy",
     ]
     return [table]
+
+
+Sides = dict[bool, tuple[list[float], list[float], list[float]]]
+
+
+def alternate(round_: Callable[[bool], Round], rounds: int) -> Sides:
+    """Run ``round_`` for side False and side True, ``rounds`` times, the order swapped
+    every round; per side, (reservation times, settlement times, calls per second of each
+    round)."""
+    sides: Sides = {False: ([], [], []), True: ([], [], [])}
+    for n in range(rounds):
+        for side in (False, True) if n % 2 == 0 else (True, False):
+            took, settled, rate = round_(side)
+            sides[side][0].extend(took)
+            sides[side][1].extend(settled)
+            sides[side][2].append(rate)
+    return sides
+
+
+def add_sides(table: Table, labels: tuple[str, str], sides: Sides) -> None:
+    """One row per side (False, then True): reservation and settlement p50 / p95, and the
+    mean of the rounds' calls per second."""
+    for side, label in zip((False, True), labels, strict=True):
+        reserve, settle, rates = sides[side]
+        table.add(label, p50_p95(reserve), p50_p95(settle), f"{sum(rates) / len(rates):.0f}")
 
 
 def p50_p95(samples: list[float]) -> str:

@@ -30,7 +30,7 @@ from app.db import make_async_engine
 from app.settings import Settings
 from app.settle_writes import Answer, write_answer
 from bench.fixtures import bench_settings, temp_database
-from bench.settle_tail import RELAYS, p50_p95, relay
+from bench.settle_tail import RELAYS, add_sides, alternate, relay
 from bench.table import Table
 
 NAME = "settle_writes"
@@ -141,29 +141,15 @@ async def _round(url: str, one: bool) -> tuple[list[float], list[float], float]:
 
 
 def run() -> list[Table]:
-    reserve: dict[bool, list[float]] = {False: [], True: []}
-    settle: dict[bool, list[float]] = {False: [], True: []}
-    rates: dict[bool, list[float]] = {False: [], True: []}
     with temp_database() as url:
-        for round_ in range(ROUNDS):
-            for one in (False, True) if round_ % 2 == 0 else (True, False):
-                took, settled, rate = asyncio.run(_round(url, one))
-                reserve[one] += took
-                settle[one] += settled
-                rates[one].append(rate)
+        sides = alternate(lambda one: asyncio.run(_round(url, one)), ROUNDS)
     table = Table(
         f"The answer's writes when settling, {CONCURRENCY} concurrent calls of one user, "
         f"event loop busy with {RELAYS} relays: {ROUNDS} rounds × {CONCURRENCY * PER_LANE} "
         "calls per side, alternating",
         ["answer's writes", "reserve p50 / p95 ms", "settle p50 / p95 ms", "calls/s"],
     )
-    for one, label in zip((False, True), SIDES, strict=True):
-        table.add(
-            label,
-            p50_p95(reserve[one]),
-            p50_p95(settle[one]),
-            f"{sum(rates[one]) / len(rates[one]):.0f}",
-        )
+    add_sides(table, SIDES, sides)
     table.notes += [
         "reserve: budget.reserve (one statement) for the lanes' one user, pool wait included",
         "settle: the answer's writes, the ledger row, then the counters, rollups and COMMIT "

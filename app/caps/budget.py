@@ -48,9 +48,10 @@ _RESERVE_CALL = (
     "CAST(:month_cap AS numeric), :kill_switch, CAST(:ceiling AS numeric), :ttl, :shards)"
 )
 _RESERVE_ALL = text(_RESERVE_CALL)
-_CLOSE = text(
-    "UPDATE reservations SET settled_at = now() WHERE id = :id AND settled_at IS NULL "
-    "RETURNING user_id, day, month, amount_usd, day_shard, month_shard"
+CLOSED_COLUMNS = "user_id, day, month, amount_usd, day_shard, month_shard"  # `closed_from`'s
+_CLOSE = text(  # a constant column list; the id is bound
+    f"UPDATE reservations SET settled_at = now() WHERE id = :id AND settled_at IS NULL "  # noqa: S608
+    f"RETURNING {CLOSED_COLUMNS}"
 )
 _CHARGE = text(
     "SELECT spent, reserved FROM ragship_charge(CAST(:scopes AS text[]), "
@@ -229,12 +230,9 @@ async def close(session: AsyncSession, *, reservation_id: uuid.UUID) -> Closed |
     return None if row is None else closed_from(row)
 
 
-# The columns `closed_from` reads, as `_CLOSE` returns them (app/settle_writes.py too).
-CLOSED_COLUMNS = "user_id, day, month, amount_usd, day_shard, month_shard"
-
-
 def closed_from(row: Sequence[Any]) -> Closed:
-    """`Closed` from a closed reservation's `CLOSED_COLUMNS`, in that order."""
+    """`Closed` from a closed reservation's `CLOSED_COLUMNS`, in that order (as `_CLOSE`
+    and app/settle_writes.py return them)."""
     user_id, day, month, amount, day_shard, month_shard = row
     return Closed(Decimal(amount), _scopes(user_id, day, month, day_shard, month_shard))
 
