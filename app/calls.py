@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.tokens import CALLER_TOKEN
 from app.caps import budget
-from app.db import commit_with_tail
+from app.db import commit_with_tail, session_scope
 from app.models import LLMCall, utcnow
 from app.observability.rollups import outcome_of, rollup_statements
 
@@ -159,7 +159,7 @@ async def record_refusal(
     event loop, where the answers settling at the same time would queue behind it (issue
     17: under overload a worker records thousands of refusals)."""
     try:
-        async with sessions() as session:
+        async with session_scope(sessions) as session:
             call = await record_call(
                 session,
                 user_id=user_id,

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
 
+import anyio
 import psycopg
 from sqlalchemy import Dialect, Engine, TextClause, create_engine, event
 from sqlalchemy.engine import Compiled
@@ -123,14 +124,17 @@ def make_sync_engine(url: str) -> Engine:
 
 @asynccontextmanager
 async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """A short unit of work: commit on success, roll back on error, always release."""
-    async with factory() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    """A short unit of work: commit on success, roll back on error, always release (`closed`:
+    no task of its own for the release, unlike ``async with factory()``)."""
+    session = factory()
+    try:
+        yield session
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+    finally:
+        await closed(session)
 
 
 @asynccontextmanager
@@ -142,9 +146,12 @@ async def autocommit_scope(
     For work that is one statement at a time and needs no transaction around them (a
     lookup, a single conditional update), on the hot path before the first token.
     """
-    async with factory() as session:
+    session = factory()
+    try:
         await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         yield session
+    finally:
+        await closed(session)
 
 
 @asynccontextmanager
@@ -163,9 +170,29 @@ async def autocommit_connection(
     engine = factory.kw.get("bind")
     if not isinstance(engine, AsyncEngine):
         raise TypeError(f"autocommit_connection needs a factory bound to an AsyncEngine: {engine}")
-    async with engine.connect() as connection:
+    connection = await engine.connect()
+    try:
         await connection.execution_options(isolation_level="AUTOCOMMIT")
         yield connection
+    finally:
+        await closed(connection)
+
+
+async def closed(resource: AsyncConnection | AsyncSession) -> None:
+    """Close ``resource`` (its connection back to the pool) in the caller's task, shielded
+    from cancellation by the caller's scopes (anyio). SQLAlchemy's ``async with`` exit runs
+    the close in a task of its own behind `asyncio.shield` (`_run_to_completion`), which
+    costs the caller three turns of the event loop (the task's first step, then the
+    shield's two done callbacks; counted with a wrapped `loop._run_once`) even when the
+    close does no I/O, as after a commit or in autocommit (psycopg sends no ROLLBACK to an
+    idle connection): under load each turn is a pass over every ready callback, and a
+    reservation or a settlement waited through them before its caller went on (issue 17).
+    Without I/O the close cannot be interrupted (a task is cancelled only at a wait); with
+    I/O (a transaction left open) only a native `Task.cancel` can reach it, which then
+    leaves the connection to the pool's garbage collection, as SQLAlchemy does for a
+    connection never closed."""
+    with anyio.CancelScope(shield=True):
+        await resource.close()
 
 
 # Where a statement can run: an ORM session, or a Core connection (`autocommit_connection`).

@@ -34,6 +34,7 @@ BENCHMARKS = (
     "reservations",
     "settle_tail",
     "settle_writes",
+    "closes",
     "retrieve_round_trips",
     "corpus_version",
     "levers",

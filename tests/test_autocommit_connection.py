@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
+import anyio
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -50,3 +52,57 @@ def test_a_factory_without_an_async_engine_is_refused() -> None:
 
     with pytest.raises(TypeError, match="AsyncEngine"):
         asyncio.run(go())
+
+
+def test_giving_connections_back_starts_no_task_and_survives_a_cancelled_caller(
+    db_url: str,
+) -> None:
+    """`app.db.closed`: SQLAlchemy's ``async with`` exit closes in a task of its own behind
+    `asyncio.shield` (three turns of a busy event loop for every request's checkouts);
+    ours closes in the caller's task, and a caller cancelled inside the block (natively,
+    or by a cancel scope) still gives its one connection back."""
+
+    async def go() -> tuple[list[object], int, int]:
+        engine = make_async_engine(db_url, pool_size=1, max_overflow=0, pool_timeout_s=2)
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        loop = asyncio.get_running_loop()
+        created: list[object] = []
+
+        def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kw: Any) -> asyncio.Task[Any]:
+            created.append(coro)
+            return asyncio.Task(coro, loop=loop, **kw)
+
+        try:
+            loop.set_task_factory(counting)
+            async with autocommit_connection(sessions) as connection:
+                await connection.execute(text("SELECT 1"))
+            async with session_scope(sessions) as session:
+                await session.execute(text("SELECT 1"))
+            loop.set_task_factory(None)
+            held = asyncio.Event()
+
+            async def cancelled_inside() -> None:
+                async with autocommit_connection(sessions):
+                    held.set()
+                    await asyncio.Event().wait()
+
+            task = asyncio.create_task(cancelled_inside())
+            await held.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            after_native = engine.sync_engine.pool.checkedout()  # type: ignore[attr-defined]
+            with anyio.CancelScope() as scope:
+                async with session_scope(sessions) as session:
+                    await session.execute(text("SELECT 1"))
+                    scope.cancel()
+                    await anyio.sleep(3600)
+            after_scope = engine.sync_engine.pool.checkedout()  # type: ignore[attr-defined]
+            return created, after_native, after_scope
+        finally:
+            loop.set_task_factory(None)
+            await engine.dispose()
+
+    created, after_native, after_scope = asyncio.run(go())
+    assert created == []
+    assert (after_native, after_scope) == (0, 0)

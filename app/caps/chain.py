@@ -27,6 +27,7 @@ from app.caps import budget
 from app.caps.bounds import check_input_bounds
 from app.caps.ratelimit import StreamLease
 from app.caps.refusal import CapRefused
+from app.db import session_scope
 from app.services import Services
 
 
@@ -152,9 +153,8 @@ async def release_unused(services: Services, admission: Admission[P]) -> None:
     if admission.streaming:
         return
     try:
-        async with services.sessions() as session:
+        async with session_scope(services.sessions) as session:
             await budget.settle(session, reservation_id=admission.reservation.id, cost=Decimal(0))
-            await session.commit()
     finally:
         # The stream slot whatever the database said (a drained pool raises): the
         # reservation expires on its own (RESERVATION_TTL_S), a held slot would refuse
