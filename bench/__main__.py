@@ -34,7 +34,7 @@ BENCHMARKS = (
     "reservations",
     "settle_tail",
     "settle_writes",
-    "closes",
+    "loop_turns",
     "retrieve_round_trips",
     "corpus_version",
     "levers",

