@@ -10,7 +10,8 @@ lookup, retrieval, the reservation) and `app.db.session_scope` (settling) use `c
 former side is the same code with `closed` swapped for SQLAlchemy's exit. Each of 50 lanes
 (50 concurrent answers of one user, each in its own conversation) reserves
 (`budget.reserve`), then settles as app/settle.py does (`session_scope`, the answer's
-statement, the ledger row and the tail). A pool of 10 + 10, one temporary PostgreSQL.
+statement, the ledger row and the tail: bench/settle_writes.py's `lane`). A pool of 10 +
+10 (a connection checked only after 30 s idle, as the app's), one temporary PostgreSQL.
 
 2. The rate-limit store's calls (`RateLimiter.admit`, then `release`, as every answer makes
 them) on a Redis client without a socket timeout (`app.caps.redis_store`) against one with
@@ -26,87 +27,29 @@ import time
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio.base import _run_to_completion
 
 from app import db
-from app.calls import commit_call, record_call
-from app.caps import budget
 from app.caps.ratelimit import RateLimiter
 from app.caps.redis_store import RedisStore
-from app.settings import Settings
-from app.settle_writes import Answer, write_answer
 from bench.fixtures import bench_settings, temp_database, temp_redis
-from bench.settle_tail import RELAYS, Sides, add_sides, alternate, p50_p95, relay
+from bench.settle_tail import RELAYS, Sides, add_sides, alternate, busy_loop, p50_p95
+from bench.settle_writes import PER_LANE, lane
 from bench.table import Table
 
 NAME = "loop_turns"
 CONCURRENCY = 50
-PER_LANE = 8  # calls per lane per round
 ROUNDS = 4
-AMOUNT = Decimal("0.002")
 SIDES = ("SQLAlchemy's async with exit (former)", "app.db.closed")
 STORE_SIDES = ("socket timeout: a task per command (former)", "no socket timeout")
 STORE_PER_LANE = 20
-ANSWER = "Run `make dev`, then open http://localhost:8000. " * 8
 OURS = db.closed
 
 
 async def _sqlalchemy_exit(resource: AsyncConnection | AsyncSession) -> None:
     """What ``async with engine.connect()`` and ``async with factory()`` do on exit."""
     await _run_to_completion(resource.close())
-
-
-async def _settle(
-    sessions: async_sessionmaker[AsyncSession], reservation: budget.Reservation, chat: uuid.UUID
-) -> None:
-    cost = AMOUNT / 2
-    async with db.session_scope(sessions) as session:
-        _, closed = await write_answer(
-            session,
-            Answer(chat, ANSWER, "ok", [], "bench-model", 100, 20, cost, None),
-            reservation_id=reservation.id,
-        )
-        call = await record_call(
-            session,
-            rollups=False,
-            user_id=reservation.user_id,
-            conversation_id=chat,
-            model="bench-model",
-            status="ok",
-            input_tokens=100,
-            output_tokens=20,
-            cost_usd=cost,
-            reserved_usd=reservation.amount,
-            reservation_id=reservation.id,
-        )
-        await commit_call(session, call, closed, cost=cost)
-
-
-async def _lane(
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    user: uuid.UUID,
-    times: tuple[list[float], list[float]],
-) -> None:
-    chat = uuid.uuid4()
-    async with db.session_scope(sessions) as session:
-        await session.execute(
-            text(
-                "INSERT INTO conversations (id, owner, title, created_at, updated_at) "
-                "VALUES (:id, :owner, 'bench', now(), now())"
-            ),
-            {"id": chat, "owner": str(user)},
-        )
-    reserve, settle = times
-    for _ in range(PER_LANE):
-        started = time.perf_counter()
-        reservation = await budget.reserve(sessions, settings, user_id=user, amount=AMOUNT)
-        reserved = time.perf_counter()
-        await _settle(sessions, reservation, chat)
-        reserve.append(reserved - started)
-        settle.append(time.perf_counter() - reserved)
 
 
 async def _round(url: str, ours: bool) -> tuple[list[float], list[float], float]:
@@ -121,16 +64,15 @@ async def _round(url: str, ours: bool) -> tuple[list[float], list[float], float]
     engine = db.make_async_engine(url, pool_size=10, max_overflow=10, ping_after_idle_s=30)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     times: tuple[list[float], list[float]] = ([], [])
-    stop = asyncio.Event()
-    relays = [asyncio.create_task(relay(stop)) for _ in range(RELAYS)]
     user = uuid.uuid4()
     try:
-        started = time.perf_counter()
-        await asyncio.gather(*(_lane(sessions, settings, user, times) for _ in range(CONCURRENCY)))
-        return *times, CONCURRENCY * PER_LANE / (time.perf_counter() - started)
+        async with busy_loop():
+            started = time.perf_counter()
+            await asyncio.gather(
+                *(lane(sessions, settings, user, True, times) for _ in range(CONCURRENCY))
+            )
+            return *times, CONCURRENCY * PER_LANE / (time.perf_counter() - started)
     finally:
-        stop.set()
-        await asyncio.gather(*relays)
         await engine.dispose()
         db.closed = OURS
 
@@ -173,15 +115,12 @@ async def _store_round(url: str, ours: bool) -> tuple[list[float], list[float], 
         pool.connection_kwargs["socket_timeout"] = pool.connection_kwargs["socket_connect_timeout"]
     limiter = RateLimiter(store, settings)
     took: list[float] = []
-    stop = asyncio.Event()
-    relays = [asyncio.create_task(relay(stop)) for _ in range(RELAYS)]
     try:
-        started = time.perf_counter()
-        await asyncio.gather(*(_store_lane(limiter, took) for _ in range(CONCURRENCY)))
-        return took, [], CONCURRENCY * STORE_PER_LANE / (time.perf_counter() - started)
+        async with busy_loop():
+            started = time.perf_counter()
+            await asyncio.gather(*(_store_lane(limiter, took) for _ in range(CONCURRENCY)))
+            return took, [], CONCURRENCY * STORE_PER_LANE / (time.perf_counter() - started)
     finally:
-        stop.set()
-        await asyncio.gather(*relays)
         await store.close()
 
 

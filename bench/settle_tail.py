@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -90,6 +91,18 @@ async def _lane(
         settle.append(time.perf_counter() - reserved)
 
 
+@asynccontextmanager
+async def busy_loop(relays: int = RELAYS) -> AsyncIterator[None]:
+    """The event loop kept busy by ``relays`` `relay` tasks while the block runs."""
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(relay(stop)) for _ in range(relays)]
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
 async def relay(stop: asyncio.Event) -> None:
     """A streaming answer's share of the event loop: CPU per token, tokens TOKEN_GAP_S apart."""
     while not stop.is_set():
@@ -113,21 +126,18 @@ async def _round(url: str, pipelined: bool) -> Round:
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     reserve: list[float] = []
     settle: list[float] = []
-    stop = asyncio.Event()
-    relays = [asyncio.create_task(relay(stop)) for _ in range(RELAYS)]
     user = uuid.uuid4()
     try:
-        started = time.perf_counter()
-        await asyncio.gather(
-            *(
-                _lane(sessions, settings, user, pipelined, reserve, settle)
-                for _ in range(CONCURRENCY)
+        async with busy_loop():
+            started = time.perf_counter()
+            await asyncio.gather(
+                *(
+                    _lane(sessions, settings, user, pipelined, reserve, settle)
+                    for _ in range(CONCURRENCY)
+                )
             )
-        )
-        return reserve, settle, CONCURRENCY * PER_LANE / (time.perf_counter() - started)
+            return reserve, settle, CONCURRENCY * PER_LANE / (time.perf_counter() - started)
     finally:
-        stop.set()
-        await asyncio.gather(*relays)
         await engine.dispose()
 
 

@@ -10,7 +10,9 @@ each in its own conversation) reserves, then settles; 50 relay tasks keep the ev
 busy as 50 streaming answers (bench/settle_tail.py's `relay`). A pool of 10 + 10
 connections, one temporary PostgreSQL, rounds alternating between the sides. Reported: the
 reservation as the caller sees it (pool wait included), the settlement's transaction, and
-calls per second.
+calls per second. The sessions close as the app's do (`session_scope`, `app.db.closed`)
+since 2026-12-03 06:00 UTC; the figures in docs/caps.md measured before that closed them
+with SQLAlchemy's ``async with`` exit (bench/loop_turns.py compares the two).
 """
 
 from __future__ import annotations
@@ -26,11 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.calls import commit_call, record_call
 from app.caps import budget
 from app.conversations import append_message, hold_conversation
-from app.db import make_async_engine
+from app.db import make_async_engine, session_scope
 from app.settings import Settings
 from app.settle_writes import Answer, write_answer
 from bench.fixtures import bench_settings, temp_database
-from bench.settle_tail import RELAYS, add_sides, alternate, relay
+from bench.settle_tail import RELAYS, add_sides, alternate, busy_loop
 from bench.table import Table
 
 NAME = "settle_writes"
@@ -50,7 +52,7 @@ async def _settle(
     one: bool,
 ) -> None:
     cost = AMOUNT / 2
-    async with sessions() as session:
+    async with session_scope(sessions) as session:
         if one:
             _, closed = await write_answer(
                 session,
@@ -87,15 +89,18 @@ async def _settle(
         await commit_call(session, call, closed, cost=cost)
 
 
-async def _lane(
+async def lane(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     user: uuid.UUID,
     one: bool,
     times: tuple[list[float], list[float]],
 ) -> None:
+    """One answer after another in a new conversation of ``user``: reserve, then settle
+    (``one``: with `write_answer`, as app/settle.py does; else the former four statements),
+    each reservation's and settlement's seconds appended to ``times``."""
     conversation = uuid.uuid4()
-    async with sessions() as session:
+    async with session_scope(sessions) as session:
         await session.execute(
             text(
                 "INSERT INTO conversations (id, owner, title, created_at, updated_at) "
@@ -103,7 +108,6 @@ async def _lane(
             ),
             {"id": conversation, "owner": str(user)},
         )
-        await session.commit()
     reserve, settle = times
     for _ in range(PER_LANE):
         started = time.perf_counter()
@@ -125,18 +129,15 @@ async def _round(url: str, one: bool) -> tuple[list[float], list[float], float]:
     engine = make_async_engine(url, pool_size=10, max_overflow=10)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     times: tuple[list[float], list[float]] = ([], [])
-    stop = asyncio.Event()
-    relays = [asyncio.create_task(relay(stop)) for _ in range(RELAYS)]
     user = uuid.uuid4()
     try:
-        started = time.perf_counter()
-        await asyncio.gather(
-            *(_lane(sessions, settings, user, one, times) for _ in range(CONCURRENCY))
-        )
-        return *times, CONCURRENCY * PER_LANE / (time.perf_counter() - started)
+        async with busy_loop():
+            started = time.perf_counter()
+            await asyncio.gather(
+                *(lane(sessions, settings, user, one, times) for _ in range(CONCURRENCY))
+            )
+            return *times, CONCURRENCY * PER_LANE / (time.perf_counter() - started)
     finally:
-        stop.set()
-        await asyncio.gather(*relays)
         await engine.dispose()
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 import anyio
 import pytest
@@ -16,6 +15,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app.db import autocommit_connection, make_async_engine, session_scope
 from tests.conftest import scalar
+from tests.tasks import started_tasks
 
 EMAIL = "SELECT count(*) FROM users WHERE email = :e"
 ADD = "INSERT INTO users (id, email, name, created_at) VALUES (:i, :e, 'x', now())"
@@ -65,20 +65,12 @@ def test_giving_connections_back_starts_no_task_and_survives_a_cancelled_caller(
     async def go() -> tuple[list[object], int, int]:
         engine = make_async_engine(db_url, pool_size=1, max_overflow=0, pool_timeout_s=2)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
-        loop = asyncio.get_running_loop()
-        created: list[object] = []
-
-        def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kw: Any) -> asyncio.Task[Any]:
-            created.append(coro)
-            return asyncio.Task(coro, loop=loop, **kw)
-
         try:
-            loop.set_task_factory(counting)
-            async with autocommit_connection(sessions) as connection:
-                await connection.execute(text("SELECT 1"))
-            async with session_scope(sessions) as session:
-                await session.execute(text("SELECT 1"))
-            loop.set_task_factory(None)
+            with started_tasks() as created:
+                async with autocommit_connection(sessions) as connection:
+                    await connection.execute(text("SELECT 1"))
+                async with session_scope(sessions) as session:
+                    await session.execute(text("SELECT 1"))
             held = asyncio.Event()
 
             async def cancelled_inside() -> None:
@@ -100,7 +92,6 @@ def test_giving_connections_back_starts_no_task_and_survives_a_cancelled_caller(
             after_scope = engine.sync_engine.pool.checkedout()  # type: ignore[attr-defined]
             return created, after_native, after_scope
         finally:
-            loop.set_task_factory(None)
             await engine.dispose()
 
     created, after_native, after_scope = asyncio.run(go())

@@ -9,7 +9,6 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -23,6 +22,7 @@ from app.caps.refusal import CONCURRENCY, RATE_LIMIT, STORE_DOWN, CapRefused
 from app.caps.store import MemoryStore, RateStore, WindowResult
 from app.localmodel.runner import BackgroundServer
 from tests.conftest import make_settings
+from tests.tasks import started_tasks
 from tests.upstash_proxy import TOKEN, create_upstash_proxy
 
 BACKENDS = ["memory", "redis", "upstash"]
@@ -505,20 +505,12 @@ def test_a_store_call_starts_no_task(redis_url: str) -> None:
     limiter = RateLimiter(store, make_settings(rate_limit_requests=100))
 
     async def go() -> list[object]:
-        loop = asyncio.get_running_loop()
-        created: list[object] = []
-
-        def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kw: Any) -> asyncio.Task[Any]:
-            created.append(coro)
-            return asyncio.Task(coro, loop=loop, **kw)
-
         try:
             await limiter.release(await limiter.admit(uuid.uuid4()))  # connected, scripts loaded
-            loop.set_task_factory(counting)
-            await limiter.release(await limiter.admit(uuid.uuid4()))
+            with started_tasks() as created:
+                await limiter.release(await limiter.admit(uuid.uuid4()))
             return created
         finally:
-            loop.set_task_factory(None)
             await store.close()
 
     assert asyncio.run(go()) == []

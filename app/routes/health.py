@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.caps.ratelimit import STORE_ERRORS
+from app.db import autocommit_connection
 from app.deps import LLMHealthDep, ServicesDep
 
 router = APIRouter(tags=["health"])
@@ -25,8 +26,8 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     """Ready to serve: the database and the rate-limit store answer."""
     result = {"status": "ok", "database": "ok", "rate_limit_store": "ok"}
     try:
-        async with services.sessions() as session:
-            await session.execute(text("SELECT 1"))
+        async with autocommit_connection(services.sessions) as connection:
+            await connection.execute(text("SELECT 1"))
     except (SQLAlchemyError, OSError) as err:
         result.update(status="unavailable", database=type(err).__name__)
     try:
