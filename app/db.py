@@ -125,13 +125,16 @@ def make_sync_engine(url: str) -> Engine:
 @asynccontextmanager
 async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """A short unit of work: commit on success, roll back on error, always release (`closed`:
-    no task of its own for the release, unlike ``async with factory()``)."""
+    no task of its own for the release, unlike ``async with factory()``). The rollback is
+    shielded from the caller's cancel scopes, as the release is: interrupted at its wait,
+    it made SQLAlchemy discard the connection, and the pool open a new server process."""
     session = factory()
     try:
         yield session
         await session.commit()
     except BaseException:
-        await session.rollback()
+        with anyio.CancelScope(shield=True):
+            await session.rollback()
         raise
     finally:
         await closed(session)
@@ -188,9 +191,11 @@ async def closed(resource: AsyncConnection | AsyncSession) -> None:
     idle connection): under load each turn is a pass over every ready callback, and a
     reservation or a settlement waited through them before its caller went on (issue 17).
     Without I/O the close cannot be interrupted (a task is cancelled only at a wait); with
-    I/O (a transaction left open) only a native `Task.cancel` can reach it, which then
-    leaves the connection to the pool's garbage collection, as SQLAlchemy does for a
-    connection never closed."""
+    I/O (a transaction left open, rolled back as the connection goes back) only a native
+    cancellation can reach it (`Task.cancel`, `asyncio.timeout`, `wait_for`), which
+    SQLAlchemy's shielded task waited out: the pool (SQLAlchemy 2.1.9, the floor in
+    pyproject.toml) then takes the connection back as failed and replaces it
+    (`_checkin_failed`), a new server process for the next checkout."""
     with anyio.CancelScope(shield=True):
         await resource.close()
 

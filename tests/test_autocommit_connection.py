@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from app.db import autocommit_connection, make_async_engine, session_scope
+from app.db import autocommit_connection, closed, make_async_engine, session_scope
 from tests.conftest import scalar
 from tests.tasks import started_tasks
 
@@ -60,9 +60,13 @@ def test_giving_connections_back_starts_no_task_and_survives_a_cancelled_caller(
     """`app.db.closed`: SQLAlchemy's ``async with`` exit closes in a task of its own behind
     `asyncio.shield` (three turns of a busy event loop for every request's checkouts);
     ours closes in the caller's task, and a caller cancelled inside the block (natively,
-    or by a cancel scope) still gives its one connection back."""
+    or by a cancel scope) still gives its one connection back. Cancelled by a scope with a
+    transaction open, the rollback and the release run shielded: the pool keeps the same
+    server connection (an interrupted rollback made SQLAlchemy discard it)."""
 
-    async def go() -> tuple[list[object], int, int]:
+    pid = text("SELECT pg_backend_pid()")
+
+    async def go() -> tuple[list[object], int, int, list[int]]:
         engine = make_async_engine(db_url, pool_size=1, max_overflow=0, pool_timeout_s=2)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         try:
@@ -84,16 +88,27 @@ def test_giving_connections_back_starts_no_task_and_survives_a_cancelled_caller(
             with pytest.raises(asyncio.CancelledError):
                 await task
             after_native = engine.sync_engine.pool.checkedout()  # type: ignore[attr-defined]
+            pids = []
             with anyio.CancelScope() as scope:
-                async with session_scope(sessions) as session:
-                    await session.execute(text("SELECT 1"))
+                async with session_scope(sessions) as session:  # a transaction is open
+                    pids.append((await session.execute(pid)).scalar_one())
                     scope.cancel()
                     await anyio.sleep(3600)
             after_scope = engine.sync_engine.pool.checkedout()  # type: ignore[attr-defined]
-            return created, after_native, after_scope
+            async with autocommit_connection(sessions) as connection:
+                pids.append((await connection.execute(pid)).scalar_one())
+            own = await engine.connect()  # `closed` itself, with a transaction to roll back
+            pids.append((await own.execute(pid)).scalar_one())
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                await closed(own)
+            async with autocommit_connection(sessions) as connection:
+                pids.append((await connection.execute(pid)).scalar_one())
+            return created, after_native, after_scope, pids
         finally:
             await engine.dispose()
 
-    created, after_native, after_scope = asyncio.run(go())
+    created, after_native, after_scope, pids = asyncio.run(go())
     assert created == []
     assert (after_native, after_scope) == (0, 0)
+    assert len(set(pids)) == 1, pids
