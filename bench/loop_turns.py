@@ -25,9 +25,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from decimal import Decimal
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.ext.asyncio.base import _run_to_completion
 
 from app import db
@@ -35,7 +34,7 @@ from app.caps.ratelimit import RateLimiter
 from app.caps.redis_store import RedisStore
 from bench.fixtures import bench_settings, temp_database, temp_redis
 from bench.settle_tail import RELAYS, Sides, add_sides, alternate, busy_loop, p50_p95
-from bench.settle_writes import PER_LANE, lane
+from bench.settle_writes import PER_LANE, settle_round
 from bench.table import Table
 
 NAME = "loop_turns"
@@ -53,27 +52,11 @@ async def _sqlalchemy_exit(resource: AsyncConnection | AsyncSession) -> None:
 
 
 async def _round(url: str, ours: bool) -> tuple[list[float], list[float], float]:
-    roomy = Decimal(100_000)
-    settings = bench_settings(
-        database_url=url,
-        user_daily_cap_usd=roomy,
-        global_daily_cap_usd=roomy,
-        monthly_budget_usd=roomy,
-    )
+    """settle_writes' round (one statement), its connections closed by ``ours`` or not."""
     db.closed = OURS if ours else _sqlalchemy_exit
-    engine = db.make_async_engine(url, pool_size=10, max_overflow=10, ping_after_idle_s=30)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-    times: tuple[list[float], list[float]] = ([], [])
-    user = uuid.uuid4()
-    try:
-        async with busy_loop():
-            started = time.perf_counter()
-            await asyncio.gather(
-                *(lane(sessions, settings, user, True, times) for _ in range(CONCURRENCY))
-            )
-            return *times, CONCURRENCY * PER_LANE / (time.perf_counter() - started)
+    try:  # checked after 30 s idle, as the app's connections
+        return await settle_round(url, True, ping_after_idle_s=30)
     finally:
-        await engine.dispose()
         db.closed = OURS
 
 

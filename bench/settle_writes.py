@@ -118,7 +118,12 @@ async def lane(
         settle.append(time.perf_counter() - reserved)
 
 
-async def _round(url: str, one: bool) -> tuple[list[float], list[float], float]:
+async def settle_round(
+    url: str, one: bool, *, ping_after_idle_s: float = 0
+) -> tuple[list[float], list[float], float]:
+    """50 `lane`s at once under `busy_loop`, on a pool of 10 + 10 (``ping_after_idle_s`` as
+    `make_async_engine`'s: 0 checks a connection at every checkout); returns (reservation
+    times, settlement times, calls per second)."""
     roomy = Decimal(100_000)
     settings = bench_settings(
         database_url=url,
@@ -126,7 +131,9 @@ async def _round(url: str, one: bool) -> tuple[list[float], list[float], float]:
         global_daily_cap_usd=roomy,
         monthly_budget_usd=roomy,
     )
-    engine = make_async_engine(url, pool_size=10, max_overflow=10)
+    engine = make_async_engine(
+        url, pool_size=10, max_overflow=10, ping_after_idle_s=ping_after_idle_s
+    )
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     times: tuple[list[float], list[float]] = ([], [])
     user = uuid.uuid4()
@@ -143,7 +150,7 @@ async def _round(url: str, one: bool) -> tuple[list[float], list[float], float]:
 
 def run() -> list[Table]:
     with temp_database() as url:
-        sides = alternate(lambda one: asyncio.run(_round(url, one)), ROUNDS)
+        sides = alternate(lambda one: asyncio.run(settle_round(url, one)), ROUNDS)
     table = Table(
         f"The answer's writes when settling, {CONCURRENCY} concurrent calls of one user, "
         f"event loop busy with {RELAYS} relays: {ROUNDS} rounds × {CONCURRENCY * PER_LANE} "
