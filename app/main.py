@@ -53,6 +53,7 @@ from app.settings import Settings, get_settings
 from app.status.live import LiveStatus
 from app.status.llm_health import LLMHealthCheck
 from app.status.prober import Prober
+from app.switch_interval import switch_interval
 
 log = logging.getLogger("ragship")
 
@@ -142,7 +143,10 @@ def create_app(
             for job, every_s, what, now in jobs
         ]
         try:
-            with frozen_heap() if settings.gc_freeze else nullcontext():
+            with (
+                frozen_heap() if settings.gc_freeze else nullcontext(),
+                switch_interval(settings.gil_switch_interval_ms / 1000),
+            ):
                 yield
         finally:
             for task in background:

@@ -35,6 +35,7 @@ BENCHMARKS = (
     "settle_tail",
     "settle_writes",
     "loop_turns",
+    "gil_switch",
     "retrieve_round_trips",
     "corpus_version",
     "levers",

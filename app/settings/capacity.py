@@ -42,6 +42,13 @@ class CapacitySettings(BaseSettings):
     gc_freeze: bool = Field(
         True, description="Freeze the start-up heap out of full garbage collections (app/heap.py)."
     )
+    gil_switch_interval_ms: float = Field(
+        1.0,
+        gt=0,
+        le=100,
+        description="How long a thread may hold the GIL while another waits for it, ms "
+        "(app/switch_interval.py; Python's default 5).",
+    )
     web_concurrency: int | None = Field(
         None,
         ge=1,
