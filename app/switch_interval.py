@@ -1,21 +1,27 @@
 """The interpreter's thread switch interval, shortened while the app serves.
 
-One worker runs its event loop in one thread and some work in others: the span exporter
-(OpenTelemetry's batch processor, which encodes every span in Python) and the query
-embeddings (`asyncio.to_thread`). Only the thread holding the GIL runs Python. When the
-event loop's thread wakes up (a database or Redis answer arrived, a timer fired) while
-another thread holds the GIL, it asks for it and waits until the holder gives it up: at
-the latest after the switch interval (`sys.setswitchinterval`; CPython's default is 5 ms,
-[the `sys` documentation](https://docs.python.org/3/library/sys.html#sys.setswitchinterval)).
-A thread that computes in Python for long stretches, as the exporter does for a batch of
-spans, so adds up to that interval to every wake-up of the loop that comes during it, and
-a request's admission waits for several wake-ups. `GIL_SWITCH_INTERVAL_MS` (default 1)
-bounds that wait lower; the price is more frequent switching between threads that both
-want to compute, which the benchmarks below did not show as lost throughput.
+A worker runs its event loop in one thread and some work in others. Only the thread that
+holds the GIL runs Python, and the event loop's thread gives the GIL up while it waits
+for I/O (and around its socket calls), so it must get it back each time, from whichever
+thread took it meanwhile. A thread that keeps computing in Python does not give
+it back on request at once: CPython asks it to drop the GIL only after the waiting thread
+has waited one switch interval (`sys.setswitchinterval`; 5 ms by default,
+https://docs.python.org/3/library/sys.html#sys.setswitchinterval), and the holder drops it
+at its next check between bytecodes (a long call into C code that keeps the GIL finishes
+first). The app's thread that computes in Python is the span exporter, which runs only
+with OTEL_EXPORTER_OTLP_ENDPOINT set: OpenTelemetry's batch processor encodes each batch of
+spans to OTLP in Python, once a second or at 512 queued spans (app/observability/tracing.py).
+Query embeddings run in threads too (`asyncio.to_thread`), but onnxruntime and the
+tokenizer drop the GIL while they compute; torch's forward pass takes it between
+operations. So under load a request's admission, which waits for several answers (the
+sign-in lookup, the rate limit, the search, the reservation), may wait about an interval
+for each while the exporter encodes.
 
-Measured in `python -m bench gil_switch` (a Redis round trip from the event loop while a
-thread encodes spans) and `python -m bench gateway` (docs/architecture.md, "The GIL's
-switch interval").
+`GIL_SWITCH_INTERVAL_MS` (default 1) shortens that wait. The cost falls on the threads that
+compute: in `python -m bench gil_switch`, with a thread encoding spans without pause, the
+event loop's store calls took about a quarter of the time and the thread encoded 35–40%
+fewer batches a second (docs/architecture.md, "The GIL's switch interval"); the app's
+exporter needs a small share of that rate.
 """
 
 from __future__ import annotations
@@ -31,12 +37,16 @@ log = logging.getLogger("ragship")
 @contextmanager
 def switch_interval(seconds: float) -> Iterator[float]:
     """Set the interpreter's switch interval to ``seconds`` (> 0) for the block; yields the
-    one it replaced, and puts that back on the way out, however the block ends. Raises
-    ValueError for ``seconds <= 0`` (as `sys.setswitchinterval` does)."""
+    one it replaced. On the way out, however the block ends, it puts that one back, unless
+    the interval is no longer ``seconds``: the interval is the whole process's, so when
+    another app in the same process set its own since (the test suite starts many), that
+    one is left as it is. Raises ValueError for ``seconds <= 0`` (`sys.setswitchinterval`)."""
     before = sys.getswitchinterval()
     sys.setswitchinterval(seconds)
-    log.info("start-up: thread switch interval %.2f ms (was %.2f)", seconds * 1e3, before * 1e3)
+    ours = sys.getswitchinterval()  # as CPython stores it (whole microseconds)
+    log.info("start-up: thread switch interval %.2f ms (was %.2f)", ours * 1e3, before * 1e3)
     try:
         yield before
     finally:
-        sys.setswitchinterval(before)
+        if sys.getswitchinterval() == ours:
+            sys.setswitchinterval(before)

@@ -1,12 +1,13 @@
 """ragship against the bare upstream, side by side: added TTFT at 1 and 50 concurrent.
 
 The upstream is the built-in local model in its own process, paced at 20 ms a piece; the
-app runs as its own process (`python -m app`, Redis store, every cap on), in up to six
+app runs as its own process (`python -m app`, Redis store, every cap on), in up to eight
 variants started side by side (`GATEWAY_VARIANTS`, a comma list, default all): `torch` (as
 `make dev` runs: one worker, sentence-transformers on torch), `onnx` (one worker, the
 deploy image's onnxruntime embedder), `onnx2` (the same, two worker processes),
-`onnx8` / `onnx8x2` (those two with EMBEDDING_ONNX_PRECISION=int8), and `onnxidle` (`onnx`
-with EMBED_IDLE_THREADS=2: a query with no other in flight on two threads). Each
+`onnx8` / `onnx8x2` (those two with EMBEDDING_ONNX_PRECISION=int8), `onnxidle` (`onnx`
+with EMBED_IDLE_THREADS=2: a query with no other in flight on two threads), and `onnx8gil5` /
+`onnx8x2gil5` (`onnx8` / `onnx8x2` with GIL_SWITCH_INTERVAL_MS=5, CPython's default). Each
 exports its spans to a small OTLP receiver here, which gives the split of the work done
 before the first event (rate limit, retrieval, reservation). Rounds alternate: the same
 prompt straight to the upstream (the messages the app sent, read back from its `/_stats`),
@@ -71,7 +72,21 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {  # name: (label, app environ
         "ragship (onnx int8, 2 workers)",
         {"EMBEDDING_BACKEND": "onnx", "EMBEDDING_ONNX_PRECISION": "int8", "WEB_CONCURRENCY": "2"},
     ),
-}
+    # onnx8 and onnx8x2 with CPython's default thread switch interval (GIL_SWITCH_INTERVAL_MS).
+    "onnx8gil5": (
+        "ragship (onnx int8, 1 worker, GIL 5 ms)",
+        {"EMBEDDING_BACKEND": "onnx", "EMBEDDING_ONNX_PRECISION": "int8",
+         "GIL_SWITCH_INTERVAL_MS": "5"},
+    ),
+    "onnx8x2gil5": (
+        "ragship (onnx int8, 2 workers, GIL 5 ms)",
+        {"EMBEDDING_BACKEND": "onnx", "EMBEDDING_ONNX_PRECISION": "int8", "WEB_CONCURRENCY": "2",
+         "GIL_SWITCH_INTERVAL_MS": "5"},
+    ),
+}  # fmt: skip
+# The temporary PostgreSQL's max_connections (pgserver's default), less a margin for the
+# bench's own connections: every worker of every app side by side keeps its pool open.
+MAX_CONNECTIONS = 100 - 10
 PLAN = {1: 30, 50: 200}  # concurrency: requests per side
 # The answer's length, for every side: 108 tokens is 64 pieces of the local model's answer to
 # QUESTION, the upstream of issue 17's measurements (64 chunks, 20 ms apart). At 50
@@ -130,6 +145,7 @@ def run() -> list[Table]:
         # Every app signs in the same user on the one Redis, so the rate limit counts every
         # side's requests in its window: room for all of them, with a margin.
         most = sum(PLAN.values()) * 4 * len(_variants())
+        workers = sum(_workers(name) for name in _variants())
         app_env = {
             **os.environ,
             "LOG_LEVEL": "warning",
@@ -147,6 +163,9 @@ def run() -> list[Table]:
             "RESPONSE_CACHE": "false",
             "LLM_MAX_TOKENS": str(max_tokens),
             "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+            # Every worker's pool within the server's connections: eight workers of 20 (all
+            # variants) took 160 of 100, and the later apps' requests got 503s.
+            "DB_POOL_SIZE": str(min(20, MAX_CONNECTIONS // workers)),
         }
         apps: list[tuple[str, str, subprocess.Popen[bytes]]] = []
         try:
@@ -162,7 +181,7 @@ def run() -> list[Table]:
                     apps.append((label, f"http://127.0.0.1:{port}", app))
                 for name, (_, app_url, app) in zip(_variants(), apps, strict=True):
                     wait_up(app_url, app)
-                    wait_workers(app, int(VARIANTS[name][1].get("WEB_CONCURRENCY", "1")))
+                    wait_workers(app, _workers(name))
                 if installed():
                     with litellm_proxy(model_url, LOCAL_MODEL_ID) as litellm:
                         _measure(apps, model_url, litellm, spans, table, split, max_tokens)
@@ -188,6 +207,10 @@ def _variants() -> list[str]:
     if unknown:
         raise SystemExit(f"GATEWAY_VARIANTS: unknown {unknown}; known: {', '.join(VARIANTS)}")
     return names
+
+
+def _workers(name: str) -> int:
+    return int(VARIANTS[name][1].get("WEB_CONCURRENCY", "1"))
 
 
 def _sign_in(app_url: str) -> tuple[httpx.Cookies, str]:

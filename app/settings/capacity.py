@@ -44,7 +44,7 @@ class CapacitySettings(BaseSettings):
     )
     gil_switch_interval_ms: float = Field(
         1.0,
-        gt=0,
+        ge=0.1,
         le=100,
         description="How long a thread may hold the GIL while another waits for it, ms "
         "(app/switch_interval.py; Python's default 5).",
