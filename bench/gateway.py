@@ -48,6 +48,7 @@ from bench.fixtures import (
     temp_database,
     temp_redis,
 )
+from bench.gateway_variants import MAX_CONNECTIONS, VARIANTS, variants, workers_of
 from bench.litellm_proxy import installed, litellm_proxy
 from bench.procs import start_model, stop, wait_workers
 from bench.sse_client import QUESTION, Side, has_text, ragship_side, upstream_side
@@ -55,38 +56,6 @@ from bench.streams_procs import free_port, start, wait_up
 from bench.table import Table, latency
 
 NAME = "gateway"
-VARIANTS: dict[str, tuple[str, dict[str, str]]] = {  # name: (label, app environment)
-    "torch": ("ragship (torch, 1 worker)", {"EMBEDDING_BACKEND": "torch"}),
-    "onnx": ("ragship (onnx, 1 worker)", {"EMBEDDING_BACKEND": "onnx"}),
-    # The same with a query embedding alone on two threads (EMBED_IDLE_THREADS, off by default).
-    "onnxidle": (
-        "ragship (onnx, 1 worker, idle threads 2)",
-        {"EMBEDDING_BACKEND": "onnx", "EMBED_IDLE_THREADS": "2"},
-    ),
-    "onnx2": ("ragship (onnx, 2 workers)", {"EMBEDDING_BACKEND": "onnx", "WEB_CONCURRENCY": "2"}),
-    "onnx8": (
-        "ragship (onnx int8, 1 worker)",
-        {"EMBEDDING_BACKEND": "onnx", "EMBEDDING_ONNX_PRECISION": "int8"},
-    ),
-    "onnx8x2": (
-        "ragship (onnx int8, 2 workers)",
-        {"EMBEDDING_BACKEND": "onnx", "EMBEDDING_ONNX_PRECISION": "int8", "WEB_CONCURRENCY": "2"},
-    ),
-    # onnx8 and onnx8x2 with CPython's default thread switch interval (GIL_SWITCH_INTERVAL_MS).
-    "onnx8gil5": (
-        "ragship (onnx int8, 1 worker, GIL 5 ms)",
-        {"EMBEDDING_BACKEND": "onnx", "EMBEDDING_ONNX_PRECISION": "int8",
-         "GIL_SWITCH_INTERVAL_MS": "5"},
-    ),
-    "onnx8x2gil5": (
-        "ragship (onnx int8, 2 workers, GIL 5 ms)",
-        {"EMBEDDING_BACKEND": "onnx", "EMBEDDING_ONNX_PRECISION": "int8", "WEB_CONCURRENCY": "2",
-         "GIL_SWITCH_INTERVAL_MS": "5"},
-    ),
-}  # fmt: skip
-# The temporary PostgreSQL's max_connections (pgserver's default), less a margin for the
-# bench's own connections: every worker of every app side by side keeps its pool open.
-MAX_CONNECTIONS = 100 - 10
 PLAN = {1: 30, 50: 200}  # concurrency: requests per side
 # The answer's length, for every side: 108 tokens is 64 pieces of the local model's answer to
 # QUESTION, the upstream of issue 17's measurements (64 chunks, 20 ms apart). At 50
@@ -144,8 +113,8 @@ def run() -> list[Table]:
         ingest_corpus(url, embedder, [DOCS])
         # Every app signs in the same user on the one Redis, so the rate limit counts every
         # side's requests in its window: room for all of them, with a margin.
-        most = sum(PLAN.values()) * 4 * len(_variants())
-        workers = sum(_workers(name) for name in _variants())
+        most = sum(PLAN.values()) * 4 * len(variants())
+        workers = sum(workers_of(name) for name in variants())
         app_env = {
             **os.environ,
             "LOG_LEVEL": "warning",
@@ -170,7 +139,7 @@ def run() -> list[Table]:
         apps: list[tuple[str, str, subprocess.Popen[bytes]]] = []
         try:
             with onnx_model() as onnx_dir:
-                for name in _variants():
+                for name in variants():
                     label, extra = VARIANTS[name]
                     port = free_port()
                     app = start(
@@ -179,9 +148,9 @@ def run() -> list[Table]:
                          "EMBEDDING_ONNX_DIR": str(onnx_dir)},
                     )  # fmt: skip
                     apps.append((label, f"http://127.0.0.1:{port}", app))
-                for name, (_, app_url, app) in zip(_variants(), apps, strict=True):
+                for name, (_, app_url, app) in zip(variants(), apps, strict=True):
                     wait_up(app_url, app)
-                    wait_workers(app, _workers(name))
+                    wait_workers(app, workers_of(name))
                 if installed():
                     with litellm_proxy(model_url, LOCAL_MODEL_ID) as litellm:
                         _measure(apps, model_url, litellm, spans, table, split, max_tokens)
@@ -199,18 +168,6 @@ def run() -> list[Table]:
         "after the other per concurrency: direct, LiteLLM proxy, then each ragship variant",
     ]
     return [table, split]
-
-
-def _variants() -> list[str]:
-    names = [n.strip() for n in os.environ.get("GATEWAY_VARIANTS", ",".join(VARIANTS)).split(",")]
-    unknown = sorted(set(names) - set(VARIANTS))
-    if unknown:
-        raise SystemExit(f"GATEWAY_VARIANTS: unknown {unknown}; known: {', '.join(VARIANTS)}")
-    return names
-
-
-def _workers(name: str) -> int:
-    return int(VARIANTS[name][1].get("WEB_CONCURRENCY", "1"))
 
 
 def _sign_in(app_url: str) -> tuple[httpx.Cookies, str]:
