@@ -202,7 +202,8 @@ async def closed(resource: AsyncConnection | AsyncSession) -> None:
 
 # Where a statement can run: an ORM session, or a Core connection (`autocommit_connection`).
 Runner = AsyncSession | AsyncConnection
-Tail = Sequence[tuple[TextClause, Mapping[str, Any]]]
+Statement = tuple[TextClause, Mapping[str, Any]]
+Tail = Sequence[Statement]
 
 
 @lru_cache(maxsize=64)

@@ -21,11 +21,12 @@ from app.cache.responses import (
     looked_up,
     lookup_statement,
 )
+from app.caps.early import EarlyReservation
 from app.conversations import (
     conversation_summary,
     unsummarised_history,
 )
-from app.db import Runner, autocommit_connection, pipelined
+from app.db import Runner, Statement, autocommit_connection, pipelined
 from app.guardrails.chain import (
     Trigger,
     screen_input,
@@ -33,6 +34,7 @@ from app.guardrails.chain import (
     upstream_question,
 )
 from app.llm.routing import Route, choose_route
+from app.question import Question, question_writes
 from app.rag.context_budget import (
     budget_for,
     check_fits,
@@ -44,6 +46,7 @@ from app.rag.context_budget import (
 from app.rag.corpus_fit import CorpusFit
 from app.rag.no_context import answers_locally
 from app.rag.prompt import build_messages
+from app.rag.prompt_bound import prompt_bound
 from app.rag.retrieve import Passage, configured_statements, passages_of, vector_text
 from app.rag.summarise import MAX_UNSUMMARISED, Turn, fold, turns_to_fold
 from app.services import Services
@@ -100,29 +103,42 @@ async def search_or_cached(
     embedding: list[float],
     cache: CacheKeyParts | None,
     fit: CorpusFit,
+    early: EarlyReservation | None = None,
+    reserving: Statement | None = None,
 ) -> tuple[CacheKey | None, CachedAnswer | None, list[Passage]]:
     """The question's passages, and with `cache` (a first turn, RESPONSE_CACHE on) its key
     and cached answer (None on a miss; the passages are then the answer's). The lookup,
     which reads the corpus version with the entry, and the search leave in one round trip
     (`pipelined`): on a miss, as most first turns are, the search was needed; a hit wasted
     its PostgreSQL time, not a round trip. Sent one at a time, the version, the lookup and
-    the search were three. `fit`'s check rides along too (`CorpusFit`). Raises
-    sqlalchemy.exc.DBAPIError as any statement does."""
+    the search were three. `fit`'s check rides along too (`CorpusFit`), and ``reserving``,
+    ``early``'s statement, goes last (`EarlyReservation`: the server skips it when a
+    search statement fails; `early.saw` reads its outcome). Raises
+    sqlalchemy.exc.DBAPIError as any statement does, and what `early.saw` raises."""
     vector = vector_text(embedding)  # made once for both statements
     searching = configured_statements(settings, query=question, embedding=vector, fit=fit)
-    if cache is None:
-        fitted, *_, found = await pipelined(session, searching, commit=False)
-        fit.saw(fitted)
-        return None, None, passages_of(found)
-    looking = lookup_statement(
-        cache,
-        question=question,
-        embedding=vector,
-        threshold=settings.response_cache_similarity,
+    looking = (
+        []
+        if cache is None
+        else [
+            lookup_statement(
+                cache,
+                question=question,
+                embedding=vector,
+                threshold=settings.response_cache_similarity,
+            )
+        ]
     )
-    looked, fitted, *_, found = await pipelined(session, [looking, *searching], commit=False)
+    rows = await pipelined(
+        session, [*looking, *searching, *([reserving] if reserving else [])], commit=False
+    )
+    if early is not None and reserving is not None:
+        early.saw(rows.pop())
+    fitted, found = rows[len(looking)], rows[-1]
     fit.saw(fitted)
-    key, cached = await looked_up(session, cache, looked)
+    if cache is None:
+        return None, None, passages_of(found)
+    key, cached = await looked_up(session, cache, rows[0])
     return key, cached, cached.passages if cached else passages_of(found)
 
 
@@ -133,8 +149,15 @@ async def prepare_chat(
     question: str,
     conversation_id: uuid.UUID | None,
     trace_id: str,
+    early: EarlyReservation | None = None,
 ) -> PreparedChat:
+    """Everything the answer needs (module docstring). With ``early``, the reservation and
+    the question's writes ride in the search's round trip (app/caps/early.py). Raises
+    `GuardrailBlocked`, `CapRefused` (413, the prompt past the window),
+    `ConversationNotFound`, sqlalchemy.exc.DBAPIError."""
     settings = services.settings
+    is_new = conversation_id is None
+    conversation = conversation_id or uuid.uuid4()
     route = choose_route(
         settings, user_id=user_id, question=question, first_turn=conversation_id is None
     )
@@ -142,6 +165,8 @@ async def prepare_chat(
     triggers = await screen_input(  # raises GuardrailBlocked
         services, user_id=user_id, trace_id=trace_id, question=question, embedding=embedding
     )
+    window = window_of(services.prices, route.models)
+    budget = budget_for(settings, window=window, max_output=settings.llm_max_tokens)
     # Reads, each on its own (read committed gave each statement its own snapshot anyway):
     # no BEGIN and COMMIT round trips, and no ORM session; the search (and a first turn's
     # cache lookup) is one round trip.
@@ -171,9 +196,22 @@ async def prepare_chat(
             embedding=embedding,
             cache=parts,
             fit=services.corpus_fit,
+            early=early,
+            reserving=None
+            if early is None
+            else early.statement(
+                services,
+                models=route.models,
+                input_tokens=prompt_bound(
+                    settings,
+                    budget,
+                    question=upstream_question(settings, question),
+                    follow_up=not is_new,
+                    prompt_version=route.prompt_version,
+                ),
+                also=question_writes(Question(user_id, conversation, is_new, question)),
+            ),
         )
-    window = window_of(services.prices, route.models)
-    budget = budget_for(settings, window=window, max_output=settings.llm_max_tokens)
     passages = fit_passages(passages, budget.passages)
     folded = turns_to_fold(
         turns,
@@ -209,8 +247,8 @@ async def prepare_chat(
     prompt_tokens = check_fits(messages, budget)  # raises CapRefused (413)
     return PreparedChat(
         user_id=user_id,
-        conversation_id=conversation_id or uuid.uuid4(),
-        is_new_conversation=conversation_id is None,
+        conversation_id=conversation,
+        is_new_conversation=is_new,
         question=question,
         trace_id=trace_id,
         passages=passages,

@@ -9,12 +9,14 @@ reservation is allowed (`budget.AdmittedWrites`), and the chain passes it along.
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from functools import partial
+from typing import Protocol
 
 from app.caps.budget import AdmittedWrites
 from app.conversations import ConversationNotFound, new_title
 from app.models import utcnow
-from app.prepare import PreparedChat
 
 # Each reads FROM admitted: one row when the reservation is allowed, none when refused.
 _NEW_CONVERSATION = (
@@ -31,12 +33,48 @@ _TOUCH = (
     "UPDATE conversations SET updated_at = CAST(:q_now AS timestamptz) FROM admitted "
     "WHERE conversations.id = CAST(:q_conversation AS uuid)"
 )
+# Undo, for a reservation given back before its call (app/caps/early.py). A new
+# conversation goes whole (its messages by the foreign key's ON DELETE CASCADE); a
+# follow-up's message is found by its conversation, time (this request's clock, to the
+# microsecond) and text. The follow-up's moved `updated_at` stays.
+_UNDO_NEW = (
+    "DELETE FROM conversations WHERE id = CAST(:q_conversation AS uuid) "
+    "AND owner = CAST(:q_owner AS text)"
+)
+_UNDO_MESSAGE = (
+    "DELETE FROM messages WHERE conversation_id = CAST(:q_conversation AS uuid) "
+    "AND role = CAST(:q_role AS text) AND created_at = CAST(:q_now AS timestamptz) "
+    "AND content = CAST(:q_content AS text)"
+)
 # Taken before the counters' rows, as settling an answer does (conversation, then counters).
 # No row (deleted since `prepare_chat` read it): nothing is reserved or written.
 _LOCK = "SELECT FROM conversations WHERE id = CAST(:q_conversation AS uuid) FOR NO KEY UPDATE"
 
 
-def question_writes(prepared: PreparedChat) -> AdmittedWrites:
+class Asked(Protocol):
+    """A question to store (`app.prepare.PreparedChat` and `Question` are)."""
+
+    @property
+    def user_id(self) -> uuid.UUID: ...
+    @property
+    def conversation_id(self) -> uuid.UUID: ...
+    @property
+    def is_new_conversation(self) -> bool: ...
+    @property
+    def question(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question to store, before its `PreparedChat` exists (the early reservation)."""
+
+    user_id: uuid.UUID
+    conversation_id: uuid.UUID
+    is_new_conversation: bool
+    question: str
+
+
+def question_writes(prepared: Asked) -> AdmittedWrites:
     """The writes that store ``prepared``'s question with its reservation.
 
     A new conversation (its id made by `prepare_chat` just now): INSERT the conversation,
@@ -58,6 +96,10 @@ def question_writes(prepared: PreparedChat) -> AdmittedWrites:
     if prepared.is_new_conversation:
         params["q_owner"] = str(prepared.user_id)
         params["q_title"] = new_title(prepared.question)
-        return AdmittedWrites(writes=(_NEW_CONVERSATION, _MESSAGE), params=params)
+        return AdmittedWrites(
+            writes=(_NEW_CONVERSATION, _MESSAGE), params=params, undo=(_UNDO_NEW,)
+        )
     gone = partial(ConversationNotFound, str(prepared.conversation_id))
-    return AdmittedWrites(writes=(_MESSAGE, _TOUCH), params=params, lock=_LOCK, gone=gone)
+    return AdmittedWrites(
+        writes=(_MESSAGE, _TOUCH), params=params, lock=_LOCK, gone=gone, undo=(_UNDO_MESSAGE,)
+    )

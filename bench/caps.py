@@ -29,6 +29,7 @@ from typing import cast
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app.caps.chain import admit, release_unused
+from app.caps.early import EarlyReservation
 from app.caps.ratelimit import RateLimiter
 from app.caps.redis_store import open_store
 from app.db import make_async_engine
@@ -112,7 +113,7 @@ async def _measure_chain(url: str, stores: dict[str, str], results: Results) -> 
     prepared = prepared_prompt()
     results.prompt_tokens = count_message_tokens(prepared.messages)
 
-    async def prepare() -> Prepared:
+    async def prepare(_early: EarlyReservation | None = None) -> Prepared:
         return prepared
 
     engine = make_async_engine(url)

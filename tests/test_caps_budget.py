@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app.caps import budget
-from app.caps.refusal import GLOBAL_DAILY, MONTHLY, USER_DAILY, CapRefused
+from app.caps.refusal import GLOBAL_DAILY, MONTHLY, USER_DAILY, CapRefused, seconds_to_midnight_utc
 from app.caps.spend import spend_today
 from app.caps.sweeper import sweep_expired
 from app.db import make_async_engine, make_sync_engine
@@ -172,10 +172,10 @@ def test_midnight_utc_is_the_day_boundary() -> None:
         "2026-03",
     )
     assert budget.periods(datetime(2026, 4, 1, 0, 0, 0, tzinfo=UTC)) == ("2026-04-01", "2026-04")
-    assert budget.seconds_to_midnight_utc(datetime(2026, 4, 1, 23, 0, 0, tzinfo=UTC)) == 3601
+    assert seconds_to_midnight_utc(datetime(2026, 4, 1, 23, 0, 0, tzinfo=UTC)) == 3601
     # Whole seconds, rounded up: a refusal never says to come back before midnight.
     just_before = datetime(2026, 4, 1, 23, 58, 29, 1, tzinfo=UTC)
-    assert budget.seconds_to_midnight_utc(just_before) == 91
+    assert seconds_to_midnight_utc(just_before) == 91
 
 
 def _leak(db_url: str, user: uuid.UUID, amount: str) -> uuid.UUID:
@@ -335,11 +335,11 @@ def test_each_cap_refuses_with_its_own_status_message_and_time_to_reset(new_data
             finally:
                 await engine.dispose()
 
-        latest = budget.seconds_to_midnight_utc()
+        latest = seconds_to_midnight_utc()
         result = asyncio.run(go())
         if isinstance(result, CapRefused) and result.retry_after_s is not None:
             # Whole seconds to the next 00:00 UTC, counted while the reservation ran.
-            assert budget.seconds_to_midnight_utc() <= result.retry_after_s <= latest
+            assert seconds_to_midnight_utc() <= result.retry_after_s <= latest
         return result
 
     def until(refused: CapRefused) -> str:

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, text
 
 from app.caps import budget
 from app.caps.chain import Admission, admit, release_unused
+from app.caps.early import EarlyReservation
 from app.caps.killswitch import set_paused
 from app.caps.ratelimit import StreamLease
 from app.caps.refusal import (
@@ -56,7 +57,7 @@ class Prepared:
 PREPARED = Prepared([{"role": "user", "content": QUESTION}])
 
 
-async def _prepare() -> Prepared:
+async def _prepare(_early: EarlyReservation) -> Prepared:
     return PREPARED
 
 
@@ -151,7 +152,7 @@ def test_an_answer_made_without_the_model_reserves_nothing_but_still_passes_the_
     user = uuid.uuid4()
     local = Prepared(PREPARED.messages, without_model=True)
 
-    async def prepare_local() -> Prepared:
+    async def prepare_local(_early: EarlyReservation) -> Prepared:
         return local
 
     async def go() -> tuple[Admission[Prepared], CapRefused]:
@@ -326,7 +327,7 @@ def test_a_failing_or_cancelled_preparation_gives_the_stream_back_and_is_no_refu
         async with direct_services(db_url, **SETTINGS, max_concurrent_streams=1) as services:
             started = asyncio.Event()
 
-            async def prepare() -> Prepared:
+            async def prepare(_early: EarlyReservation) -> Prepared:
                 started.set()
                 if how == "raises":
                     raise Failed
@@ -362,7 +363,7 @@ def test_a_preparation_cancelled_by_its_scope_still_gives_the_stream_back_to_red
         async with direct_services(db_url, **values) as services:
             with anyio.CancelScope() as scope:
 
-                async def prepare() -> Prepared:
+                async def prepare(_early: EarlyReservation) -> Prepared:
                     scope.cancel()
                     await anyio.Event().wait()  # cancelled here
                     raise AssertionError("not cancelled")
@@ -395,7 +396,7 @@ def test_a_release_that_must_reconnect_to_redis_completes_under_the_cancelled_sc
         async with direct_services(db_url, **values) as services:
             with anyio.CancelScope() as scope:
 
-                async def prepare() -> Prepared:
+                async def prepare(_early: EarlyReservation) -> Prepared:
                     # The real server closes every connection but this test's own.
                     assert redis_server.client_kill_filter(_type="normal", skipme=True) >= 1
                     scope.cancel()

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.caps import budget
 from app.caps.chain import Admission, admit, release_unused
+from app.caps.early import EarlyReservation
 from app.caps.refusal import GLOBAL_DAILY, CapRefused
 from app.conversations import ConversationNotFound
 from app.db import make_sync_engine
@@ -56,7 +57,7 @@ def _prepared(
 
 
 async def _admit(services: Services, prepared: PreparedChat) -> Admission[PreparedChat]:
-    async def prepare() -> PreparedChat:
+    async def prepare(_early: EarlyReservation) -> PreparedChat:
         return prepared
 
     return await admit(

@@ -22,6 +22,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app.caps.chain import Admission, admit, release_unused
+from app.caps.early import EarlyReservation
 from app.chat import stream_answer
 from app.db import make_async_engine
 from app.llm.routing import ARM_MAIN, Route
@@ -53,7 +54,7 @@ async def _admit(services: Services, user: uuid.UUID) -> Admission[PreparedChat]
     """A real admission (rate limit, lease, $0 reservation) of an answer without the model."""
     prepared = _prepared(user)
 
-    async def prepare() -> PreparedChat:
+    async def prepare(_early: EarlyReservation) -> PreparedChat:
         return prepared
 
     return await admit(services, user_id=user, message=QUESTION, max_tokens=50, prepare=prepare)

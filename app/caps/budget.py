@@ -20,7 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -28,14 +28,7 @@ from typing import Any
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.caps.refusal import (
-    GLOBAL_DAILY,
-    KILL_SWITCH,
-    MONTHLY,
-    REQUEST_COST,
-    USER_DAILY,
-    CapRefused,
-)
+from app.caps.refusal import cap_refused
 from app.db import autocommit_connection, pipelined
 from app.settings import Settings
 
@@ -85,12 +78,15 @@ class AdmittedWrites:
     caller read it: a concurrent delete committed before or while the lock waited), the
     reservation is not attempted and nothing is written: `reserve` raises ``gone()``.
     ``params``: their values, by names that must not clash with the reservation's own.
-    PostgreSQL's errors fail the whole statement, reservation included."""
+    PostgreSQL's errors fail the whole statement, reservation included. ``undo``: statements
+    (same ``params``) that remove what the writes made, for a reservation given back
+    before its call (app/caps/early.py)."""
 
     writes: tuple[str, ...]
     params: Mapping[str, Any]
     lock: str | None = None
     gone: Callable[[], Exception] = LockedRowGone
+    undo: tuple[str, ...] = ()
 
 
 def _statement(also: AdmittedWrites | None) -> TextClause:
@@ -122,12 +118,6 @@ def periods(now: datetime | None = None) -> tuple[str, str]:
     return now.strftime("%Y-%m-%d"), now.strftime("%Y-%m")
 
 
-def seconds_to_midnight_utc(now: datetime | None = None) -> int:
-    now = now or datetime.now(UTC)
-    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    return int((midnight - now).total_seconds()) + 1
-
-
 def user_scope(user_id: uuid.UUID) -> str:
     return f"user:{user_id}"
 
@@ -143,6 +133,58 @@ def _scopes(
     """The counter rows a reservation holds, in lock order (user, global day, global month)."""
     user = [(user_scope(user_id), day)] if user_id is not None else []
     return [*user, (shard_scope(day_shard), day), (shard_scope(month_shard), month)]
+
+
+def reserve_statement(
+    settings: Settings,
+    *,
+    user_id: uuid.UUID | None,
+    amount: Decimal,
+    kill_switch: bool = False,
+    ceiling: Decimal | None = None,
+    also: AdmittedWrites | None = None,
+) -> tuple[Reservation, TextClause, dict[str, Any]]:
+    """The reservation `reserve` makes, as a statement for `pipelined` (so it can ride in
+    another round trip: app/caps/early.py): the `Reservation` it makes when allowed, the
+    statement and its parameters. Read its rows with `reserve_outcome`. Raises ValueError
+    when ``also``'s parameter names clash with the reservation's."""
+    day, month = periods()
+    reservation = Reservation(uuid.uuid4(), user_id, amount, day, month)
+    params = {
+        "id": reservation.id,
+        "user_id": user_id,
+        "user_scope": user_scope(user_id) if user_id else None,
+        "global": GLOBAL,
+        "day": day,
+        "month": month,
+        "amount": amount,
+        "user_cap": settings.user_daily_cap_usd,
+        "day_cap": settings.global_daily_cap_usd,
+        "month_cap": settings.monthly_budget_usd,
+        "kill_switch": kill_switch,
+        "ceiling": ceiling,
+        "ttl": settings.reservation_ttl_s,
+        "shards": settings.global_counter_shards,
+    }
+    if also is not None:
+        if clash := (params.keys() | {"allowed"}) & also.params.keys():
+            raise ValueError(f"parameters named like the reservation's: {sorted(clash)}")
+        params = {**params, **also.params, "allowed": ALLOWED}
+    return reservation, _statement(also), params
+
+
+def reserve_outcome(
+    rows: Sequence[Sequence[Any]] | None, also: AdmittedWrites | None = None
+) -> str:
+    """`ALLOWED` or the refusing layer's name, from `reserve_statement`'s rows. Raises
+    ``also.gone()`` when ``also.lock`` locked no row (nothing reserved, nothing written),
+    RuntimeError when the statement returned no outcome otherwise."""
+    outcome = rows[0][0] if rows else None
+    if outcome is None:  # no row: only when a lock locked nothing (`_statement`)
+        if also is None or also.lock is None:
+            raise RuntimeError("the reservation's statement returned no outcome")
+        raise also.gone()
+    return str(outcome)
 
 
 async def reserve(
@@ -168,37 +210,19 @@ async def reserve(
     (`AdmittedWrites`); raises ValueError when their parameter names clash with these, and
     ``also.gone()`` (nothing reserved, nothing written) when ``also.lock`` locked no row.
     """
-    day, month = periods()
-    reservation = Reservation(uuid.uuid4(), user_id, amount, day, month)
-    params = {
-        "id": reservation.id,
-        "user_id": user_id,
-        "user_scope": user_scope(user_id) if user_id else None,
-        "global": GLOBAL,
-        "day": day,
-        "month": month,
-        "amount": amount,
-        "user_cap": settings.user_daily_cap_usd,
-        "day_cap": settings.global_daily_cap_usd,
-        "month_cap": settings.monthly_budget_usd,
-        "kill_switch": kill_switch,
-        "ceiling": ceiling,
-        "ttl": settings.reservation_ttl_s,
-        "shards": settings.global_counter_shards,
-    }
-    if also is not None:
-        if clash := (params.keys() | {"allowed"}) & also.params.keys():
-            raise ValueError(f"parameters named like the reservation's: {sorted(clash)}")
-        params = {**params, **also.params, "allowed": ALLOWED}
+    reservation, statement, params = reserve_statement(
+        settings,
+        user_id=user_id,
+        amount=amount,
+        kill_switch=kill_switch,
+        ceiling=ceiling,
+        also=also,
+    )
     async with autocommit_connection(sessions) as connection:
-        (rows,) = await pipelined(connection, [(_statement(also), params)], commit=False)
-    outcome = rows[0][0] if rows else None
-    if outcome is None:  # no row: only when a lock locked nothing (`_statement`)
-        if also is None or also.lock is None:
-            raise RuntimeError("the reservation's statement returned no outcome")
-        raise also.gone()
+        (rows,) = await pipelined(connection, [(statement, params)], commit=False)
+    outcome = reserve_outcome(rows, also)
     if outcome != ALLOWED:
-        raise _refusal(outcome, settings, amount)
+        raise cap_refused(outcome, settings, amount)
     return reservation
 
 
@@ -266,35 +290,3 @@ async def charge(
     """`charge_statement` run in the caller's transaction; returns `charged`'s pair."""
     statement, params = charge_statement(closed, cost=cost)
     return charged((await session.execute(statement, params)).one())
-
-
-def _refusal(layer: str, settings: Settings, amount: Decimal) -> CapRefused:
-    if layer == KILL_SWITCH:
-        return CapRefused(KILL_SWITCH, 503, "The assistant is paused by the operator.")
-    if layer == REQUEST_COST:
-        return CapRefused(
-            REQUEST_COST,
-            413,
-            f"This question with its context could cost ${amount:.4f}, more than the "
-            f"per-request limit of ${settings.max_request_cost_usd}. Try a shorter question "
-            "or a new conversation.",
-        )
-    until_midnight = seconds_to_midnight_utc()
-    hours, minutes = divmod(until_midnight // 60, 60)
-    if layer == USER_DAILY:
-        return CapRefused(
-            layer,
-            429,
-            f"You've reached today's limit of ${settings.user_daily_cap_usd}. "
-            f"It resets at 00:00 UTC (in {hours}h {minutes:02d}m).",
-            retry_after_s=until_midnight,
-        )
-    if layer == GLOBAL_DAILY:
-        return CapRefused(
-            layer,
-            503,
-            "The assistant is paused for today: the service's daily budget is used up. "
-            f"It resumes at 00:00 UTC (in {hours}h {minutes:02d}m).",
-            retry_after_s=until_midnight,
-        )
-    return CapRefused(MONTHLY, 503, "The assistant is paused: this month's budget is used up.")

@@ -7,11 +7,15 @@
 4. reservation against the per-user daily cap, the global daily cap and the monthly budget
    (with, in the same statement, the caller's writes for an admitted request: the question)
 
+Layers 3 and 4 are first sent in retrieval's own round trip, on a bound of the amount
+(app/caps/early.py); the exact reservation runs only when that one does not cover it.
+
 Every refusal is recorded in the call ledger with the layer that refused.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +29,7 @@ from opentelemetry.context import Context
 from app.calls import record_refusal
 from app.caps import budget
 from app.caps.bounds import check_input_bounds
+from app.caps.early import EARLY, EXACT, EarlyReservation
 from app.caps.ratelimit import StreamLease
 from app.caps.refusal import CapRefused
 from app.db import session_scope
@@ -47,6 +52,7 @@ class HasMessages(Protocol):
 
 
 P = TypeVar("P", bound=HasMessages)
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,35 +72,41 @@ async def admit(
     user_id: uuid.UUID,
     message: str,
     max_tokens: int | None,
-    prepare: Callable[[], Awaitable[P]],
+    prepare: Callable[[EarlyReservation], Awaitable[P]],
     trace_context: Context | None = None,
     with_reservation: Callable[[P], budget.AdmittedWrites] | None = None,
 ) -> Admission[P]:
     """Run the chain for one request; `CapRefused` (recorded in the ledger) when a layer
-    refuses. ``with_reservation`` makes, from what ``prepare`` returned, the writes to run in
-    the reservation's statement when it is allowed (app/question.py: the question)."""
+    refuses. ``prepare`` gets an `EarlyReservation` it may send with its own round trip
+    (app/caps/early.py); ``with_reservation`` makes, from what ``prepare`` returned, the
+    writes to run in the exact reservation's statement when it is allowed (app/question.py:
+    the question)."""
     settings = services.settings
     tracer = services.tracer
     try:
         tokens = check_input_bounds(settings, message=message, max_tokens=max_tokens)
         with tracer.start_as_current_span("caps.rate_limit", context=trace_context):
             lease = await services.limiter.admit(user_id)
+        early = EarlyReservation(user_id, tokens)
         try:
             with tracer.start_as_current_span("retrieve", context=trace_context):
-                prepared = await prepare()
-            with tracer.start_as_current_span("caps.reserve", context=trace_context):
+                prepared = await prepare(early)
+            with tracer.start_as_current_span("caps.reserve", context=trace_context) as span:
                 reservation = await _reserve(
                     services,
                     user_id,
-                    prepared.prompt_tokens,
+                    prepared,
                     max_tokens=tokens,
-                    models=prepared.models,
-                    without_model=prepared.without_model,
+                    early=early,
                     also=with_reservation(prepared) if with_reservation else None,
                 )
+                span.set_attribute("ragship.reservation", EARLY if early.used else EXACT)
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await services.limiter.release(lease)
+                try:
+                    await _give_back(services, early)
+                finally:
+                    await services.limiter.release(lease)
             raise
     except CapRefused as refused:
         trace.get_current_span(trace_context).set_attribute("ragship.refused_by", refused.layer)
@@ -108,39 +120,55 @@ async def admit(
 async def _reserve(
     services: Services,
     user_id: uuid.UUID,
-    prompt_tokens: int,
+    prepared: HasMessages,
     *,
     max_tokens: int,
-    models: Sequence[str],
-    without_model: bool,
+    early: EarlyReservation,
     also: budget.AdmittedWrites | None = None,
 ) -> budget.Reservation:
-    """Layers 3 and 4 in one round trip: kill switch, request ceiling, the three caps.
+    """Layers 3 and 4: kill switch, request ceiling, the three caps.
 
-    An answer made without the model (a cache hit, the local "I don't know") reserves $0:
-    it still passes the kill switch and leaves a reservation to settle, but holds no
-    budget that other requests could have used. ``also`` rides in the same statement."""
+    The early reservation when it covers the exact amount (app/caps/early.py): no round
+    trip. Otherwise it is given back and the exact amount reserved in one round trip, with
+    ``also`` in the same statement. An answer made without the model (a cache hit, the local
+    "I don't know") costs $0: it still passes the kill switch and leaves a reservation to
+    settle, but needs no budget (an early one holds its bound until it settles)."""
     # Reserved at the dearest model that may answer (the routed or canary model chosen for
     # this request, or its fallback): a fallback can never cost more than the reservation
     # (docs/caps.md, "Fallback pricing"; docs/routing.md).
     amount = (
         Decimal(0)
-        if without_model
+        if prepared.without_model
         else services.prices.max_cost(
-            models,
-            input_tokens=prompt_tokens,
+            prepared.models,
+            input_tokens=prepared.prompt_tokens,
             max_output_tokens=max_tokens,
         )
     )
+    ceiling = services.settings.max_request_cost_usd
+    if early.reservation is not None and early.covers(amount, ceiling=ceiling):
+        early.used = True
+        return early.reservation
+    await early.give_back(services)  # nothing held or written from here on
     return await budget.reserve(
         services.sessions,
         services.settings,
         user_id=user_id,
         amount=Decimal(amount),
         kill_switch=True,
-        ceiling=services.settings.max_request_cost_usd,
+        ceiling=ceiling,
         also=also,
     )
+
+
+async def _give_back(services: Services, early: EarlyReservation) -> None:
+    """`EarlyReservation.give_back` for a request that fails or is refused after its early
+    reservation: a database error is logged, not raised over the request's own (the
+    reservation then expires, RESERVATION_TTL_S; the question stays stored)."""
+    try:
+        await early.give_back(services)
+    except Exception:
+        log.exception("could not give back early reservation %s", early.reservation)
 
 
 async def release_unused(services: Services, admission: Admission[P]) -> None:

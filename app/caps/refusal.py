@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from app.settings import Settings
 
 # Layers, in the order the chain checks them.
 OVERLOADED = "overloaded"  # this replica is at MAX_INFLIGHT_ADMISSIONS (app/caps/overload.py)
@@ -30,3 +34,44 @@ class CapRefused(Exception):
         if self.retry_after_s is not None:
             headers["Retry-After"] = str(max(1, self.retry_after_s))
         return headers
+
+
+def seconds_to_midnight_utc(now: datetime | None = None) -> int:
+    """Seconds until the next 00:00 UTC (when the daily caps reset), rounded up."""
+    now = now or datetime.now(UTC)
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return int((midnight - now).total_seconds()) + 1
+
+
+def cap_refused(layer: str, settings: Settings, amount: Decimal) -> CapRefused:
+    """The refusal of layers 3–5 (`KILL_SWITCH` to `MONTHLY`) for a request of ``amount``
+    USD, as the person reads it; `MONTHLY` for any other name."""
+    if layer == KILL_SWITCH:
+        return CapRefused(KILL_SWITCH, 503, "The assistant is paused by the operator.")
+    if layer == REQUEST_COST:
+        return CapRefused(
+            REQUEST_COST,
+            413,
+            f"This question with its context could cost ${amount:.4f}, more than the "
+            f"per-request limit of ${settings.max_request_cost_usd}. Try a shorter question "
+            "or a new conversation.",
+        )
+    until_midnight = seconds_to_midnight_utc()
+    hours, minutes = divmod(until_midnight // 60, 60)
+    if layer == USER_DAILY:
+        return CapRefused(
+            layer,
+            429,
+            f"You've reached today's limit of ${settings.user_daily_cap_usd}. "
+            f"It resets at 00:00 UTC (in {hours}h {minutes:02d}m).",
+            retry_after_s=until_midnight,
+        )
+    if layer == GLOBAL_DAILY:
+        return CapRefused(
+            layer,
+            503,
+            "The assistant is paused for today: the service's daily budget is used up. "
+            f"It resumes at 00:00 UTC (in {hours}h {minutes:02d}m).",
+            retry_after_s=until_midnight,
+        )
+    return CapRefused(MONTHLY, 503, "The assistant is paused: this month's budget is used up.")

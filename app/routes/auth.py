@@ -22,8 +22,8 @@ from joserfc.errors import JoseError
 from app.auth.access import DEV_ADMIN_EMAIL, AccessDenied, Identity, admit
 from app.auth.csrf import require_same_origin
 from app.auth.sessions import SESSION_COOKIE, create_session, end_session
-from app.caps.budget import seconds_to_midnight_utc
 from app.caps.killswitch import is_paused
+from app.caps.refusal import seconds_to_midnight_utc
 from app.caps.spend import remaining_display, spend_today
 from app.db import session_scope
 from app.deps import ServicesDep, UserDep

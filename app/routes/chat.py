@@ -90,15 +90,16 @@ async def _admit_and_stream(
             user_id=user.id,
             message=body.message,
             max_tokens=body.max_tokens,
-            prepare=lambda: prepare_chat(
+            prepare=lambda early: prepare_chat(
                 services,
                 user_id=user.id,
                 question=body.message,
                 conversation_id=body.conversation_id,
                 trace_id=trace_id_of(span),
+                early=early,  # reserved in the search's round trip (app/caps/early.py)
             ),
             trace_context=trace.set_span_in_context(span),
-            with_reservation=question_writes,  # the question is stored with the reservation
+            with_reservation=question_writes,  # ... or with the exact reservation
         )
     except ConversationNotFound as err:
         span.end()
