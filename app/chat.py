@@ -2,7 +2,7 @@
 
 `app/prepare.py`'s `prepare_chat` reads what the answer needs (conversation, history,
 retrieval) and holds no connection afterwards. The cap chain (`app/caps/chain.py`) admits
-the call with it, storing the question in the reservation's statement (`app/question.py`),
+the call with it, storing the question with the reservation (`app/question.py`),
 and `stream_answer` streams, then settles: the answer, its cost and the call record are
 written in one transaction whether the answer finished, failed or the client went away,
 and the stream lease is given back.

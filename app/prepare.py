@@ -2,9 +2,10 @@
 
 `prepare_chat` screens the question, embeds it, reads the conversation (its running summary
 and the turns after it), looks the question up in the response cache, retrieves passages,
-fits all of it into the model's context budget and builds the prompt. It holds no database
-connection afterwards: the cap chain (`app/caps/chain.py`) admits the call with the result,
-and `app/chat.py` streams it.
+fits all of it into the model's context budget and builds the prompt. Given an
+`EarlyReservation`, it sends it (with the question's writes) last in the search's round
+trip. It holds no database connection afterwards: the cap chain (`app/caps/chain.py`)
+admits the call with the result, and `app/chat.py` streams it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The question, stored in the reservation's statement: when the cap chain admits a chat
 request, the same single statement that reserves its money also inserts the conversation
 (when new) and the user's message, or moves an existing conversation's `updated_at`; a
-refused request stores nothing. One round trip after retrieval instead of two (issue 17).
+refused request stores nothing. The statement is the early reservation's, in the search's
+round trip (app/caps/early.py), or the exact reservation's after it; an early reservation
+given back takes the writes back with it (`AdmittedWrites.undo`).
 
 The cap chain stays ignorant of conversations: this module hands it SQL to run when the
 reservation is allowed (`budget.AdmittedWrites`), and the chain passes it along.

@@ -38,6 +38,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from app.caps.early import EARLY, EXACT
 from app.localmodel.runner import BackgroundServer
 from app.settings import LOCAL_MODEL_ID
 from bench.fixtures import (
@@ -75,9 +76,10 @@ def _max_tokens() -> int:
 
 
 STEPS = ("caps.rate_limit", "retrieve", "caps.reserve", "chat")
+KIND = "ragship.reservation"  # app/caps/chain.py: EARLY or EXACT (app/caps/early.py)
 
 
-def _receiver(spans: list[tuple[str, float]]) -> FastAPI:
+def _receiver(spans: list[tuple[str, float, str]]) -> FastAPI:
     app = FastAPI()
 
     @app.post("/v1/traces")
@@ -88,7 +90,10 @@ def _receiver(spans: list[tuple[str, float]]) -> FastAPI:
             for scope in resource.scope_spans:
                 for span in scope.spans:
                     seconds = (span.end_time_unix_nano - span.start_time_unix_nano) / 1e9
-                    spans.append((span.name, seconds))
+                    kind = next(  # caps.reserve's: the early reservation used, or the exact
+                        (a.value.string_value for a in span.attributes if a.key == KIND), ""
+                    )
+                    spans.append((span.name, seconds, kind))
         body = ExportTraceServiceResponse().SerializeToString()
         return Response(body, media_type="application/x-protobuf")
 
@@ -98,7 +103,7 @@ def _receiver(spans: list[tuple[str, float]]) -> FastAPI:
 def run() -> list[Table]:
     max_tokens = _max_tokens()
     embedder = shared_embedder()
-    spans: list[tuple[str, float]] = []
+    spans: list[tuple[str, float, str]] = []
     table = Table(
         "ragship vs the bare upstream (local model, 20 ms a piece), Redis store",
         ["concurrency", "side", "n", "TTFT p50 ms", "TTFT p95 ms", "added p50/p95 ms",
@@ -204,7 +209,7 @@ def _measure(
     apps: list[tuple[str, str, subprocess.Popen[bytes]]],
     model_url: str,
     litellm: tuple[str, str] | None,
-    spans: list[tuple[str, float]],
+    spans: list[tuple[str, float, str]],
     table: Table,
     split: Table,
     max_tokens: int,
@@ -239,14 +244,23 @@ def _measure(
             spans.clear()
             asyncio.run(ragship_side(app_url, concurrency, n, cookies, headers, ours))
             deadline = time.monotonic() + 30
-            while sum(name == "chat" for name, _ in spans) < n and time.monotonic() < deadline:
+            while sum(s[0] == "chat" for s in spans) < n and time.monotonic() < deadline:
                 time.sleep(0.5)  # the app exports its spans in batches
             _row(table, concurrency, n, label, ours, base)
             for step in STEPS:
-                took = latency([s for name, s in spans if name == step])
+                took = latency([s for name, s, _ in spans if name == step])
                 split.add(concurrency, label, step, took.n, f"{took.p50 * 1000:.1f}",
                           f"{took.p95 * 1000:.1f}")  # fmt: skip
-    split.notes.append("chat: the whole request span, to the end of settlement")
+            kinds = [kind for name, _, kind in spans if name == "caps.reserve"]
+            split.notes.append(
+                f"c={concurrency} {label}: {kinds.count(EARLY)} early reservations used, "
+                f"{kinds.count(EXACT)} exact"
+            )
+    split.notes += [
+        "chat: the whole request span, to the end of settlement",
+        "caps.reserve: pricing the prompt and, when the early reservation (sent in the "
+        "search's round trip, so inside `retrieve`) does not cover it, the exact reservation",
+    ]
 
 
 def _pieces(model_url: str, body: dict[str, Any]) -> int:
