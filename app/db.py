@@ -204,6 +204,7 @@ async def closed(resource: AsyncConnection | AsyncSession) -> None:
 Runner = AsyncSession | AsyncConnection
 Statement = tuple[TextClause, Mapping[str, Any]]
 Tail = Sequence[Statement]
+Rows = list[tuple[Any, ...]] | None  # one statement's rows from `pipelined`
 
 
 @lru_cache(maxsize=64)
@@ -213,9 +214,7 @@ def _compiled(statement: TextClause, dialect: Dialect) -> Compiled:
     return statement.compile(dialect=dialect)
 
 
-async def pipelined(
-    session: Runner, statements: Tail, *, commit: bool
-) -> list[list[tuple[Any, ...]] | None]:
+async def pipelined(session: Runner, statements: Tail, *, commit: bool) -> list[Rows]:
     """Send `statements` (and a COMMIT when `commit`) in one round trip, psycopg's pipeline
     mode, in the transaction of `session` (an ORM session or a Core connection); return each
     statement's rows (None for one that returns none). In autocommit (`autocommit_scope`,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,7 @@ from app.conversations import (
     conversation_summary,
     unsummarised_history,
 )
-from app.db import Runner, Statement, autocommit_connection, pipelined
+from app.db import Rows, Runner, Statement, autocommit_connection, pipelined
 from app.guardrails.chain import (
     Trigger,
     screen_input,
@@ -104,18 +105,17 @@ async def search_or_cached(
     embedding: list[float],
     cache: CacheKeyParts | None,
     fit: CorpusFit,
-    early: EarlyReservation | None = None,
-    reserving: Statement | None = None,
+    also: tuple[Statement, Callable[[Rows], None]] | None = None,
 ) -> tuple[CacheKey | None, CachedAnswer | None, list[Passage]]:
     """The question's passages, and with `cache` (a first turn, RESPONSE_CACHE on) its key
     and cached answer (None on a miss; the passages are then the answer's). The lookup,
     which reads the corpus version with the entry, and the search leave in one round trip
     (`pipelined`): on a miss, as most first turns are, the search was needed; a hit wasted
     its PostgreSQL time, not a round trip. Sent one at a time, the version, the lookup and
-    the search were three. `fit`'s check rides along too (`CorpusFit`), and ``reserving``,
-    ``early``'s statement, goes last (`EarlyReservation`: the server skips it when a
-    search statement fails; `early.saw` reads its outcome). Raises
-    sqlalchemy.exc.DBAPIError as any statement does, and what `early.saw` raises."""
+    the search were three. `fit`'s check rides along too (`CorpusFit`). ``also``: a
+    statement sent last (the early reservation's: the server skips it when a search
+    statement fails) and what reads its rows. Raises sqlalchemy.exc.DBAPIError as any
+    statement does, and what ``also``'s reader raises."""
     vector = vector_text(embedding)  # made once for both statements
     searching = configured_statements(settings, query=question, embedding=vector, fit=fit)
     looking = (
@@ -131,10 +131,10 @@ async def search_or_cached(
         ]
     )
     rows = await pipelined(
-        session, [*looking, *searching, *([reserving] if reserving else [])], commit=False
+        session, [*looking, *searching, *([also[0]] if also else [])], commit=False
     )
-    if early is not None and reserving is not None:
-        early.saw(rows.pop())
+    if also is not None:
+        also[1](rows.pop())
     fitted, found = rows[len(looking)], rows[-1]
     fit.saw(fitted)
     if cache is None:
@@ -168,6 +168,18 @@ async def prepare_chat(
     )
     window = window_of(services.prices, route.models)
     budget = budget_for(settings, window=window, max_output=settings.llm_max_tokens)
+    reserving = None
+    if early is not None:  # sent last in the search's round trip (app/caps/early.py)
+        bound = prompt_bound(
+            settings,
+            budget,
+            question=upstream_question(settings, question),
+            follow_up=not is_new,
+            prompt_version=route.prompt_version,
+        )
+        writes = question_writes(Question(user_id, conversation, is_new, question))
+        statement = early.statement(services, models=route.models, input_tokens=bound, also=writes)
+        reserving = (statement, early.saw)
     # Reads, each on its own (read committed gave each statement its own snapshot anyway):
     # no BEGIN and COMMIT round trips, and no ORM session; the search (and a first turn's
     # cache lookup) is one round trip.
@@ -197,21 +209,7 @@ async def prepare_chat(
             embedding=embedding,
             cache=parts,
             fit=services.corpus_fit,
-            early=early,
-            reserving=None
-            if early is None
-            else early.statement(
-                services,
-                models=route.models,
-                input_tokens=prompt_bound(
-                    settings,
-                    budget,
-                    question=upstream_question(settings, question),
-                    follow_up=not is_new,
-                    prompt_version=route.prompt_version,
-                ),
-                also=question_writes(Question(user_id, conversation, is_new, question)),
-            ),
+            also=reserving,
         )
     passages = fit_passages(passages, budget.passages)
     folded = turns_to_fold(

@@ -33,6 +33,17 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {  # name: (label, app environ
         {"EMBEDDING_BACKEND": "onnx", "EMBEDDING_ONNX_PRECISION": "int8", "WEB_CONCURRENCY": "2",
          "GIL_SWITCH_INTERVAL_MS": "5"},
     ),
+    # onnx8 and onnx8x2 reserving after retrieval, in a round trip of its own (EARLY_RESERVATION).
+    "onnx8exact": (
+        "ragship (onnx int8, 1 worker, exact reservation)",
+        {"EMBEDDING_BACKEND": "onnx", "EMBEDDING_ONNX_PRECISION": "int8",
+         "EARLY_RESERVATION": "false"},
+    ),
+    "onnx8x2exact": (
+        "ragship (onnx int8, 2 workers, exact reservation)",
+        {"EMBEDDING_BACKEND": "onnx", "EMBEDDING_ONNX_PRECISION": "int8", "WEB_CONCURRENCY": "2",
+         "EARLY_RESERVATION": "false"},
+    ),
 }  # fmt: skip
 # The temporary PostgreSQL's max_connections (pgserver's default), less a margin for the
 # bench's own connections: every worker of every app side by side keeps its pool open.

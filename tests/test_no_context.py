@@ -62,3 +62,16 @@ def test_turned_off_the_model_is_asked_and_charged(
         assert local_model.stats()["requests"] == before + 1
     assert Decimal(events[-1][1]["cost_usd"]) > 0
     assert _call(db_engine, events[0][1]["trace_id"])["status"] == "ok"
+
+
+def test_without_the_early_reservation_nothing_is_held_for_the_local_answer(
+    start_app, db_engine: Engine
+) -> None:  # type: ignore[no-untyped-def]
+    """EARLY_RESERVATION=false: the request reserves its exact amount after retrieval, $0
+    for an answer without the model (docs/caps.md, "The early reservation")."""
+    server = start_app(early_reservation=False, rate_limit_requests=10_000)
+    with sign_in(server.url, "hopper@example.com") as client:
+        events = chat(client, OUT_OF_SCOPE)
+    call = _call(db_engine, events[0][1]["trace_id"])
+    assert call["status"] == "no_context" and call["reserved_usd"] == 0
+    assert call["user_reserved"] == 0

@@ -96,7 +96,8 @@ async def _admit_and_stream(
                 question=body.message,
                 conversation_id=body.conversation_id,
                 trace_id=trace_id_of(span),
-                early=early,  # reserved in the search's round trip (app/caps/early.py)
+                # reserved in the search's round trip (app/caps/early.py)
+                early=early if services.settings.early_reservation else None,
             ),
             trace_context=trace.set_span_in_context(span),
             with_reservation=question_writes,  # ... or with the exact reservation

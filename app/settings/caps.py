@@ -29,3 +29,6 @@ class CapsSettings(BaseSettings):
     global_counter_shards: int = Field(
         1, ge=1, le=64, description="Rows per global day/month counter (from the next period)."
     )
+    early_reservation: bool = Field(
+        True, description="Reserve in the search's round trip, on a bound (docs/caps.md)."
+    )
