@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+
 from app.cache.responses import (
     CachedAnswer,
     CacheKey,
@@ -38,6 +40,7 @@ from app.guardrails.chain import (
 from app.llm.routing import Route, choose_route
 from app.question import Question, question_writes
 from app.rag.context_budget import (
+    ContextBudget,
     budget_for,
     check_fits,
     fit_history,
@@ -78,7 +81,7 @@ class PreparedChat:
     cache_key: CacheKey | None = None  # set when the response cache applies (first turns)
     cached: CachedAnswer | None = None  # a cache hit: streamed instead of calling the model
     # Answered without the model (a cache hit, or "I don't know" with nothing retrieved):
-    # nothing is reserved and nothing is charged (docs/caps.md).
+    # nothing is charged, and an exact reservation is $0 (docs/caps.md).
     without_model: bool = False
     # The prompt's tokens as `check_fits` counted them; None: counted on first use.
     counted_prompt_tokens: int | None = field(default=None, repr=False)
@@ -130,9 +133,11 @@ async def search_or_cached(
             )
         ]
     )
-    rows = await pipelined(
-        session, [*looking, *searching, *([also[0]] if also else [])], commit=False
-    )
+    sent = [*looking, *searching, *([also[0]] if also else [])]
+    # With a rider (the early reservation) the answers are read to the end even when the
+    # request is cancelled meanwhile: its outcome must be known for it to be given back.
+    with anyio.CancelScope(shield=also is not None):
+        rows = await pipelined(session, sent, commit=False)
     if also is not None:
         also[1](rows.pop())
     fitted, found = rows[len(looking)], rows[-1]
@@ -141,6 +146,32 @@ async def search_or_cached(
         return None, None, passages_of(found)
     key, cached = await looked_up(session, cache, rows[0])
     return key, cached, cached.passages if cached else passages_of(found)
+
+
+def _early(
+    services: Services,
+    early: EarlyReservation,
+    asked: Question,
+    route: Route,
+    budget: ContextBudget,
+    turns: list[Turn],
+    summary: str | None,
+) -> tuple[Statement, Callable[[Rows], None]]:
+    """``early``'s statement, for the bound of the prompt (`prompt_bound`) of ``asked``
+    with these unfolded ``turns`` and stored ``summary``, storing the question when
+    allowed; and what reads its rows (`EarlyReservation.saw`)."""
+    settings = services.settings
+    bound = prompt_bound(
+        settings,
+        budget,
+        question=upstream_question(settings, asked.question),
+        history=[{"role": r, "content": c} for _, r, c in turns],
+        summary=summary,
+        prompt_version=route.prompt_version,
+    )
+    writes = question_writes(asked)
+    statement = early.statement(services, models=route.models, input_tokens=bound, also=writes)
+    return statement, early.saw
 
 
 async def prepare_chat(
@@ -159,27 +190,13 @@ async def prepare_chat(
     settings = services.settings
     is_new = conversation_id is None
     conversation = conversation_id or uuid.uuid4()
-    route = choose_route(
-        settings, user_id=user_id, question=question, first_turn=conversation_id is None
-    )
+    route = choose_route(settings, user_id=user_id, question=question, first_turn=is_new)
     embedding = await asyncio.to_thread(services.embedder.embed_one, question)
     triggers = await screen_input(  # raises GuardrailBlocked
         services, user_id=user_id, trace_id=trace_id, question=question, embedding=embedding
     )
     window = window_of(services.prices, route.models)
     budget = budget_for(settings, window=window, max_output=settings.llm_max_tokens)
-    reserving = None
-    if early is not None:  # sent last in the search's round trip (app/caps/early.py)
-        bound = prompt_bound(
-            settings,
-            budget,
-            question=upstream_question(settings, question),
-            follow_up=not is_new,
-            prompt_version=route.prompt_version,
-        )
-        writes = question_writes(Question(user_id, conversation, is_new, question))
-        statement = early.statement(services, models=route.models, input_tokens=bound, also=writes)
-        reserving = (statement, early.saw)
     # Reads, each on its own (read committed gave each statement its own snapshot anyway):
     # no BEGIN and COMMIT round trips, and no ORM session; the search (and a first turn's
     # cache lookup) is one round trip.
@@ -198,6 +215,16 @@ async def prepare_chat(
                 after=summarised_through,
                 limit=MAX_UNSUMMARISED,
             )
+        folded = turns_to_fold(
+            turns,
+            budget=budget,
+            threshold=settings.context_summary_threshold,
+            max_messages=settings.history_messages,
+        )
+        reserving = None
+        if early is not None and not folded:  # a fold reserves first: then the exact one
+            asked = Question(user_id, conversation, is_new, question)
+            reserving = _early(services, early, asked, route, budget, turns, summary)
         parts = None
         if settings.response_cache and conversation_id is None and not triggers:
             # The arm is in the key: a canary answer is never served to the main side.
@@ -212,12 +239,6 @@ async def prepare_chat(
             also=reserving,
         )
     passages = fit_passages(passages, budget.passages)
-    folded = turns_to_fold(
-        turns,
-        budget=budget,
-        threshold=settings.context_summary_threshold,
-        max_messages=settings.history_messages,
-    )
     if folded and conversation_id is not None:
         summary = (
             await fold(

@@ -36,6 +36,7 @@ from app.rag.prompt_bound import prompt_bound
 from app.services import Services
 from app.settings import LOCAL_MODEL_ID
 from evals.cases import load_cases
+from tests.conftest import scalar
 from tests.direct import direct_services
 from tests.libpq_trace import traced_checkouts
 
@@ -214,6 +215,15 @@ def test_a_refusal_after_the_early_reservation_gives_it_back_and_stores_nothing(
 
     first, follow_up = asyncio.run(go())
     assert (first.layer, first.status) == (follow_up.layer, follow_up.status) == (layer, status)
+    # Each refused request was reserved early, then given back: a reservation settled with
+    # no call, holding more than $0 (the asker's first turn, released unused, is another).
+    for who, given_back in ((user, 1), (asker, 2)):
+        sql = (
+            "SELECT count(*) FROM reservations WHERE user_id = :u AND settled_at IS NOT NULL "
+            "AND amount_usd > 0 AND id NOT IN (SELECT reservation_id FROM llm_calls "
+            "WHERE reservation_id IS NOT NULL)"
+        )
+        assert scalar(db_engine, sql, u=who) == given_back
     assert _stored(db_engine, user) == (0, 0, 0, (Decimal(0), Decimal(0)))
     assert _stored(db_engine, asker) == (1, 1, 0, (Decimal(0), Decimal(0)))  # first turn only
 
@@ -314,7 +324,8 @@ def test_the_bound_covers_every_eval_questions_prompt_on_the_bundled_docs(
                     settings,
                     budget_for(settings, window=window, max_output=settings.llm_max_tokens),
                     question=upstream_question(settings, question),
-                    follow_up=False,
+                    history=[],
+                    summary=None,
                     prompt_version=prepared.route.prompt_version,
                 )
                 price = functools.partial(

@@ -164,7 +164,8 @@ async def _reserve(
 async def _give_back(services: Services, early: EarlyReservation) -> None:
     """`EarlyReservation.give_back` for a request that fails or is refused after its early
     reservation: a database error is logged, not raised over the request's own (the
-    reservation then expires, RESERVATION_TTL_S; the question stays stored)."""
+    reservation then stays until the expiry sweep charges it in full, RESERVATION_TTL_S,
+    and the question stays stored)."""
     try:
         await early.give_back(services)
     except Exception:

@@ -1,4 +1,4 @@
-"""The early reservation: layers 3–5 sent in the search's round trip, on a bound of the amount.
+"""The early reservation: the reservation sent in the search's round trip, on a bound.
 
 The exact amount a call may cost needs its prompt, and the prompt needs the passages, so the
 reservation used to wait for retrieval and pay a round trip of its own: at 50 concurrent
@@ -23,6 +23,7 @@ reservation").
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,12 +31,14 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import TextClause, text
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.caps import budget
 from app.db import session_scope
 from app.llm.pricing import PriceBook
 from app.services import Services
 
+GIVE_BACK_PATIENCE_S = 60  # how long a give-back waits for a drained pool, in all
 EARLY = "early"  # the span attribute `ragship.reservation`: the early reservation was used
 EXACT = "exact"  # ... or the exact one was made after retrieval
 
@@ -102,16 +105,26 @@ class EarlyReservation:
     async def give_back(self, services: Services) -> None:
         """Undo an allowed early reservation, in one transaction: the writes made with it are
         removed (`AdmittedWrites.undo`) and the reservation settles at $0, freeing its
-        amount. A no-op when none is held; idempotent. Raises SQLAlchemyError when the
-        database refuses (the reservation then expires on its own: RESERVATION_TTL_S)."""
+        amount. A no-op when none is held; idempotent. Asked again while the connection
+        pool stays drained (sqlalchemy.exc.TimeoutError: nothing was written), for up to
+        `GIVE_BACK_PATIENCE_S`, as a settlement is (app/settle.py). Raises SQLAlchemyError
+        when the database refuses: the reservation then stays until the expiry sweep
+        charges it in full (RESERVATION_TTL_S), like a crashed replica's."""
         reservation, writes = self.reservation, self.writes
         if reservation is None:
             return
-        async with session_scope(services.sessions) as session:
-            if writes is not None:  # rows first, counters after: the lock order of settling
-                for sql in writes.undo:
-                    await session.execute(text(sql), dict(writes.params))
-            await budget.settle(session, reservation_id=reservation.id, cost=Decimal(0))
+        started = time.monotonic()
+        while True:
+            try:
+                async with session_scope(services.sessions) as session:
+                    if writes is not None:  # rows first, counters after: settling's order
+                        for sql in writes.undo:
+                            await session.execute(text(sql), dict(writes.params))
+                    await budget.settle(session, reservation_id=reservation.id, cost=Decimal(0))
+                break
+            except PoolTimeout:
+                if time.monotonic() - started >= GIVE_BACK_PATIENCE_S:
+                    raise
         self.reservation = self.writes = None
 
 

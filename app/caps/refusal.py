@@ -44,8 +44,9 @@ def seconds_to_midnight_utc(now: datetime | None = None) -> int:
 
 
 def cap_refused(layer: str, settings: Settings, amount: Decimal) -> CapRefused:
-    """The refusal of layers 3–5 (`KILL_SWITCH` to `MONTHLY`) for a request of ``amount``
-    USD, as the person reads it; `MONTHLY` for any other name."""
+    """The refusal by the kill switch, the per-request maximum or a spending cap
+    (`KILL_SWITCH` to `MONTHLY`) of a request of ``amount`` USD, as the person reads it;
+    `MONTHLY` for any other name."""
     if layer == KILL_SWITCH:
         return CapRefused(KILL_SWITCH, 503, "The assistant is paused by the operator.")
     if layer == REQUEST_COST:
