@@ -41,6 +41,25 @@ def flight_from(lines: list[str], start: int) -> list[str]:
     return list(itertools.takewhile(lambda line: line.startswith("F"), lines[start:]))
 
 
+def flights(lines: list[str]) -> list[list[str]]:
+    """All of `lines` cut into flights (what the client sent before the server's next
+    answer: one round trip each), each as the first three words of the statements it
+    parsed, in order ("" for one whose text begins on a new line). A statement's text that
+    runs over several lines continues its flight (`flight_from` stops at such a line)."""
+    cut: list[list[str]] = []
+    sending = False
+    for line in lines:
+        if line.startswith("F"):
+            if not sending:
+                cut.append([])
+            sending = True
+            if "\tParse\t" in line:
+                cut[-1].append(_head(line.split('"')[3]))
+        elif line.startswith("B"):
+            sending = False
+    return cut
+
+
 def statement_heads(flight: list[str]) -> list[str]:
     """The first three words of each statement parsed in `flight`, in order."""
     return [_head(line.split('"')[3]) for line in flight if "\tParse\t" in line]

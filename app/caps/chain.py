@@ -100,7 +100,8 @@ async def admit(
                     early=early,
                     also=with_reservation(prepared) if with_reservation else None,
                 )
-                span.set_attribute("ragship.reservation", EARLY if early.used else EXACT)
+                used = early.reservation is not None and reservation is early.reservation
+                span.set_attribute("ragship.reservation", EARLY if used else EXACT)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 try:
@@ -147,7 +148,6 @@ async def _reserve(
     )
     ceiling = services.settings.max_request_cost_usd
     if early.reservation is not None and early.covers(amount, ceiling=ceiling):
-        early.used = True
         return early.reservation
     await early.give_back(services)  # nothing held or written from here on
     return await budget.reserve(

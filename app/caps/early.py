@@ -46,15 +46,13 @@ EXACT = "exact"  # ... or the exact one was made after retrieval
 @dataclass
 class EarlyReservation:
     """One request's early reservation. `statement` makes it, `saw` reads its outcome;
-    ``reservation`` is then set when it was allowed (``writes`` made with it), ``refused``
-    names the layer that refused it otherwise."""
+    ``reservation`` is then set when it was allowed (``writes`` made with it). A refused
+    one leaves nothing to keep: the exact reservation decides the refusal."""
 
     user_id: uuid.UUID
     max_output_tokens: int  # the request's max_tokens, as the chain reserves for it
     reservation: budget.Reservation | None = None
-    refused: str | None = None
     writes: budget.AdmittedWrites | None = None
-    used: bool = False  # it stands as the request's reservation (set by the chain)
     _sent: tuple[budget.Reservation, budget.AdmittedWrites | None] | None = field(
         default=None, repr=False
     )
@@ -91,11 +89,8 @@ class EarlyReservation:
         if self._sent is None:
             raise RuntimeError("no early reservation was sent")
         reservation, also = self._sent
-        outcome = budget.reserve_outcome(rows, also)
-        if outcome == budget.ALLOWED:
+        if budget.reserve_outcome(rows, also) == budget.ALLOWED:
             self.reservation, self.writes = reservation, also
-        else:
-            self.refused = outcome
 
     def covers(self, amount: Decimal, *, ceiling: Decimal) -> bool:
         """Whether the allowed early reservation can stand for an exact reservation of
