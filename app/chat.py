@@ -10,6 +10,7 @@ and the stream lease is given back.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -34,7 +35,7 @@ from app.prepare import ChatEvent, PreparedChat
 from app.rag.no_context import NO_CONTEXT_STATUS
 from app.services import Services
 from app.settle import Outcome, settle_patiently, source_payload
-from app.shutdown import SHUTDOWN_MESSAGE, ShuttingDown, StopSignal, until_stopped
+from app.shutdown import SHUTDOWN_MESSAGE, Relay, ShuttingDown, StopSignal
 
 REFUSED_MESSAGE = "The model declined to answer this question. Try rephrasing it."
 NOT_SAVED_MESSAGE = "Your answer could not be saved. Please try again."
@@ -56,7 +57,7 @@ async def stream_answer(
     When `stop` fires (the server is shutting down), the answer so far is settled and the
     stream ends with an ``error`` event of kind ``shutdown``. The upstream's pieces that
     arrive while the event loop is busy with other streams go out as one ``token`` event
-    (`until_stopped`'s batches): under load, a turn of the loop relays every piece waiting.
+    (`Relay`'s batches): under load, a turn of the loop relays every piece waiting.
     """
     prepared = admission.prepared
     admission.streaming = True  # settled below, whatever happens: the backstop stands down
@@ -66,7 +67,13 @@ async def stream_answer(
     error: UpstreamError | None = None
     record: dict[str, Any] | None = None
     guard: OutputGuard | None = None
+    relay: Relay[TextDelta | Finished] | None = None
     try:
+        # The upstream is asked before the first events go out: `Relay` reads the answer
+        # in its own task from now on, and a turn of the loop lets that task send the
+        # request (the response's headers wait for the first event: app/http/event_stream.py).
+        relay = Relay(answer_source(services, admission), stop)
+        await asyncio.sleep(0)
         yield ChatEvent(
             "meta",
             {
@@ -76,9 +83,8 @@ async def stream_answer(
             },
         )
         yield ChatEvent("sources", {"sources": source_payload(prepared.passages)})
-        upstream = answer_source(services, admission)
         guard = output_guard(services.settings, prepared)
-        async with aclosing(until_stopped(upstream, stop)) as batches:  # a break closes it
+        async with aclosing(relay.batches()) as batches:
             async for batch in batches:
                 piece = _take(batch, outcome, llm_span)
                 if not piece:
@@ -88,6 +94,7 @@ async def stream_answer(
                     break  # the upstream request is closed; the rest is never sent
                 if safe:
                     yield ChatEvent("token", {"text": safe})
+        await relay.aclose()  # after a break, the upstream request is closed here
         if guard is not None and outcome.retracted is None:
             rest, outcome.retracted = guard.finish()
             if rest:
@@ -114,6 +121,8 @@ async def stream_answer(
         async for held in _release_held(guard, outcome):
             yield held
     finally:
+        if relay is not None:  # an error or a client gone: the upstream request is closed
+            await relay.aclose()
         llm_span.set_attribute("ragship.status", outcome.status)
         llm_span.end()
         with anyio.CancelScope(shield=True):
@@ -145,7 +154,7 @@ async def stream_answer(
 def _take(batch: list[TextDelta | Finished], outcome: Outcome, llm_span: Span) -> str:
     """Record a batch of upstream events in `outcome` (its text, model, first-token time,
     the `Finished`) and return its text: the deltas that arrived while the loop was busy
-    are checked and sent as one piece (`until_stopped`), one event instead of one each."""
+    are checked and sent as one piece (`Relay`), one event instead of one each."""
     texts = []
     for event in batch:
         if not isinstance(event, TextDelta):

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import Generic, TypeVar, cast
 
 import anyio
 
@@ -44,29 +44,30 @@ class StopSignal:
         await anyio.sleep(self.after_s)
 
 
-async def until_stopped(
-    source: AsyncIterator[T], stop: StopSignal | None
-) -> AsyncGenerator[list[T], None]:
-    """Yield `source`'s items in batches until `stop` fires; then cancel and close `source`
-    and raise `ShuttingDown`. With no `stop`, a plain pass-through of batches of one.
+class Relay(Generic[T]):
+    """`source` read ahead in its own task from the moment the relay is made: the answer
+    asks the upstream before its first events go out, and its first piece is on its way
+    meanwhile (app/chat.py; measured in app/http/event_stream.py).
 
-    A batch is every item the source produced while its reader was busy, in order: one
-    item while the reader keeps up, several when the event loop is behind (a batch of
-    answer pieces is relayed as one event: app/chat.py). No item waits for another."""
-    if stop is None:
-        try:
-            async for item in source:
-                yield [item]
-        finally:
-            await _close(source)
-        return
-    # One task pumps `source` into a queue and one waits for `stop`; the answer reads the
-    # queue. A task and an `asyncio.wait` per item (the old race) cost more of the event
-    # loop than relaying the item did at 50 concurrent streams (issue 17's profile).
-    items: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
-    pumping = asyncio.ensure_future(_pump(source, items))
-    stopping = asyncio.ensure_future(_signal(stop, items))
-    try:
+    `batches` yields the items in batches until `stop` fires, then cancels and closes
+    `source` and raises `ShuttingDown`; with no `stop`, until `source` ends. A batch is
+    every item the source produced while its reader was busy, in order: one item while the
+    reader keeps up, several when the event loop is behind (a batch of answer pieces is
+    relayed as one event: app/chat.py). No item waits for another. `aclose` must follow,
+    whatever happened (it stops and closes `source` if still running; idempotent)."""
+
+    def __init__(self, source: AsyncIterator[T], stop: StopSignal | None) -> None:
+        # One task pumps `source` into a queue and one waits for `stop`; the answer reads
+        # the queue. A task and an `asyncio.wait` per item (the old race) cost more of the
+        # event loop than relaying the item did at 50 concurrent streams (issue 17).
+        self._items: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+        self._pumping = asyncio.ensure_future(_pump(source, self._items))
+        self._stopping = None if stop is None else asyncio.ensure_future(_signal(stop, self._items))
+
+    async def batches(self) -> AsyncGenerator[list[T], None]:
+        """The items in batches (class docstring). Raises what `source` raised, and
+        `ShuttingDown` when `stop` fired."""
+        items = self._items
         while True:
             kind, value = await items.get()
             batch: list[T] = []
@@ -84,16 +85,20 @@ async def until_stopped(
             if kind == "error":
                 raise cast(BaseException, value)
             # "stop": cancel the source, which closes the upstream request
-            pumping.cancel()
+            self._pumping.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await pumping
+                await self._pumping
             raise ShuttingDown
-    finally:
-        stopping.cancel()
-        if not pumping.done():
-            pumping.cancel()
+
+    async def aclose(self) -> None:
+        """Stop waiting for `stop`, and cancel and close `source` if it is still read (the
+        upstream request is closed); shielded: a cancelled caller still closes it."""
+        if self._stopping is not None:
+            self._stopping.cancel()
+        if not self._pumping.done():
+            self._pumping.cancel()
             with anyio.CancelScope(shield=True), contextlib.suppress(BaseException):
-                await pumping
+                await self._pumping
 
 
 async def _pump(source: AsyncIterator[T], items: asyncio.Queue[tuple[str, object]]) -> None:

@@ -21,7 +21,7 @@ def test_answer_streams_in_order_with_citations_usage_and_cost(
     names = [name for name, _ in events]
     assert names[:2] == ["meta", "sources"] and names[-1] == "done"
     # Pieces the model sends faster than the loop relays them share one event (app/shutdown.py
-    # `until_stopped`), so how many events this answer takes depends on timing; that the
+    # `Relay`), so how many events this answer takes depends on timing; that the
     # events are spread over the answer is asserted with a paced model in test_deploy_sse.py.
     assert set(names[2:-1]) == {"token"}
     meta, sources, done = events[0][1], events[1][1]["sources"], events[-1][1]

@@ -1,19 +1,21 @@
 """An answer's pieces that queue up while the event loop is busy are relayed together
-(`until_stopped`'s batches, app/chat.py): the same text in order, fewer events; a reader
+(`Relay`'s batches, app/chat.py): the same text in order, fewer events; a reader
 that keeps up still gets every piece as it comes."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import anyio
 import httpx
 import pytest
 from sqlalchemy import Engine
 
-from app.shutdown import ShuttingDown, StopSignal, until_stopped
-from tests.conftest import LocalModel, scalar
+from app.shutdown import Relay, ShuttingDown, StopSignal
+from tests.conftest import LocalModel, eventually, scalar
 from tests.sse import chat
 
 PIECES = [f"piece{n} " for n in range(8)]
@@ -38,8 +40,18 @@ async def _paced(pieces: list[str]) -> AsyncIterator[str]:
         await asyncio.sleep(0)
 
 
+@asynccontextmanager
+async def _relay(source: AsyncIterator[str], stop: StopSignal | None) -> AsyncIterator[Relay[str]]:
+    relay = Relay(source, stop)
+    try:
+        yield relay
+    finally:
+        await relay.aclose()
+
+
 async def _read(source: AsyncIterator[str], stop: StopSignal | None) -> list[list[str]]:
-    return [batch async for batch in until_stopped(source, stop)]
+    async with _relay(source, stop) as relay:
+        return [batch async for batch in relay.batches()]
 
 
 def test_pieces_that_queued_up_come_as_one_batch_in_order() -> None:
@@ -52,17 +64,60 @@ def test_a_reader_that_keeps_up_gets_every_piece_on_its_own() -> None:
     assert batches == [[piece] for piece in PIECES]
 
 
-def test_without_a_stop_signal_each_piece_is_a_batch_of_one() -> None:
+def test_without_a_stop_signal_the_source_is_relayed_to_its_end() -> None:
     batches = asyncio.run(_read(_burst(PIECES), None))
-    assert batches == [[piece] for piece in PIECES]
+    assert batches == [PIECES]
+
+
+def test_a_relay_reads_its_source_from_the_moment_it_is_made() -> None:
+    """The answer asks the upstream before its first events go out (app/chat.py): one turn
+    of the loop after the relay is made, the source has run, before any batch is asked for."""
+    started = asyncio.Event()
+
+    async def upstream() -> AsyncIterator[str]:
+        started.set()  # the request is sent here
+        for piece in PIECES:
+            yield piece
+
+    async def main() -> tuple[bool, list[list[str]]]:
+        async with _relay(upstream(), _never()) as relay:
+            await asyncio.sleep(0)  # the turn `stream_answer` gives it
+            asked = started.is_set()
+            return asked, [batch async for batch in relay.batches()]
+
+    asked, batches = asyncio.run(main())
+    assert asked
+    assert batches == [PIECES]
+
+
+def test_a_relay_closed_before_it_was_read_closes_its_source() -> None:
+    """A client gone before the first event: the upstream request already sent is closed."""
+    closed = asyncio.Event()
+
+    async def upstream() -> AsyncIterator[str]:
+        try:
+            yield PIECES[0]
+            await asyncio.Event().wait()  # an upstream that never finishes
+            yield "never"
+        finally:
+            closed.set()
+
+    async def main() -> bool:
+        relay = Relay(upstream(), _never())
+        await asyncio.sleep(0)
+        await relay.aclose()
+        return closed.is_set()
+
+    assert asyncio.run(main())
 
 
 def test_the_pieces_before_a_failure_are_relayed_then_it_is_raised() -> None:
     async def main() -> list[list[str]]:
         got: list[list[str]] = []
-        with pytest.raises(ConnectionError):
-            async for batch in until_stopped(_burst(PIECES, fail=True), _never()):
-                got.append(batch)
+        async with _relay(_burst(PIECES, fail=True), _never()) as relay:
+            with pytest.raises(ConnectionError):
+                async for batch in relay.batches():
+                    got.append(batch)
         return got
 
     assert asyncio.run(main()) == [PIECES]
@@ -83,10 +138,11 @@ def test_a_stop_after_queued_pieces_relays_them_then_stops_the_source() -> None:
     async def main() -> list[list[str]]:
         shutdown = anyio.Event()
         got: list[list[str]] = []
-        with pytest.raises(ShuttingDown):
-            async for batch in until_stopped(endless(), StopSignal(shutdown, after_s=0)):
-                got.append(batch)
-                shutdown.set()  # the server starts shutting down after the first batch
+        async with _relay(endless(), StopSignal(shutdown, after_s=0)) as relay:
+            with pytest.raises(ShuttingDown):
+                async for batch in relay.batches():
+                    got.append(batch)
+                    shutdown.set()  # the server starts shutting down after the first batch
         assert closed.is_set()  # the upstream request was closed
         return got
 
@@ -117,3 +173,32 @@ def test_a_burst_from_the_upstream_is_relayed_in_few_events_with_the_same_answer
         id=done[1][1]["message_id"],
     )
     assert stored == answer
+
+
+def test_a_client_gone_before_the_first_token_closes_the_upstream_request(
+    client: httpx.Client, local_model: LocalModel, db_engine: Engine
+) -> None:
+    """The upstream is asked from the answer's first step, before `meta` (app/chat.py), so
+    a client can leave while the request is in flight and no token has come: the request
+    is closed (`Relay.aclose`) and the call settled as cancelled."""
+    local_model.fault("slow", delay_s=0.5)  # half a second a word: nowhere near the end
+    before = local_model.stats()
+    with client.stream("POST", "/api/chat", json={"message": "How do I ingest PDF files?"}) as r:
+        lines = r.iter_lines()
+        assert next(lines) == "event: meta"
+        meta = json.loads(next(lines).removeprefix("data: "))
+        eventually(
+            lambda: local_model.stats()["requests"] == before["requests"] + 1,  # type: ignore[operator]
+            what="the upstream to get the request",
+        )
+    # Leaving the block dropped the connection before any token.
+    eventually(
+        lambda: local_model.stats()["disconnects"] == before["disconnects"] + 1,  # type: ignore[operator]
+        what="the upstream to see the request closed",
+    )
+    assert local_model.stats()["completed_streams"] == before["completed_streams"]
+    sql = "SELECT status FROM llm_calls WHERE trace_id = :trace"
+    eventually(
+        lambda: scalar(db_engine, sql, trace=meta["trace_id"]) == "cancelled",
+        what="the call settled as cancelled",
+    )

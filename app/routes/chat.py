@@ -32,6 +32,7 @@ from app.conversations import (
 from app.db import session_scope
 from app.deps import ApiUserDep, CurrentUser, ServicesDep
 from app.feedback import MessageNotFound, give_feedback
+from app.http.event_stream import EventStream
 from app.http.params import RowId
 from app.observability.tracing import trace_id_of
 from app.prepare import ChatEvent, prepare_chat
@@ -111,7 +112,8 @@ async def _admit_and_stream(
     grace_s = services.settings.shutdown_grace_s
     shutdown = anyio.Event()  # set by sse-starlette when the server begins to shut down
     stop = StopSignal(shutdown, after_s=finish_window_s(grace_s))
-    return EventSourceResponse(
+    # The headers leave with the first event, after the upstream was asked (app/chat.py).
+    return EventStream(
         _sse(stream_answer(services, admission, span=span, stop=stop)),
         # Backstop for a stream that never started (client gone first): settling is
         # idempotent, so after a normal stream this changes nothing.
