@@ -3,11 +3,12 @@
 sse-starlette writes the response's headers, then asks the body for its first event. The
 chat answer's first step asks the upstream for the answer (`app/chat.py`, `Relay`); with
 the headers held until the first event, that request is on its way before anything is
-written to the client. Each write to a local client wakes it, and on this project's
-2-core bench machine a wake-up cost the writer about a millisecond (the header write
-alone took 0.94 ms p50 inside uvicorn's `send`), time the upstream request then waited
-for. Measured with the upstream asked first (issue 17): the first token 1.1–1.2 ms sooner
-at p50 over three interleaved runs of 100–150 answers each.
+written to the client. On this project's 2-core bench machine the header write alone
+took 0.94 ms p50 inside uvicorn's `send`, nearly all of it in the socket write, which in a
+bare loopback test takes 3 to 33 µs (the rest is the machine running the client it woke),
+and the upstream request waited for it. With the upstream asked first (issue 17), the
+first token came 1.1 to 1.2 ms sooner at p50 in three interleaved runs of 100 to 150
+answers each.
 
 Nothing else changes: the status and headers are the same, a heartbeat or the end of an
 empty stream sends them first, and a body that fails before its first event leaves the
