@@ -1,11 +1,14 @@
 """An answer's pieces that queue up while the event loop is busy are relayed together
 (`Relay`'s batches, app/chat.py): the same text in order, fewer events; a reader
-that keeps up still gets every piece as it comes."""
+that keeps up still gets every piece as it comes. A relay reads its source from the moment
+it is made (the upstream is asked before the answer's first events), and closing it closes
+the source, read or not."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,11 +17,20 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
+from app.caps.chain import admit
+from app.caps.early import EarlyReservation
+from app.chat import stream_answer
+from app.llm.routing import ARM_MAIN, Route
+from app.prepare import PreparedChat
+from app.rag.prompt import PROMPT_VERSION
 from app.shutdown import Relay, ShuttingDown, StopSignal
 from tests.conftest import LocalModel, eventually, scalar
+from tests.direct import direct_services
 from tests.sse import chat
 
 PIECES = [f"piece{n} " for n in range(8)]
+MINI = "gpt-4o-mini"
+QUESTION = "How do I ingest PDF files?"
 
 
 def _never() -> StopSignal:
@@ -202,3 +214,55 @@ def test_a_client_gone_before_the_first_token_closes_the_upstream_request(
         lambda: scalar(db_engine, sql, trace=meta["trace_id"]) == "cancelled",
         what="the call settled as cancelled",
     )
+
+
+def test_the_answer_asks_the_upstream_before_its_first_event(
+    db_url: str, local_model: LocalModel
+) -> None:
+    """`stream_answer` goes no further than an event until it is asked for the next: with
+    only `meta` taken, the upstream still gets the request (the relay was made before it)."""
+    user = uuid.uuid4()
+    prepared = PreparedChat(
+        user_id=user,
+        conversation_id=uuid.uuid4(),
+        is_new_conversation=True,
+        question=QUESTION,
+        trace_id=uuid.uuid4().hex,
+        passages=[],
+        messages=[{"role": "user", "content": QUESTION}],
+        route=Route(ARM_MAIN, MINI, PROMPT_VERSION, (MINI,)),
+    )
+
+    async def prepare(_early: EarlyReservation) -> PreparedChat:
+        return prepared
+
+    async def requests(model: httpx.AsyncClient) -> int:
+        return int((await model.get("/_stats")).json()["requests"])
+
+    async def main() -> tuple[str, int, int]:
+        overrides = {"llm_base_url": local_model.base_url, "llm_model": MINI}
+        async with (
+            direct_services(db_url, **overrides) as services,
+            httpx.AsyncClient(base_url=local_model.url) as model,
+        ):
+            admission = await admit(
+                services, user_id=user, message=QUESTION, max_tokens=50, prepare=prepare
+            )
+            before = await requests(model)
+            stream = stream_answer(services, admission, span=services.tracer.start_span("c"))
+            try:
+                first = await anext(stream)
+                # Waited for in a thread: this loop stays free for the relay's request.
+                await anyio.to_thread.run_sync(
+                    lambda: eventually(
+                        lambda: local_model.stats()["requests"] == before + 1,
+                        what="the upstream to get the request",
+                    )
+                )
+            finally:
+                await stream.aclose()
+            return first.name, before, await requests(model)
+
+    name, before, now = asyncio.run(main())
+    assert name == "meta"
+    assert now == before + 1
