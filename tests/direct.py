@@ -7,6 +7,7 @@ app pays about a minute of set-up (loading the model, ingesting the corpus), the
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import cast
@@ -19,8 +20,11 @@ from app.caps.redis_store import open_store
 from app.db import make_async_engine
 from app.llm.client import LLMClient
 from app.llm.pricing import build_price_book
+from app.llm.routing import ARM_MAIN, Route
 from app.observability.tracing import build_tracing
+from app.prepare import PreparedChat
 from app.rag.embedder import Embedder
+from app.rag.prompt import PROMPT_VERSION
 from app.services import Services
 from app.tokens import count_tokens
 from tests.conftest import make_settings
@@ -59,3 +63,22 @@ async def direct_services(db_url: str, **overrides: object) -> AsyncIterator[Ser
         await store.close()
         await llm.close()
         await engine.dispose()
+
+
+def prepared_question(
+    user: uuid.UUID, question: str, model: str, *, without_model: bool = False
+) -> PreparedChat:
+    """A first-turn answer to ``question`` with nothing retrieved, ready for `admit` and
+    `stream_answer`: the prompt is the question alone, answered by ``model`` (or, with
+    ``without_model``, by the local "I don't know": no upstream is needed)."""
+    return PreparedChat(
+        user_id=user,
+        conversation_id=uuid.uuid4(),
+        is_new_conversation=True,
+        question=question,
+        trace_id=uuid.uuid4().hex,
+        passages=[],
+        messages=[{"role": "user", "content": question}],
+        route=Route(ARM_MAIN, model, PROMPT_VERSION, (model,)),
+        without_model=without_model,
+    )

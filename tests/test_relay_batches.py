@@ -20,12 +20,10 @@ from sqlalchemy import Engine
 from app.caps.chain import admit
 from app.caps.early import EarlyReservation
 from app.chat import stream_answer
-from app.llm.routing import ARM_MAIN, Route
 from app.prepare import PreparedChat
-from app.rag.prompt import PROMPT_VERSION
 from app.shutdown import Relay, ShuttingDown, StopSignal
 from tests.conftest import LocalModel, eventually, scalar
-from tests.direct import direct_services
+from tests.direct import direct_services, prepared_question
 from tests.sse import chat
 
 PIECES = [f"piece{n} " for n in range(8)]
@@ -222,16 +220,7 @@ def test_the_answer_asks_the_upstream_before_its_first_event(
     """`stream_answer` goes no further than an event until it is asked for the next: with
     only `meta` taken, the upstream still gets the request (the relay was made before it)."""
     user = uuid.uuid4()
-    prepared = PreparedChat(
-        user_id=user,
-        conversation_id=uuid.uuid4(),
-        is_new_conversation=True,
-        question=QUESTION,
-        trace_id=uuid.uuid4().hex,
-        passages=[],
-        messages=[{"role": "user", "content": QUESTION}],
-        route=Route(ARM_MAIN, MINI, PROMPT_VERSION, (MINI,)),
-    )
+    prepared = prepared_question(user, QUESTION, MINI)
 
     async def prepare(_early: EarlyReservation) -> PreparedChat:
         return prepared

@@ -25,11 +25,9 @@ from app.caps.chain import Admission, admit, release_unused
 from app.caps.early import EarlyReservation
 from app.chat import stream_answer
 from app.db import make_async_engine
-from app.llm.routing import ARM_MAIN, Route
 from app.prepare import PreparedChat
-from app.rag.prompt import PROMPT_VERSION
 from app.services import Services
-from tests.direct import direct_services
+from tests.direct import direct_services, prepared_question
 
 MINI = "gpt-4o-mini"
 QUESTION = "What port does the server listen on?"
@@ -37,17 +35,7 @@ QUESTION = "What port does the server listen on?"
 
 def _prepared(user: uuid.UUID) -> PreparedChat:
     """An answer made without the model (nothing retrieved): no upstream is needed."""
-    return PreparedChat(
-        user_id=user,
-        conversation_id=uuid.uuid4(),
-        is_new_conversation=True,
-        question=QUESTION,
-        trace_id=uuid.uuid4().hex,
-        passages=[],
-        messages=[{"role": "user", "content": QUESTION}],
-        route=Route(ARM_MAIN, MINI, PROMPT_VERSION, (MINI,)),
-        without_model=True,
-    )
+    return prepared_question(user, QUESTION, MINI, without_model=True)
 
 
 async def _admit(services: Services, user: uuid.UUID) -> Admission[PreparedChat]:
