@@ -115,7 +115,7 @@ async def search_or_cached(
     which reads the corpus version with the entry, and the search leave in one round trip
     (`pipelined`): on a miss, as most first turns are, the search was needed; a hit wasted
     its PostgreSQL time, not a round trip. Sent one at a time, the version, the lookup and
-    the search were three. `fit`'s check rides along too (`CorpusFit`). ``also``: a
+    the search were three. `fit`'s check rides along too when due (`CorpusFit`). ``also``: a
     statement sent last (the early reservation's: the server skips it when a search
     statement fails) and what reads its rows. Raises sqlalchemy.exc.DBAPIError as any
     statement does, and what ``also``'s reader raises."""
@@ -140,8 +140,9 @@ async def search_or_cached(
         rows = await pipelined(session, sent, commit=False)
     if also is not None:
         also[1](rows.pop())
-    fitted, found = rows[len(looking)], rows[-1]
-    fit.saw(fitted)
+    if fit.sent(searching):
+        fit.saw(rows[len(looking)])
+    found = rows[-1]
     if cache is None:
         return None, None, passages_of(found)
     key, cached = await looked_up(session, cache, rows[0])

@@ -13,7 +13,7 @@ from app.caps.ratelimit import RateLimiter
 from app.guardrails.attacks import AttackIndex
 from app.llm.client import LLMClient
 from app.llm.pricing import PriceBook
-from app.rag.corpus_fit import CorpusFit
+from app.rag.corpus_fit import RECHECK_S, CorpusFit
 from app.rag.embedder import TextEmbedder
 from app.settings import Settings
 
@@ -32,5 +32,6 @@ class Services:
     # Chat admissions in flight in this worker (MAX_INFLIGHT_ADMISSIONS, app/caps/overload.py)
     gate: AdmissionGate = field(default_factory=lambda: AdmissionGate(128))
     # Whether the corpus fits in the keyword pool, as this worker's last search saw (a hint
-    # that picks between two statements ranking the same passages: app/rag/corpus_fit.py)
-    corpus_fit: CorpusFit = field(default_factory=CorpusFit)
+    # that picks between two statements ranking the same passages: app/rag/corpus_fit.py),
+    # checked again at most every RECHECK_S
+    corpus_fit: CorpusFit = field(default_factory=lambda: CorpusFit(recheck_s=RECHECK_S))

@@ -9,11 +9,12 @@ long as they take, so a busy event loop, which each round trip waits for, makes 
 hold its connection longer (issue 17: at 50 concurrent answers the reservation waited for
 a free connection).
 
-A fourth side sends the chat path's search as it is now: with the corpus check
+A fourth side sends the chat path's search as it was until 2026-12-03: with the corpus check
 (`CorpusFit`) and, since the docs fit the keyword pool, the keyword side that ranks every
 match in one scan (`HYBRID_WHOLE_SQL`) instead of the bounded tiers; same passages. It runs
 on one generic plan per connection; the third side sends the same statements planned for
-each search's values, as the chat path did until 2026-12-02.
+each search's values, as the chat path did until 2026-12-02. The fifth is the chat path
+now: the same, with the check sent at most every `RECHECK_S` (a worker's `CorpusFit`).
 
 A second table does the same for a first turn with the response cache on (its default): the
 corpus version, the cache lookup and the search, one round trip each as they were, against
@@ -43,7 +44,7 @@ from app.db import autocommit_scope, make_async_engine, pipelined, session_scope
 from app.models import EMBEDDING_DIM
 from app.prepare import search_or_cached
 from app.rag import retrieve, search_sql
-from app.rag.corpus_fit import CorpusFit
+from app.rag.corpus_fit import RECHECK_S, CorpusFit
 from bench.fixtures import DOCS, bench_settings, ingest_corpus, shared_embedder, temp_database
 from bench.settle_tail import RELAYS, relay
 from bench.table import Table, latency, ratio
@@ -95,13 +96,21 @@ async def _one_round_trip(sessions: Sessions, question: str, embedding: list[flo
 
 
 # The docs fit the keyword pool: from the second question on, the whole-corpus statement.
-_FIT = CorpusFit()
+_FIT = CorpusFit()  # checked on every search, as until 2026-12-03
+_RECHECKED = CorpusFit(recheck_s=RECHECK_S)  # as a worker's: checked at most every RECHECK_S
 
 
 async def _whole_corpus(sessions: Sessions, question: str, embedding: list[float]) -> Any:
     async with autocommit_scope(sessions) as session:
         return await retrieve.configured_search(
             session, SETTINGS, query=question, embedding=embedding, fit=_FIT
+        )
+
+
+async def _whole_corpus_rechecked(sessions: Sessions, question: str, embedding: list[float]) -> Any:
+    async with autocommit_scope(sessions) as session:
+        return await retrieve.configured_search(
+            session, SETTINGS, query=question, embedding=embedding, fit=_RECHECKED
         )
 
 
@@ -125,7 +134,8 @@ SIDES: dict[str, Ask] = {
     "+ corpus check, whole-corpus, planned per search (until 2026-12-02)": (
         _whole_corpus_planned_each_time
     ),
-    "+ corpus check, whole-corpus, one generic plan (as chat)": _whole_corpus,
+    "+ corpus check, whole-corpus, one generic plan (until 2026-12-03)": _whole_corpus,
+    f"as chat: the check at most every {RECHECK_S:.0f} s": _whole_corpus_rechecked,
 }
 
 # A first turn with the response cache on (its default): the corpus version, the lookup and

@@ -209,3 +209,25 @@ def test_the_whole_corpus_generic_plan_reads_the_question_once(db_engine: Engine
         )
     assert "ix_chunks_embedding_hnsw" in plan
     assert "plainto_tsquery" not in plan, plan
+
+
+def test_a_workers_fit_checks_again_only_after_its_interval(
+    db_url: str, embedder: Embedder, corpus: IngestReport, tmp_path: Path
+) -> None:
+    """A worker's `CorpusFit` (a recheck interval, here on a clock the test moves): the
+    first search checks; the next, within the interval, sends no check and still ranks the
+    whole corpus, with the same passages; once the interval has passed, a search checks
+    again, and so does one whose pool changed."""
+    now = [100.0]
+    fit = CorpusFit(recheck_s=10, clock=lambda: now[0])
+    first, tiered = _traced_search(db_url, embedder, fit, tmp_path / "a.trace")
+    assert "reltuples" in first and fit.fits
+    now[0] += 9.9
+    within, whole = _traced_search(db_url, embedder, fit, tmp_path / "b.trace")
+    assert "reltuples" not in within and "tsv @@" in within and fit.fits
+    assert within.count("\tSync") == 1 and whole == tiered and whole
+    now[0] += 0.1
+    after, _ = _traced_search(db_url, embedder, fit, tmp_path / "c.trace")
+    assert "reltuples" in after
+    other, _ = _traced_search(db_url, embedder, fit, tmp_path / "d.trace", retrieval_keyword_pool=1)
+    assert "reltuples" in other and not fit.fits

@@ -232,9 +232,10 @@ def configured_statements(
     settings: Settings, *, query: str, embedding: QueryVector, fit: CorpusFit | None = None
 ) -> list[Statement]:
     """`search_statements` with the retrieval settings (RETRIEVAL_*, RRF_K, RELEVANCE_*).
-    With `fit`, its check comes first (its rows go to `fit.saw`), and the search ranks the
-    whole corpus when the last check saw it fit in the pool; the search stays last."""
-    checking = [fit.check(settings.retrieval_keyword_pool)] if fit is not None else []
+    With `fit`, its check comes first when one is due (`CorpusFit.check`; `CorpusFit.sent`
+    says whether it did, and its rows go to `fit.saw`), and the search ranks the whole
+    corpus when the last check saw it fit in the pool; the search stays last."""
+    checking = fit.check(settings.retrieval_keyword_pool) if fit is not None else []
     return checking + search_statements(
         query=query,
         embedding=embedding,
@@ -262,6 +263,6 @@ async def configured_search(
     benchmarks time as it is."""
     statements = configured_statements(settings, query=query, embedding=embedding, fit=fit)
     results = await pipelined(session, statements, commit=False)
-    if fit is not None:
+    if fit is not None and fit.sent(statements):
         fit.saw(results[0])
     return passages_of(results[-1])
