@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from app.rag.context_budget import fit_history, fit_passages, history_tokens, passage_tokens
+from app.rag.prompt import PROMPT_VERSION, system_prompt
 from app.rag.retrieve import Passage
 from app.tokens import count_message_tokens, count_tokens
 from tests.conftest import LocalModel, make_settings, scalar, sign_in
@@ -120,3 +121,14 @@ def test_prompts_near_the_window_raise_the_prompt_size_alert(start_app: Any) -> 
     with sign_in(roomy.url, "ops@example.com") as ops:
         fired = ops.post("/api/admin/dashboard/alerts/evaluate").json()
     assert "prompt_size" not in [a["rule"] for a in fired]
+
+
+def test_a_kept_system_count_is_the_count() -> None:
+    """A system message's count is kept between prompts (app/tokens.py): counting the same
+    prompt again, and one whose other messages changed, gives tiktoken's count of each."""
+    system = system_prompt(PROMPT_VERSION, bot_name="Ragship")
+    for question in ("How do I ingest PDF files?", "And Markdown?", "And Markdown?"):
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+        assert count_message_tokens(messages) == 3 + 6 + count_tokens(system) + count_tokens(
+            question
+        )
