@@ -21,6 +21,7 @@ from app.caps.chain import admit
 from app.caps.early import EarlyReservation
 from app.chat import stream_answer
 from app.prepare import PreparedChat
+from app.routes.chat import _backstop
 from app.shutdown import Relay, ShuttingDown, StopSignal
 from tests.conftest import LocalModel, eventually, scalar
 from tests.direct import direct_services, prepared_question
@@ -255,3 +256,44 @@ def test_the_answer_asks_the_upstream_before_its_first_event(
     name, before, now = asyncio.run(main())
     assert name == "meta"
     assert now == before + 1
+
+
+def test_a_stream_the_response_never_read_is_closed_and_settled_by_the_backstop(
+    db_url: str, db_engine: Engine, local_model: LocalModel
+) -> None:
+    """The chat route takes the answer's first event before it makes the response
+    (app/routes/chat.py), so the upstream request is out from then on. A response that
+    never read the rest leaves it to the backstop, which closes the stream: the call is
+    settled as cancelled by the time the backstop returns."""
+    local_model.fault("slow", delay_s=0.5)  # half a second a word: nowhere near the end
+    user = uuid.uuid4()
+    prepared = prepared_question(user, QUESTION, MINI)
+    sql = "SELECT status FROM llm_calls WHERE trace_id = :trace"
+
+    async def prepare(_early: EarlyReservation) -> PreparedChat:
+        return prepared
+
+    async def main() -> tuple[str, object]:
+        overrides = {"llm_base_url": local_model.base_url, "llm_model": MINI}
+        async with direct_services(db_url, **overrides) as services:
+            admission = await admit(
+                services, user_id=user, message=QUESTION, max_tokens=50, prepare=prepare
+            )
+            stream = stream_answer(services, admission, span=services.tracer.start_span("c"))
+            first = await anext(stream)
+            await anyio.to_thread.run_sync(
+                lambda: eventually(
+                    lambda: local_model.stats()["requests"] == before["requests"] + 1,  # type: ignore[operator]
+                    what="the upstream to get the request",
+                )
+            )
+            await _backstop(services, admission, stream)
+            # Read before this loop ends: its shutdown would close a stream left open.
+            status = await anyio.to_thread.run_sync(
+                lambda: scalar(db_engine, sql, trace=prepared.trace_id)
+            )
+            return first.name, status
+
+    before = local_model.stats()
+    assert asyncio.run(main()) == ("meta", "cancelled")
+    assert local_model.stats()["completed_streams"] == before["completed_streams"]

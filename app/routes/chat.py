@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, field_validator
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
-from app.caps.chain import admit, release_unused
+from app.caps.chain import Admission, admit, release_unused
 from app.caps.overload import record_overload
 from app.caps.refusal import CapRefused
 from app.chat import stream_answer
@@ -60,10 +60,25 @@ class ChatRequest(BaseModel):
         return value.strip()
 
 
-async def _sse(events: AsyncGenerator[ChatEvent, None]) -> AsyncIterator[ServerSentEvent]:
+async def _sse(
+    first: ChatEvent, events: AsyncGenerator[ChatEvent, None]
+) -> AsyncIterator[ServerSentEvent]:
+    """``first`` (taken from ``events`` before the response was made), then the rest."""
     async with aclosing(events):  # closing the response closes (and settles) the stream now
+        yield ServerSentEvent(data=json.dumps(first.data), event=first.name)
         async for event in events:
             yield ServerSentEvent(data=json.dumps(event.data), event=event.name)
+
+
+async def _backstop(
+    services: Services, admission: Admission[Any], events: AsyncGenerator[ChatEvent, None]
+) -> None:
+    """After the response: close the answer's stream (a no-op once it ended; one the
+    response never read settles in its own `finally`), then `release_unused`."""
+    try:
+        await events.aclose()
+    finally:
+        await release_unused(services, admission)
 
 
 @router.post("/chat", response_model=None)
@@ -112,12 +127,16 @@ async def _admit_and_stream(
     grace_s = services.settings.shutdown_grace_s
     shutdown = anyio.Event()  # set by sse-starlette when the server begins to shut down
     stop = StopSignal(shutdown, after_s=finish_window_s(grace_s))
-    # The headers leave with the first event, after the upstream was asked (app/chat.py).
+    events = stream_answer(services, admission, span=span, stop=stop)
+    # The answer's first step, before the response is made: it asks the upstream and gives
+    # its first event (app/chat.py), so the request is out while the response and its tasks
+    # are set up (about 0.5 ms at one request at a time). The headers leave with that event.
+    first = await anext(events)
     return EventStream(
-        _sse(stream_answer(services, admission, span=span, stop=stop)),
-        # Backstop for a stream that never started (client gone first): settling is
-        # idempotent, so after a normal stream this changes nothing.
-        background=BackgroundTask(release_unused, services, admission),
+        _sse(first, events),
+        # Backstop for a stream the response never read: settling is idempotent, so after a
+        # normal stream this changes nothing.
+        background=BackgroundTask(_backstop, services, admission, events),
         headers={**STREAM_HEADERS, **admission.lease.headers},
         ping=services.settings.stream_heartbeat_s,
         # On shutdown, live answers may finish for a while, then end with a `shutdown`
