@@ -5,6 +5,7 @@ client. Driven as the ASGI server drives it, with sse-starlette's response for c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -62,3 +63,41 @@ def test_a_body_that_fails_before_its_first_event_leaves_the_response_unstarted(
     with pytest.raises(RuntimeError, match="before its first event"):
         _sent(EventStream, sent, fail=True)
     assert sent == []
+
+
+@pytest.mark.parametrize("ending", ["end", "failure", "cancel"])
+def test_on_close_runs_once_however_the_response_ends(ending: str) -> None:
+    """After the body's end, after a body that failed, and when the response is cancelled
+    while its body waits (the server shutting down): ``on_close`` is awaited once."""
+    closed: list[str] = []
+    first_sent = asyncio.Event()
+
+    async def body() -> AsyncIterator[ServerSentEvent]:
+        yield ServerSentEvent(data="{}", event="meta")
+        if ending == "failure":
+            raise RuntimeError("the answer failed")
+        if ending == "cancel":
+            await asyncio.Event().wait()
+
+    async def on_close() -> None:
+        closed.append(ending)
+
+    async def receive() -> Message:
+        await asyncio.Event().wait()  # the client stays
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            first_sent.set()
+
+    async def main() -> None:
+        response = EventStream(body(), ping=0, on_close=on_close)
+        task = asyncio.create_task(response(SCOPE, receive, send))
+        if ending == "cancel":
+            await first_sent.wait()
+            task.cancel()
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert closed == [ending]

@@ -16,12 +16,13 @@ import anyio
 import httpx
 import pytest
 from sqlalchemy import Engine
+from sse_starlette import ServerSentEvent
 
 from app.caps.chain import admit
 from app.caps.early import EarlyReservation
 from app.chat import stream_answer
+from app.http.event_stream import EventStream
 from app.prepare import PreparedChat
-from app.routes.chat import _backstop
 from app.shutdown import Relay, ShuttingDown, StopSignal
 from tests.conftest import LocalModel, eventually, scalar
 from tests.direct import direct_services, prepared_question
@@ -258,13 +259,14 @@ def test_the_answer_asks_the_upstream_before_its_first_event(
     assert now == before + 1
 
 
-def test_a_stream_the_response_never_read_is_closed_and_settled_by_the_backstop(
+def test_an_answer_its_response_never_read_is_closed_and_settled_on_close(
     db_url: str, db_engine: Engine, local_model: LocalModel
 ) -> None:
     """The chat route takes the answer's first event before it makes the response
-    (app/routes/chat.py), so the upstream request is out from then on. A response that
-    never read the rest leaves it to the backstop, which closes the stream: the call is
-    settled as cancelled by the time the backstop returns."""
+    (app/routes/chat.py), so the upstream request is out from then on, and the response
+    closes the answer when it is done (`EventStream`'s ``on_close``). Here the response's
+    body never reads the answer: when the response has ended, the call is settled as
+    cancelled all the same, and the upstream never finished a stream."""
     local_model.fault("slow", delay_s=0.5)  # half a second a word: nowhere near the end
     user = uuid.uuid4()
     prepared = prepared_question(user, QUESTION, MINI)
@@ -272,6 +274,17 @@ def test_a_stream_the_response_never_read_is_closed_and_settled_by_the_backstop(
 
     async def prepare(_early: EarlyReservation) -> PreparedChat:
         return prepared
+
+    async def unread() -> AsyncIterator[ServerSentEvent]:
+        return
+        yield  # an async generator that ends without reading the answer
+
+    async def receive() -> dict[str, str]:
+        await asyncio.Event().wait()  # the client stays
+        raise AssertionError("unreachable")
+
+    async def send(_message: object) -> None:
+        pass
 
     async def main() -> tuple[str, object]:
         overrides = {"llm_base_url": local_model.base_url, "llm_model": MINI}
@@ -287,7 +300,8 @@ def test_a_stream_the_response_never_read_is_closed_and_settled_by_the_backstop(
                     what="the upstream to get the request",
                 )
             )
-            await _backstop(services, admission, stream)
+            response = EventStream(unread(), on_close=stream.aclose, ping=0)
+            await response({"type": "http", "method": "POST", "headers": []}, receive, send)
             # Read before this loop ends: its shutdown would close a stream left open.
             status = await anyio.to_thread.run_sync(
                 lambda: scalar(db_engine, sql, trace=prepared.trace_id)

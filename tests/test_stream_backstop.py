@@ -1,10 +1,12 @@
 """The route's backstop after an answer, called directly against the real PostgreSQL.
 
 `/api/chat` runs `release_unused` after every response, for an answer whose stream never
-started. Once the stream has started it settles the call itself, so the backstop must not
-take a database connection: at 1,000 answers ending together those connections are the
-ones the answers' own settling waits for (issue 17: a drained pool lost answers, and the
-backstop's pool timeout, raised after the response had started, dropped the connection).
+started (the route now starts every stream before it makes the response, and the response
+closes it: app/routes/chat.py). Once the stream has started it settles the call itself, so
+the backstop must not take a database connection: at 1,000 answers ending together those
+connections are the ones the answers' own settling waits for (issue 17: a drained pool
+lost answers, and the backstop's pool timeout, raised after the response had started,
+dropped the connection).
 """
 
 from __future__ import annotations

@@ -13,21 +13,43 @@ answers each.
 Nothing else changes: the status and headers are the same, a heartbeat or the end of an
 empty stream sends them first, and a body that fails before its first event leaves the
 response unstarted, so the server answers 500 instead of a 200 with a broken stream.
+
+``on_close`` runs when the response is done, however it ends (shielded from
+cancellation): the chat route passes the close of an answer whose first step already ran,
+so that an answer the response never read is still closed and settled (app/routes/chat.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+import anyio
 from sse_starlette import EventSourceResponse
 from starlette.types import Message, Receive, Scope, Send
 
 
 class EventStream(EventSourceResponse):
     """`EventSourceResponse` (same arguments) with ``http.response.start`` held until the
-    first body message, then sent just before it."""
+    first body message, then sent just before it, and ``on_close`` (no arguments) awaited
+    once the response is done, whether it ended, failed or was cancelled."""
+
+    def __init__(
+        self, *args: Any, on_close: Callable[[], Awaitable[None]] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._send_held(scope, receive, send)
+        finally:
+            if self.on_close is not None:
+                with anyio.CancelScope(shield=True):
+                    await self.on_close()
+
+    async def _send_held(self, scope: Scope, receive: Receive, send: Send) -> None:
         held: Message | None = None
         flushing = asyncio.Lock()  # the stream and the heartbeat may send at once
 

@@ -14,11 +14,12 @@ pipelined search with and without it, 280 each). A fresh one, and one whose pool
 changed, checks on its next search.
 
 The answer is a hint kept in this process, not state replicas must agree on: it picks
-between two statements that rank the same passages while the corpus fits. For up to
-`RECHECK_S` after an ingest that grew the corpus past the pool, a worker's searches still
-rank every match, as the keyword side did before it was bounded (slower at 100k chunks,
-and the exact ranking the tiers approximate); after one that shrank it, they run the
-tiers. Until a check has been seen, the tiers are used.
+between two statements that rank the same passages while the corpus fits. After an ingest
+that grew the corpus past the pool, a worker's searches still rank every match until the
+answer of its next check comes (a check goes out with the first search `RECHECK_S` or more
+after the last one), as the keyword side did before it was bounded (slower at 100k
+chunks, and the exact ranking the tiers approximate); after one that shrank it, they run
+the tiers until then. Until a check has been seen, the tiers are used.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, field_validator
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
-from app.caps.chain import Admission, admit, release_unused
+from app.caps.chain import admit, release_unused
 from app.caps.overload import record_overload
 from app.caps.refusal import CapRefused
 from app.chat import stream_answer
@@ -70,17 +70,6 @@ async def _sse(
             yield ServerSentEvent(data=json.dumps(event.data), event=event.name)
 
 
-async def _backstop(
-    services: Services, admission: Admission[Any], events: AsyncGenerator[ChatEvent, None]
-) -> None:
-    """After the response: close the answer's stream (a no-op once it ended; one the
-    response never read settles in its own `finally`), then `release_unused`."""
-    try:
-        await events.aclose()
-    finally:
-        await release_unused(services, admission)
-
-
 @router.post("/chat", response_model=None)
 async def chat(
     body: ChatRequest, services: ServicesDep, user: ApiUserDep
@@ -93,7 +82,7 @@ async def chat(
     try:
         return await _admit_and_stream(body, services, user)
     finally:
-        slot.release()  # the stream runs outside the gate: only admissions are bounded
+        slot.release()  # the stream runs outside the gate after its first step
 
 
 async def _admit_and_stream(
@@ -132,18 +121,26 @@ async def _admit_and_stream(
     # its first event (app/chat.py), so the request is out while the response and its tasks
     # are set up (about 0.5 ms at one request at a time). The headers leave with that event.
     first = await anext(events)
-    return EventStream(
-        _sse(first, events),
-        # Backstop for a stream the response never read: settling is idempotent, so after a
-        # normal stream this changes nothing.
-        background=BackgroundTask(_backstop, services, admission, events),
-        headers={**STREAM_HEADERS, **admission.lease.headers},
-        ping=services.settings.stream_heartbeat_s,
-        # On shutdown, live answers may finish for a while, then end with a `shutdown`
-        # event (app/shutdown.py), all before sse-starlette's and the server's own grace.
-        shutdown_event=shutdown,
-        shutdown_grace_period=max(grace_s - 1, 0),
-    )
+    try:
+        return EventStream(
+            _sse(first, events),
+            # An answer the response never read is closed (and so settled) all the same; a
+            # no-op once it ended.
+            on_close=events.aclose,
+            # Backstop for an admission whose stream never started: settling is idempotent,
+            # so after a stream this changes nothing.
+            background=BackgroundTask(release_unused, services, admission),
+            headers={**STREAM_HEADERS, **admission.lease.headers},
+            ping=services.settings.stream_heartbeat_s,
+            # On shutdown, live answers may finish for a while, then end with a `shutdown`
+            # event (app/shutdown.py), all before sse-starlette's and the server's own grace.
+            shutdown_event=shutdown,
+            shutdown_grace_period=max(grace_s - 1, 0),
+        )
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await events.aclose()
+        raise
 
 
 def _refusal(refused: CapRefused, background: BackgroundTask) -> JSONResponse:
