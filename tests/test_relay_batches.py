@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
@@ -22,7 +22,7 @@ from app.caps.chain import admit
 from app.caps.early import EarlyReservation
 from app.chat import stream_answer
 from app.http.event_stream import EventStream
-from app.prepare import PreparedChat
+from app.prepare import ChatEvent, PreparedChat
 from app.shutdown import Relay, ShuttingDown, StopSignal
 from tests.conftest import LocalModel, eventually, scalar
 from tests.direct import direct_services, prepared_question
@@ -216,47 +216,53 @@ def test_a_client_gone_before_the_first_token_closes_the_upstream_request(
     )
 
 
-def test_the_answer_asks_the_upstream_before_its_first_event(
+@asynccontextmanager
+async def _answer_begun(
     db_url: str, local_model: LocalModel
-) -> None:
-    """`stream_answer` goes no further than an event until it is asked for the next: with
-    only `meta` taken, the upstream still gets the request (the relay was made before it)."""
+) -> AsyncIterator[tuple[AsyncGenerator[ChatEvent, None], ChatEvent, PreparedChat]]:
+    """A first-turn answer to QUESTION, admitted on real PostgreSQL against the local model,
+    with only its first event taken: yielded (the answer, that event, its `PreparedChat`)
+    once the model has the request; the answer is closed on the way out."""
     user = uuid.uuid4()
     prepared = prepared_question(user, QUESTION, MINI)
 
     async def prepare(_early: EarlyReservation) -> PreparedChat:
         return prepared
 
-    async def requests(model: httpx.AsyncClient) -> int:
-        return int((await model.get("/_stats")).json()["requests"])
-
-    async def main() -> tuple[str, int, int]:
-        overrides = {"llm_base_url": local_model.base_url, "llm_model": MINI}
-        async with (
-            direct_services(db_url, **overrides) as services,
-            httpx.AsyncClient(base_url=local_model.url) as model,
-        ):
-            admission = await admit(
-                services, user_id=user, message=QUESTION, max_tokens=50, prepare=prepare
-            )
-            before = await requests(model)
-            stream = stream_answer(services, admission, span=services.tracer.start_span("c"))
-            try:
-                first = await anext(stream)
-                # Waited for in a thread: this loop stays free for the relay's request.
-                await anyio.to_thread.run_sync(
-                    lambda: eventually(
-                        lambda: local_model.stats()["requests"] == before + 1,
-                        what="the upstream to get the request",
-                    )
+    before = await anyio.to_thread.run_sync(lambda: local_model.stats()["requests"])
+    overrides = {"llm_base_url": local_model.base_url, "llm_model": MINI}
+    async with direct_services(db_url, **overrides) as services:
+        admission = await admit(
+            services, user_id=user, message=QUESTION, max_tokens=50, prepare=prepare
+        )
+        stream = stream_answer(services, admission, span=services.tracer.start_span("c"))
+        try:
+            first = await anext(stream)
+            # Waited for in a thread: this loop stays free for the relay's request.
+            await anyio.to_thread.run_sync(
+                lambda: eventually(
+                    lambda: local_model.stats()["requests"] == before + 1,  # type: ignore[operator]
+                    what="the upstream to get the request",
                 )
-            finally:
-                await stream.aclose()
-            return first.name, before, await requests(model)
+            )
+            yield stream, first, prepared
+        finally:
+            await stream.aclose()
 
-    name, before, now = asyncio.run(main())
-    assert name == "meta"
-    assert now == before + 1
+
+def test_the_answer_asks_the_upstream_before_its_first_event(
+    db_url: str, local_model: LocalModel
+) -> None:
+    """`stream_answer` goes no further than an event until it is asked for the next: with
+    only `meta` taken, the upstream still gets the request (the relay was made before it)."""
+
+    async def main() -> str:
+        async with _answer_begun(db_url, local_model) as (_, first, _):
+            return first.name
+
+    before = local_model.stats()["requests"]
+    assert asyncio.run(main()) == "meta"
+    assert local_model.stats()["requests"] == before + 1  # type: ignore[operator]
 
 
 def test_an_answer_its_response_never_read_is_closed_and_settled_on_close(
@@ -268,12 +274,7 @@ def test_an_answer_its_response_never_read_is_closed_and_settled_on_close(
     body never reads the answer: when the response has ended, the call is settled as
     cancelled all the same, and the upstream never finished a stream."""
     local_model.fault("slow", delay_s=0.5)  # half a second a word: nowhere near the end
-    user = uuid.uuid4()
-    prepared = prepared_question(user, QUESTION, MINI)
     sql = "SELECT status FROM llm_calls WHERE trace_id = :trace"
-
-    async def prepare(_early: EarlyReservation) -> PreparedChat:
-        return prepared
 
     async def unread() -> AsyncIterator[ServerSentEvent]:
         return
@@ -287,27 +288,16 @@ def test_an_answer_its_response_never_read_is_closed_and_settled_on_close(
         pass
 
     async def main() -> tuple[str, object]:
-        overrides = {"llm_base_url": local_model.base_url, "llm_model": MINI}
-        async with direct_services(db_url, **overrides) as services:
-            admission = await admit(
-                services, user_id=user, message=QUESTION, max_tokens=50, prepare=prepare
-            )
-            stream = stream_answer(services, admission, span=services.tracer.start_span("c"))
-            first = await anext(stream)
-            await anyio.to_thread.run_sync(
-                lambda: eventually(
-                    lambda: local_model.stats()["requests"] == before["requests"] + 1,  # type: ignore[operator]
-                    what="the upstream to get the request",
-                )
-            )
+        async with _answer_begun(db_url, local_model) as (stream, first, prepared):
             response = EventStream(unread(), on_close=stream.aclose, ping=0)
             await response({"type": "http", "method": "POST", "headers": []}, receive, send)
-            # Read before this loop ends: its shutdown would close a stream left open.
+            # Read before the answer is closed on the way out (and before this loop's
+            # shutdown, which would close a stream left open).
             status = await anyio.to_thread.run_sync(
                 lambda: scalar(db_engine, sql, trace=prepared.trace_id)
             )
             return first.name, status
 
-    before = local_model.stats()
+    completed = local_model.stats()["completed_streams"]
     assert asyncio.run(main()) == ("meta", "cancelled")
-    assert local_model.stats()["completed_streams"] == before["completed_streams"]
+    assert local_model.stats()["completed_streams"] == completed
