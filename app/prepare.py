@@ -10,7 +10,6 @@ admits the call with the result, and `app/chat.py` streams it.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +51,7 @@ from app.rag.corpus_fit import CorpusFit
 from app.rag.no_context import answers_locally
 from app.rag.prompt import build_messages
 from app.rag.prompt_bound import prompt_bound
+from app.rag.query_embedding import StartedEmbedding
 from app.rag.retrieve import Passage, configured_statements, passages_of, vector_text
 from app.rag.summarise import MAX_UNSUMMARISED, Turn, fold, turns_to_fold
 from app.services import Services
@@ -183,16 +183,22 @@ async def prepare_chat(
     conversation_id: uuid.UUID | None,
     trace_id: str,
     early: EarlyReservation | None = None,
+    started: StartedEmbedding | None = None,
 ) -> PreparedChat:
     """Everything the answer needs (module docstring). With ``early``, the reservation and
-    the question's writes ride in the search's round trip (app/caps/early.py). Raises
+    the question's writes ride in the search's round trip (app/caps/early.py). ``started``:
+    the question's embedding when the route began it before the sign-in
+    (app/rag/query_embedding.py); used when its text is the question's, else the question
+    is embedded here. Raises
     `GuardrailBlocked`, `CapRefused` (413, the prompt past the window),
     `ConversationNotFound`, sqlalchemy.exc.DBAPIError."""
     settings = services.settings
     is_new = conversation_id is None
     conversation = conversation_id or uuid.uuid4()
     route = choose_route(settings, user_id=user_id, question=question, first_turn=is_new)
-    embedding = await asyncio.to_thread(services.embedder.embed_one, question)
+    if started is None or started.text != question:
+        started = services.query_embeddings.start(services.embedder, question)
+    embedding = await started.vector()
     triggers = await screen_input(  # raises GuardrailBlocked
         services, user_id=user_id, trace_id=trace_id, question=question, embedding=embedding
     )

@@ -15,6 +15,7 @@ from app.llm.client import LLMClient
 from app.llm.pricing import PriceBook
 from app.rag.corpus_fit import RECHECK_S, CorpusFit
 from app.rag.embedder import TextEmbedder
+from app.rag.query_embedding import QueryEmbeddings
 from app.settings import Settings
 
 
@@ -35,3 +36,6 @@ class Services:
     # that picks between two statements ranking the same passages: app/rag/corpus_fit.py),
     # checked again at most every RECHECK_S
     corpus_fit: CorpusFit = field(default_factory=lambda: CorpusFit(recheck_s=RECHECK_S))
+    # Query embeddings in flight in this worker: a chat's starts before its sign-in when
+    # none is (app/rag/query_embedding.py)
+    query_embeddings: QueryEmbeddings = field(default_factory=QueryEmbeddings)

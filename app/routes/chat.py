@@ -7,16 +7,18 @@ import json
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import anyio
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from pydantic import BaseModel, Field, field_validator
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
+from app.auth.sessions import SESSION_COOKIE
+from app.caps.bounds import check_input_bounds
 from app.caps.chain import admit, release_unused
 from app.caps.overload import record_overload
 from app.caps.refusal import CapRefused
@@ -37,6 +39,7 @@ from app.http.params import RowId
 from app.observability.tracing import trace_id_of
 from app.prepare import ChatEvent, prepare_chat
 from app.question import question_writes
+from app.rag.query_embedding import StartedEmbedding
 from app.services import Services
 from app.shutdown import StopSignal, finish_window_s
 from app.textclean import CleanStr
@@ -70,9 +73,31 @@ async def _sse(
             yield ServerSentEvent(data=json.dumps(event.data), event=event.name)
 
 
+async def early_embedding(request: Request, services: ServicesDep) -> StartedEmbedding | None:
+    """The question's embedding, started before the caller is signed in: FastAPI solves the
+    route's dependencies in the order of its parameters, and this one comes before the
+    sign-in's (app/rag/query_embedding.py says what it saves). Only for a request that
+    carries a credential (a session cookie or an Authorization header), a body the route
+    will take (FastAPI has read and parsed it by now; validated here as the route will) and
+    a question within the input bounds, and only when no other query embedding is in flight
+    in this worker; None otherwise, and the route embeds the question after the chain's
+    first layers."""
+    if SESSION_COOKIE not in request.cookies and "authorization" not in request.headers:
+        return None
+    try:
+        asked = ChatRequest.model_validate(await request.json())
+        check_input_bounds(services.settings, message=asked.message, max_tokens=None)
+    except (ValueError, CapRefused):  # JSONDecodeError and ValidationError are ValueErrors
+        return None
+    return services.query_embeddings.start_if_idle(services.embedder, asked.message)
+
+
+EarlyEmbeddingDep = Annotated[StartedEmbedding | None, Depends(early_embedding)]
+
+
 @router.post("/chat", response_model=None)
 async def chat(
-    body: ChatRequest, services: ServicesDep, user: ApiUserDep
+    started: EarlyEmbeddingDep, body: ChatRequest, services: ServicesDep, user: ApiUserDep
 ) -> EventSourceResponse | JSONResponse:
     """Answer one question as Server-Sent Events, after the cap chain admits it."""
     try:
@@ -80,13 +105,13 @@ async def chat(
     except CapRefused as refused:
         return _refusal(refused, BackgroundTask(record_overload, services, user.id))
     try:
-        return await _admit_and_stream(body, services, user)
+        return await _admit_and_stream(body, services, user, started)
     finally:
         slot.release()  # the stream runs outside the gate after its first step
 
 
 async def _admit_and_stream(
-    body: ChatRequest, services: Services, user: CurrentUser
+    body: ChatRequest, services: Services, user: CurrentUser, started: StartedEmbedding | None
 ) -> EventSourceResponse:
     span = services.tracer.start_span("chat", attributes={"enduser.id": str(user.id)})
     try:
@@ -103,6 +128,7 @@ async def _admit_and_stream(
                 trace_id=trace_id_of(span),
                 # reserved in the search's round trip (app/caps/early.py)
                 early=early if services.settings.early_reservation else None,
+                started=started,
             ),
             trace_context=trace.set_span_in_context(span),
             with_reservation=question_writes,  # ... or with the exact reservation
