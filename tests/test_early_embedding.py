@@ -117,7 +117,9 @@ def test_an_unused_embedding_that_failed_is_dropped_quietly(embedder: Embedder) 
     reported: list[dict[str, Any]] = []
 
     async def check() -> None:
-        asyncio.get_running_loop().set_exception_handler(lambda _, context: reported.append(context))
+        asyncio.get_running_loop().set_exception_handler(
+            lambda _, context: reported.append(context)
+        )
         embeddings = QueryEmbeddings()
         awaited = embeddings.start(embedder, None)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="Unsupported input type"):
