@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
@@ -87,6 +88,9 @@ def make_async_engine(
 
 
 _IDLE_SINCE = "ragship_idle_since"  # in a pool record's info: when it was last checked in
+# Set around a checkout whose caller runs again on a new connection if this one was dropped
+# (app/db_retry.py): the pool hands it out without the idle check.
+_UNCHECKED: ContextVar[bool] = ContextVar("ragship_unchecked_checkout", default=False)
 
 
 def ping_after_idle(engine: AsyncEngine, *, idle_s: float) -> None:
@@ -110,8 +114,8 @@ def ping_after_idle(engine: AsyncEngine, *, idle_s: float) -> None:
     @event.listens_for(engine.sync_engine, "checkout")
     def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         since = record.info.pop(_IDLE_SINCE, None)
-        if since is None or time.monotonic() - since <= idle_s:
-            return  # a new connection, or one used moments ago
+        if since is None or _UNCHECKED.get() or time.monotonic() - since <= idle_s:
+            return  # a new connection, one used moments ago, or a caller that retries
         try:
             engine.dialect.do_ping(dbapi_connection)
         except Exception as err:
@@ -159,7 +163,7 @@ async def autocommit_scope(
 
 @asynccontextmanager
 async def autocommit_connection(
-    factory: async_sessionmaker[AsyncSession],
+    factory: async_sessionmaker[AsyncSession], *, checked: bool = True
 ) -> AsyncIterator[AsyncConnection]:
     """A pooled connection of ``factory``'s engine in autocommit, with no ORM session around
     it: for the hot path's statements before the first token (the sign-in lookup, the
@@ -167,13 +171,20 @@ async def autocommit_connection(
     commits on its own, as in `autocommit_scope`, and the connection goes back to the pool
     in the state it came out in (SQLAlchemy restores its isolation level). The session
     cost the reservation about 0.2 ms more of the event loop's CPU a call, timed alone
-    (`python -m bench hot_scopes`: 0.81 against 0.62 ms at the median). Raises TypeError
+    (`python -m bench hot_scopes`: 0.81 against 0.62 ms at the median). ``checked=False``
+    skips the idle check (`ping_after_idle`), for a caller that runs its statements again
+    on another connection when this one was dropped (app/db_retry.py). Raises TypeError
     when ``factory`` is not bound to an AsyncEngine, and sqlalchemy.exc.TimeoutError when
     no connection is free within the pool's timeout."""
     engine = factory.kw.get("bind")
     if not isinstance(engine, AsyncEngine):
         raise TypeError(f"autocommit_connection needs a factory bound to an AsyncEngine: {engine}")
-    connection = await engine.connect()
+    unchecked = None if checked else _UNCHECKED.set(True)  # seen by the checkout event
+    try:
+        connection = await engine.connect()
+    finally:
+        if unchecked is not None:
+            _UNCHECKED.reset(unchecked)
     try:
         await connection.execution_options(isolation_level="AUTOCOMMIT")
         yield connection

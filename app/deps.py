@@ -17,7 +17,7 @@ from app.auth.access import is_admin
 from app.auth.csrf import SAFE_METHODS, require_csrf
 from app.auth.sessions import SESSION_COOKIE, resolve_session
 from app.auth.tokens import CALLER_TOKEN, resolve_token
-from app.db import autocommit_connection
+from app.db_retry import run_idempotent
 from app.observability.alerts import Alerter
 from app.quality.watch import QualityWatch
 from app.services import Services
@@ -82,11 +82,11 @@ async def get_current_user(request: Request, services: ServicesDep) -> CurrentUs
         raise NotSignedIn()
     settings = services.settings
     # A lookup and at most one UPDATE (the sliding expiry): no transaction needed around them,
-    # and no ORM session (`autocommit_connection`).
-    async with autocommit_connection(services.sessions) as session:
-        signed_in = await resolve_session(
-            session, token=token, idle=timedelta(minutes=settings.session_idle_minutes)
-        )
+    # and no ORM session. Safe to run twice: no idle check first (app/db_retry.py).
+    idle = timedelta(minutes=settings.session_idle_minutes)
+    signed_in = await run_idempotent(
+        services.sessions, lambda connection: resolve_session(connection, token=token, idle=idle)
+    )
     if signed_in is None:
         raise NotSignedIn()
     if request.method not in SAFE_METHODS:
@@ -116,8 +116,9 @@ async def get_api_user(request: Request, services: ServicesDep) -> CurrentUser:
             401, "Use 'Authorization: Bearer <token>'.", headers={"WWW-Authenticate": "Bearer"}
         )
     # A lookup and at most one UPDATE (`last_used_at`), as for a browser session.
-    async with autocommit_connection(services.sessions) as session:
-        caller = await resolve_token(session, token=token.strip())
+    caller = await run_idempotent(
+        services.sessions, lambda connection: resolve_token(connection, token=token.strip())
+    )
     if caller is None:
         raise HTTPException(
             401,

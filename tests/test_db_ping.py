@@ -9,10 +9,11 @@ from collections.abc import Callable
 
 import pytest
 from sqlalchemy import Engine, make_url, text
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
 from app.db import make_async_engine, make_sync_engine
+from app.db_retry import run_idempotent
 from tests.conftest import sign_in
 
 BACKEND = text("SELECT pg_backend_pid()")
@@ -120,3 +121,60 @@ def test_a_database_that_cannot_serve_is_a_503_with_retry_after_then_service_res
         assert down.json()["layer"] == "database_unavailable"
         assert client.get("/api/me").status_code == 200
     admin.dispose()
+
+
+def test_an_idempotent_lookup_skips_the_check_and_runs_again_when_its_connection_was_dropped(
+    ping_url: str,
+) -> None:
+    """`run_idempotent` (the sign-in lookup's): handed the idle connection unchecked, it
+    finds it dropped, and runs once more on a new one; the caller sees only the answer."""
+    admin = make_sync_engine(ping_url)
+    idle_s = 0.05
+
+    async def go() -> None:
+        engine = make_async_engine(ping_url, pool_size=1, max_overflow=0, ping_after_idle_s=idle_s)
+        factory = async_sessionmaker(engine)
+        ran_on: list[int] = []
+
+        async def lookup(connection: AsyncConnection) -> int:
+            ran_on.append(id(connection))
+            return int((await connection.execute(BACKEND)).scalar_one())
+
+        try:
+            pid = await _used_once(engine)
+            _end_backends(admin, [pid])
+            await asyncio.sleep(2 * idle_s)  # idle past the limit: the pool would check it
+            assert await run_idempotent(factory, lookup) != pid
+            assert len(ran_on) == 2  # once on the dropped connection (unchecked), once more
+            ran_on.clear()
+            await asyncio.sleep(2 * idle_s)
+            assert await run_idempotent(factory, lookup) != pid
+            assert len(ran_on) == 1  # a live connection: once
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
+    admin.dispose()
+
+
+def test_an_idempotent_lookup_that_fails_on_a_live_connection_is_not_run_again(
+    ping_url: str,
+) -> None:
+    async def go() -> None:
+        engine = make_async_engine(ping_url, pool_size=1, max_overflow=0, ping_after_idle_s=3600)
+        runs = 0
+
+        async def failing(connection: AsyncConnection) -> None:
+            nonlocal runs
+            runs += 1
+            await connection.execute(text("SELECT 1 / 0"))
+
+        try:
+            with pytest.raises(DBAPIError) as failed:
+                await run_idempotent(async_sessionmaker(engine), failing)
+            assert not failed.value.connection_invalidated
+            assert runs == 1
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())

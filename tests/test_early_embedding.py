@@ -99,10 +99,12 @@ def test_starts_early_only_when_no_other_embedding_is_in_flight(embedder: Embedd
         embeddings = QueryEmbeddings()
         release = threading.Event()
         executor.submit(release.wait)
-        waiting = embeddings.start(embedder, "first")
-        assert embeddings.in_flight == 1
-        assert embeddings.start_if_idle(embedder, "second") is None
-        release.set()
+        try:
+            waiting = embeddings.start(embedder, "first")
+            assert embeddings.in_flight == 1
+            assert embeddings.start_if_idle(embedder, "second") is None
+        finally:
+            release.set()  # else the failed test waits for the executor at the loop's end
         assert await waiting.vector() == embedder.embed_one("first")
         assert embeddings.in_flight == 0
         early = embeddings.start_if_idle(embedder, "second")
