@@ -197,3 +197,14 @@ def test_the_gate_keeps_every_passage_of_a_relevant_question(
     assert gated == search(releases_db, embedder, question, relevance=Relevance.OFF)
     weak = [p for p in gated if p.similarity < SHIPPED.similarity]
     assert weak, "the question needs a passage that would fail the gate on its own"
+
+
+def test_chunk_tsvectors_are_kept_in_the_row(db_engine: Engine) -> None:
+    """Migration 0025: the keyword side reads every scanned chunk's tsvector, so it is
+    stored MAIN (in the row when it fits), not EXTENDED (moved out to TOAST first)."""
+    storage = scalar(
+        db_engine,
+        "SELECT attstorage FROM pg_attribute "
+        "WHERE attrelid = 'chunks'::regclass AND attname = 'tsv'",
+    )
+    assert storage == "m"
