@@ -4,8 +4,12 @@ A chat request's question is embedded on a thread (`TextEmbedder.embed_one` is C
 that releases the GIL in onnxruntime and torch). The route starts it before the caller is
 signed in (app/routes/chat.py, `early_embedding`) when no other query embedding is in
 flight in this worker: the sign-in lookup and the rate limit wait on the network, so the
-embedding runs on a free core meanwhile, about 3 ms of the 3.5 ms it takes (int8 ONNX, one
-thread) off the time to first token at one request at a time (issue 17). When another one
+embedding runs on a free core meanwhile. It does not run free: it and the event loop take
+turns with the GIL, and PostgreSQL needs a core too, so the embedding (3.5 ms alone, int8
+ONNX, one thread) took about 5.7 ms from its start, and the sign-in lookup ran slower
+beside it. Net, at one request at a time it took 1.0 ms off the time to first token at the
+median (1.3 ms off the first event), against the same code embedding after the rate limit
+(an interleaved A/B of 120 rounds, issue 17). When another one
 is in flight the embedding starts after the chain's first layers, as before: a caller who
 is then refused (no session, rate limited) never costs more than one embedding at a time
 per worker, and a busy worker spends no CPU on work it may throw away.
