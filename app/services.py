@@ -8,6 +8,7 @@ from authlib.integrations.starlette_client import StarletteOAuth2App
 from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.auth.recent import RecentCredentials
 from app.caps.overload import AdmissionGate
 from app.caps.ratelimit import RateLimiter
 from app.guardrails.attacks import AttackIndex
@@ -39,3 +40,5 @@ class Services:
     # Query embeddings in flight in this worker: a chat's starts before its sign-in when
     # none is (app/rag/query_embedding.py)
     query_embeddings: QueryEmbeddings = field(default_factory=QueryEmbeddings)
+    # Credentials signed in on this worker lately: the early embedding's hint (app/auth/recent.py)
+    recent_credentials: RecentCredentials = field(default_factory=RecentCredentials)

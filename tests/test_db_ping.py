@@ -178,3 +178,30 @@ def test_an_idempotent_lookup_that_fails_on_a_live_connection_is_not_run_again(
             await engine.dispose()
 
     asyncio.run(go())
+
+
+def test_a_sign_in_whose_connection_was_dropped_is_looked_up_again(
+    start_app,
+    new_database,  # type: ignore[no-untyped-def]
+) -> None:
+    """The app's sign-in lookup (app/deps.py through `run_idempotent`): with no idle check
+    at all, a connection dropped while it sat in the pool costs the request nothing. A
+    plain statement on such a connection answers 503 (the test above)."""
+    url = new_database()
+    server = start_app(database_url=url, db_ping_after_idle_s=3600)
+    name = make_url(url).database
+    admin = make_sync_engine(make_url(url).set(database="postgres").render_as_string(False))
+    with sign_in(server.url, "dropped@example.test") as client:
+        assert client.get("/api/me").status_code == 200
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            pids = conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = :name"), {"name": name}
+            ).scalars()
+            ended = list(pids)
+            assert ended  # the app's pooled connections
+            for pid in ended:
+                conn.execute(text("SELECT pg_terminate_backend(:pid, 30000)"), {"pid": pid})
+        me = client.get("/api/me")
+        assert me.status_code == 200, me.text
+        assert me.json()["email"] == "dropped@example.test"
+    admin.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
+from app.auth.recent import RecentCredentials
+from app.auth.sessions import SESSION_COOKIE
 from app.localmodel.runner import BackgroundServer
 from app.main import create_app
 from app.rag.embedder import Embedder
@@ -75,21 +78,29 @@ def test_no_early_embedding_for_a_request_the_route_refuses(
     server, services = app_and_services
     embeddings = services.query_embeddings
     before = embeddings.started
+    asked = {"message": QUESTION}
     with httpx.Client(base_url=server.url, timeout=30) as anonymous:
-        refused = anonymous.post("/api/chat", json={"message": QUESTION})
-        assert refused.status_code == 401
+        assert anonymous.post("/api/chat", json=asked).status_code == 401
+        # Made-up credentials of the right shape: never signed in here, so nothing starts.
+        forged = {"Authorization": "Bearer rs_" + "x" * 40}
+        assert anonymous.post("/api/chat", json=asked, headers=forged).status_code == 401
+        anonymous.cookies.set(SESSION_COOKIE, "y" * 43)
+        assert anonymous.post("/api/chat", json=asked).status_code == 401
     with sign_in(server.url, "early@example.com") as client:
         assert client.post("/api/chat", json={"message": ""}).status_code == 422
-        assert client.post("/api/chat", content=b"{not json").status_code == 422
+        not_json = {"content-type": "text/plain"}
+        assert (
+            client.post("/api/chat", content=json.dumps(asked), headers=not_json).status_code == 422
+        )
+        json_type = {"content-type": "application/json"}
+        assert client.post("/api/chat", content=b"{not json", headers=json_type).status_code == 422
+        too_deep = b"[" * 5000  # past json's recursion limit: 400 from FastAPI's own parse
+        assert client.post("/api/chat", content=too_deep, headers=json_type).status_code == 400
         too_long = "x" * (services.settings.max_message_chars + 1)
         assert client.post("/api/chat", json={"message": too_long}).status_code == 413
+        too_many = services.settings.llm_max_tokens + 1
+        assert client.post("/api/chat", json={**asked, "max_tokens": too_many}).status_code == 413
     assert embeddings.started == before
-
-
-def _block(executor: ThreadPoolExecutor) -> threading.Event:
-    release = threading.Event()
-    executor.submit(release.wait)
-    return release
 
 
 def test_starts_early_only_when_no_other_embedding_is_in_flight(embedder: Embedder) -> None:
@@ -134,3 +145,40 @@ def test_an_unused_embedding_that_failed_is_dropped_quietly(embedder: Embedder) 
 
     asyncio.run(check())
     assert reported == []
+
+
+def test_a_cancelled_wait_leaves_the_embedding_to_finish(embedder: Embedder) -> None:
+    async def check() -> None:
+        executor = ThreadPoolExecutor(1)  # held below: the embedding waits in its queue
+        asyncio.get_running_loop().set_default_executor(executor)
+        embeddings = QueryEmbeddings()
+        release = threading.Event()
+        executor.submit(release.wait)
+        try:
+            started = embeddings.start(embedder, "first")
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0):  # cancels the wait once it has begun
+                    await started.vector()
+        finally:
+            release.set()
+        await asyncio.wait([started.future])
+        assert not started.future.cancelled()  # the queued job ran all the same
+        assert embeddings.in_flight == 0
+        assert embeddings.start_if_idle(embedder, "second") is not None
+
+    asyncio.run(check())
+
+
+def test_recent_credentials_expire_and_are_bounded() -> None:
+    now = [0.0]
+    recent = RecentCredentials(size=2, ttl_s=10, clock=lambda: now[0])
+    recent.signed_in("a")
+    assert "a" in recent and "b" not in recent
+    now[0] = 9.9
+    assert "a" in recent
+    now[0] = 10.0
+    assert "a" not in recent  # expired
+    recent.signed_in("a")
+    recent.signed_in("b")
+    recent.signed_in("c")  # past the size: the least recent, "a", goes
+    assert "a" not in recent and "b" in recent and "c" in recent

@@ -6,9 +6,10 @@ a fresh database migrated to head with the real migrations:
 1. Alembic's autogenerate comparison (tables, columns, types, nullability, server defaults,
    index and unique-constraint columns, foreign keys) finds nothing to change.
 2. What autogenerate does not compare (an index's method, operator class, WITH options,
-   INCLUDE columns and partial predicate; check constraints; generated-column expressions)
-   is compared in PostgreSQL's own words: a second, empty database gets the models'
-   `Base.metadata.create_all`, and both databases' catalogs must say the same.
+   INCLUDE columns and partial predicate; check constraints; generated-column expressions;
+   a column's storage) is compared in PostgreSQL's own words: a second, empty database
+   gets the models' `Base.metadata.create_all`, and both databases' catalogs must say the
+   same.
 
 No object is left out of either comparison. The migrations' SQL functions (ragship_reserve,
 ragship_take, ...) have no model and are not looked at: they are not tables.
@@ -45,7 +46,7 @@ _CONSTRAINTS = text(
 # a migration's ADD COLUMN appends where a model may declare it in the middle).
 _COLUMNS = text(
     "SELECT a.attrelid::regclass::text, a.attname, format_type(a.atttypid, a.atttypmod), "
-    "a.attnotnull, a.attgenerated, pg_get_expr(d.adbin, d.adrelid) "
+    "a.attnotnull, a.attgenerated, a.attstorage, pg_get_expr(d.adbin, d.adrelid) "
     "FROM pg_attribute a JOIN pg_class t ON t.oid = a.attrelid "
     "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
     "WHERE t.relnamespace = 'public'::regnamespace AND t.relkind = 'r' "

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
+    DDL,
     REAL,
     BigInteger,
     Computed,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    event,
     text,
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
@@ -70,6 +72,13 @@ class Chunk(Base):
         ),
         Index("ix_chunks_tsv", "tsv", postgresql_using="gin"),
     )
+
+
+# The tsvector kept in the row (migration 0025, docs/retrieval.md); SQLAlchemy has no
+# column option for a column's storage.
+event.listen(
+    Chunk.__table__, "after_create", DDL("ALTER TABLE chunks ALTER COLUMN tsv SET STORAGE MAIN")
+)
 
 
 class CorpusDigest(Base):

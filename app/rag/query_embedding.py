@@ -11,8 +11,9 @@ beside it. Net, at one request at a time it took 1.0 ms off the time to first to
 median (1.3 ms off the first event), against the same code embedding after the rate limit
 (an interleaved A/B of 120 rounds, issue 17). When another one
 is in flight the embedding starts after the chain's first layers, as before: a caller who
-is then refused (no session, rate limited) never costs more than one embedding at a time
-per worker, and a busy worker spends no CPU on work it may throw away.
+is then refused (a signed-out session, rate limited) never costs more than one embedding at a time
+per worker, and a busy worker spends no CPU on work it may throw away. Only a credential
+that signed in on this worker lately starts one early (app/auth/recent.py).
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ class StartedEmbedding:
 
     async def vector(self) -> list[float]:
         """The unit vector (384 floats for MiniLM); raises what `embed_one` raised.
-        Cancelling the wait leaves the thread to finish on its own."""
-        return await self.future
+        Cancelling the wait leaves the embedding to run and finish (shielded: cancelling
+        the future itself would drop a job still queued, whose count would then never go
+        back down)."""
+        return await asyncio.shield(self.future)
 
 
 class QueryEmbeddings:

@@ -76,20 +76,34 @@ async def _sse(
 async def early_embedding(request: Request, services: ServicesDep) -> StartedEmbedding | None:
     """The question's embedding, started before the caller is signed in: FastAPI solves the
     route's dependencies in the order of its parameters, and this one comes before the
-    sign-in's (app/rag/query_embedding.py says what it saves). Only for a request that
-    carries a credential (a session cookie or an Authorization header), a body the route
-    will take (FastAPI has read and parsed it by now; validated here as the route will) and
-    a question within the input bounds, and only when no other query embedding is in flight
-    in this worker; None otherwise, and the route embeds the question after the chain's
-    first layers."""
-    if SESSION_COOKIE not in request.cookies and "authorization" not in request.headers:
+    sign-in's (app/rag/query_embedding.py says what it saves). Only for a credential (the
+    session cookie, else the `Authorization` header) that signed in on this worker lately
+    (app/auth/recent.py), a JSON body the route will take (FastAPI has read and parsed it
+    by now; its content type and fields are checked here as the route checks them) and a
+    question and `max_tokens` within the input bounds, and only when no other query
+    embedding is in flight in this worker. None otherwise, and the route embeds the
+    question after the chain's first layers. Never raises: whatever fails here, the route
+    answers as it would have."""
+    credential = request.cookies.get(SESSION_COOKIE) or request.headers.get("authorization")
+    if credential is None or credential not in services.recent_credentials:
+        return None
+    if not _json_content(request.headers.get("content-type", "")):
         return None
     try:
         asked = ChatRequest.model_validate(await request.json())
-        check_input_bounds(services.settings, message=asked.message, max_tokens=None)
-    except (ValueError, CapRefused):  # JSONDecodeError and ValidationError are ValueErrors
+        check_input_bounds(services.settings, message=asked.message, max_tokens=asked.max_tokens)
+    except Exception:  # bad JSON (too deep, too), a failed field, past the bounds: no early start
         return None
     return services.query_embeddings.start_if_idle(services.embedder, asked.message)
+
+
+def _json_content(content_type: str) -> bool:
+    """Whether FastAPI reads a body of this content type as JSON: application/json or
+    application/*+json (with `strict_content_type`, its default, it refuses any other)."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
 
 
 EarlyEmbeddingDep = Annotated[StartedEmbedding | None, Depends(early_embedding)]
