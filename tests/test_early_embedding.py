@@ -103,19 +103,26 @@ def test_no_early_embedding_for_a_request_the_route_refuses(
     assert embeddings.started == before
 
 
+def _one_held_thread() -> threading.Event:
+    """The running loop's default executor made one thread, busy until the event is set
+    (set it in a `finally`: the loop's end waits for the executor)."""
+    executor = ThreadPoolExecutor(1)
+    asyncio.get_running_loop().set_default_executor(executor)
+    release = threading.Event()
+    executor.submit(release.wait)
+    return release
+
+
 def test_starts_early_only_when_no_other_embedding_is_in_flight(embedder: Embedder) -> None:
     async def check() -> None:
-        executor = ThreadPoolExecutor(1)  # one thread, held below: a started embedding waits
-        asyncio.get_running_loop().set_default_executor(executor)
+        release = _one_held_thread()  # a started embedding waits in the executor's queue
         embeddings = QueryEmbeddings()
-        release = threading.Event()
-        executor.submit(release.wait)
         try:
             waiting = embeddings.start(embedder, "first")
             assert embeddings.in_flight == 1
             assert embeddings.start_if_idle(embedder, "second") is None
         finally:
-            release.set()  # else the failed test waits for the executor at the loop's end
+            release.set()
         assert await waiting.vector() == embedder.embed_one("first")
         assert embeddings.in_flight == 0
         early = embeddings.start_if_idle(embedder, "second")
@@ -149,11 +156,8 @@ def test_an_unused_embedding_that_failed_is_dropped_quietly(embedder: Embedder) 
 
 def test_a_cancelled_wait_leaves_the_embedding_to_finish(embedder: Embedder) -> None:
     async def check() -> None:
-        executor = ThreadPoolExecutor(1)  # held below: the embedding waits in its queue
-        asyncio.get_running_loop().set_default_executor(executor)
+        release = _one_held_thread()  # a started embedding waits in the executor's queue
         embeddings = QueryEmbeddings()
-        release = threading.Event()
-        executor.submit(release.wait)
         try:
             started = embeddings.start(embedder, "first")
             with pytest.raises(TimeoutError):
