@@ -107,14 +107,20 @@ def test_zero_checks_every_connection_before_every_use(ping_url: str) -> None:
     admin.dispose()
 
 
+def _app_on_its_own_database(start_app, new_database):  # type: ignore[no-untyped-def]
+    """An app (no idle check: DB_PING_AFTER_IDLE_S 3600) on a new database; the database's
+    name, and an engine on the server's `postgres` database to end its backends from."""
+    url = new_database()
+    server = start_app(database_url=url, db_ping_after_idle_s=3600)
+    admin = make_sync_engine(make_url(url).set(database="postgres").render_as_string(False))
+    return server, make_url(url).database, admin
+
+
 def test_a_database_that_cannot_serve_is_a_503_with_retry_after_then_service_resumes(
     start_app,
     new_database,  # type: ignore[no-untyped-def]
 ) -> None:
-    url = new_database()
-    server = start_app(database_url=url, db_ping_after_idle_s=3600)
-    name = make_url(url).database
-    admin = make_sync_engine(make_url(url).set(database="postgres").render_as_string(False))
+    server, name, admin = _app_on_its_own_database(start_app, new_database)
     with sign_in(server.url, "dbdown@example.test") as client:
         assert client.get("/api/me").status_code == 200
         with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -195,10 +201,7 @@ def test_a_sign_in_whose_connection_was_dropped_is_looked_up_again(
     """The app's sign-in lookup (app/deps.py through `run_idempotent`): with no idle check
     at all, a connection dropped while it sat in the pool costs the request nothing. A
     statement of its own on such a connection fails once (the first test)."""
-    url = new_database()
-    server = start_app(database_url=url, db_ping_after_idle_s=3600)
-    name = make_url(url).database
-    admin = make_sync_engine(make_url(url).set(database="postgres").render_as_string(False))
+    server, name, admin = _app_on_its_own_database(start_app, new_database)
     with sign_in(server.url, "dropped@example.test") as client:
         assert client.get("/api/me").status_code == 200
         with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
