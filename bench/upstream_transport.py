@@ -1,12 +1,14 @@
 """Reading a streamed answer from the upstream: the `openai` SDK's default httpx2 transport
-against its aiohttp one (`DefaultAioHttpClient`, what `app/llm/client.py` uses).
+against its aiohttp one (`DefaultAioHttpClient`, what `app/llm/client.py` uses), and a
+floor for both: the same request on a bare `aiohttp` session, no SDK, its stream split
+into SSE lines here and each chunk parsed with `json.loads`, as the SDK parses it.
 
 The upstream is the built-in local model in its own process, paced at 20 ms a piece
 (bench/procs.py `start_model`). Each side sends the request `LLMClient.stream_chat` sends
 (the same SDK call, body and `stream_options`) for a prompt built by `app/rag/prompt.py`
 from a page of the docs, capped at MAX_TOKENS (about 64 chunks, as issue 17's upstream),
-and reads the stream to its end. Rounds alternate between the two transports (ABBA:
-neither always goes first), each on a fresh client.
+and reads the stream to its end. Rounds take the sides in turn, forwards then backwards
+(ABC, CBA: none always goes first), each on a fresh client.
 
 Columns: the event loop's own CPU time per answer (`time.thread_time`; this process holds
 only the client, so that is what the transport costs the app's loop), the time to the
@@ -18,9 +20,13 @@ and the first chunk there measure the model as much as the client.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import aiohttp
 import openai
 
 from app.rag.prompt import build_messages
@@ -35,7 +41,12 @@ PLAN = {1: 20, 50: 200}  # concurrency: answers per side per round
 MAX_TOKENS = 108  # about 64 chunks of the local model's answer to QUESTION
 QUESTION = "How do I ingest PDF files?"
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "ingest.md"
-SIDES = ("httpx2 (the SDK's default)", "aiohttp (DefaultAioHttpClient)")
+SIDES = (
+    "httpx2 (the SDK's default)",
+    "aiohttp (DefaultAioHttpClient)",
+    "aiohttp alone, no SDK (a floor)",
+)
+Answer = Callable[[Callable[[], None]], Awaitable[None]]  # reads one answer, calling back per chunk
 
 
 def _body() -> dict[str, object]:
@@ -47,15 +58,52 @@ def _body() -> dict[str, object]:
             "stream_options": {"include_usage": True}}  # fmt: skip
 
 
-def _client(url: str, side: str) -> openai.AsyncOpenAI:
-    transport = openai.DefaultAioHttpClient(timeout=60) if side.startswith("aiohttp") else None
-    return openai.AsyncOpenAI(
+@asynccontextmanager
+async def _client(url: str, side: str, body: dict[str, object]) -> AsyncIterator[Answer]:
+    """A fresh client for ``side``, as a function that reads one answer to ``body``."""
+    if side == SIDES[2]:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+            yield lambda chunk: _bare(session, f"{url}/v1/chat/completions", body, chunk)
+        return
+    transport = openai.DefaultAioHttpClient(timeout=60) if side == SIDES[1] else None
+    async with openai.AsyncOpenAI(
         base_url=f"{url}/v1", api_key="bench", max_retries=0, timeout=60, http_client=transport
-    )
+    ) as client:
+        yield lambda chunk: _sdk(client, body, chunk)
+
+
+async def _sdk(
+    client: openai.AsyncOpenAI, body: dict[str, object], chunk: Callable[[], None]
+) -> None:
+    """The call `LLMClient._attempt` makes (app/llm/client.py)."""
+    stream = await client.post(
+        "/chat/completions", body=body, cast_to=object, stream=True,
+        stream_cls=openai.AsyncStream[object],
+    )  # fmt: skip
+    async with stream:
+        async for _ in stream:
+            chunk()
+
+
+async def _bare(
+    session: aiohttp.ClientSession, url: str, body: dict[str, object], chunk: Callable[[], None]
+) -> None:
+    """The same request without the SDK: each `data:` line up to `[DONE]` parsed as JSON."""
+    headers = {"Authorization": "Bearer bench"}
+    async with session.post(url, json=body, headers=headers) as response:
+        response.raise_for_status()
+        async for line in response.content:
+            if not line.startswith(b"data:"):
+                continue
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                break
+            json.loads(data)
+            chunk()
 
 
 async def _round(
-    client: openai.AsyncOpenAI, body: dict[str, object], concurrency: int, n: int
+    answer: Answer, concurrency: int, n: int
 ) -> tuple[list[float], float, float, float]:
     """(first-chunk times, loop CPU per answer, answers per second, chunks per answer)."""
     gate = asyncio.Semaphore(concurrency)
@@ -63,20 +111,18 @@ async def _round(
     chunks = 0
 
     async def one() -> None:
-        nonlocal chunks
+        first = True
+
+        def chunk() -> None:
+            nonlocal chunks, first
+            if first:
+                firsts.append(time.perf_counter() - started)
+                first = False
+            chunks += 1
+
         async with gate:
             started = time.perf_counter()
-            stream = await client.post(
-                "/chat/completions", body=body, cast_to=object, stream=True,
-                stream_cls=openai.AsyncStream[object],
-            )  # fmt: skip
-            first = True
-            async with stream:
-                async for _ in stream:
-                    if first:
-                        firsts.append(time.perf_counter() - started)
-                        first = False
-                    chunks += 1
+            await answer(chunk)
 
     used, started = time.thread_time(), time.perf_counter()
     await asyncio.gather(*(one() for _ in range(n)))
@@ -89,10 +135,10 @@ async def _measure(url: str) -> dict[tuple[int, str], list[tuple[list[float], fl
     results: dict[tuple[int, str], list[tuple[list[float], float, float]]] = {}
     for turn in range(ROUNDS):
         for concurrency, n in PLAN.items():
-            for side in SIDES if turn % 2 == 0 else SIDES[::-1]:  # ABBA: neither always first
-                async with _client(url, side) as client:
-                    await _round(client, body, min(concurrency, 5), 10)  # connections, caches
-                    firsts, cpu, rate, chunks = await _round(client, body, concurrency, n)
+            for side in SIDES if turn % 2 == 0 else SIDES[::-1]:  # ABC, CBA: none always first
+                async with _client(url, side, body) as answer:
+                    await _round(answer, min(concurrency, 5), 10)  # connections, caches
+                    firsts, cpu, rate, chunks = await _round(answer, concurrency, n)
                 results.setdefault((concurrency, side), []).append((firsts, cpu, rate))
                 results.setdefault((0, "chunks"), []).append(([], chunks, 0.0))
     return results
@@ -100,7 +146,7 @@ async def _measure(url: str) -> dict[tuple[int, str], list[tuple[list[float], fl
 
 def run() -> list[Table]:
     table = Table(
-        "Reading the upstream's stream: the SDK's httpx2 transport against its aiohttp one",
+        "Reading the upstream's stream: the SDK's httpx2 transport, its aiohttp one, and no SDK",
         ["concurrency", "transport", "answers", "loop CPU ms/answer (rounds)",
          "first chunk p50/p95 ms", "answers/s (rounds)"],
     )  # fmt: skip
@@ -117,7 +163,7 @@ def run() -> list[Table]:
         )  # fmt: skip
     chunks = sorted({round(r[1]) for r in results[(0, "chunks")]})
     table.notes += [
-        f"{ROUNDS} rounds, the transports alternating (ABBA); chunks per answer: {chunks} "
+        f"{ROUNDS} rounds, the sides in turn (ABC, CBA); chunks per answer: {chunks} "
         f"(max_tokens {MAX_TOKENS}, the local model at 20 ms a piece in its own process)",
         "loop CPU: this process's event-loop thread, which holds only the client",
     ]
