@@ -4,11 +4,13 @@ floor for both: the same request on a bare `aiohttp` session, no SDK, its stream
 into SSE lines here and each chunk parsed with `json.loads`, as the SDK parses it.
 
 The upstream is the built-in local model in its own process, paced at 20 ms a piece
-(bench/procs.py `start_model`). Each side sends the request `LLMClient.stream_chat` sends
-(the same SDK call, body and `stream_options`) for a prompt built by `app/rag/prompt.py`
-from a page of the docs, capped at MAX_TOKENS (about 64 chunks, as issue 17's upstream),
-and reads the stream to its end. Rounds take the sides in turn, forwards then backwards
-(ABC, CBA: none always goes first), each on a fresh client.
+(bench/procs.py `start_model`). Every side sends the body `LLMClient.stream_chat` sends
+(the SDK sides with its very call; the floor as plain JSON on the same connection pool
+rules: kept alive, each response read to its end so its connection goes back to the pool)
+for a prompt built by `app/rag/prompt.py` from a page of the docs, capped at MAX_TOKENS
+(about 64 chunks, as issue 17's upstream), and reads the stream to its end. Rounds take
+the sides in turn, forwards then backwards (ABC, CBA: none always goes first), each on a
+fresh client.
 
 Columns: the event loop's own CPU time per answer (`time.thread_time`; this process holds
 only the client, so that is what the transport costs the app's loop), the time to the
@@ -88,16 +90,20 @@ async def _sdk(
 async def _bare(
     session: aiohttp.ClientSession, url: str, body: dict[str, object], chunk: Callable[[], None]
 ) -> None:
-    """The same request without the SDK: each `data:` line up to `[DONE]` parsed as JSON."""
+    """The same request without the SDK: each `data:` line before `[DONE]` parsed as JSON.
+    The body is read to its end, as the SDK reads it: aiohttp closes a connection whose
+    response was left unfinished instead of pooling it."""
     headers = {"Authorization": "Bearer bench"}
+    done = False
     async with session.post(url, json=body, headers=headers) as response:
         response.raise_for_status()
         async for line in response.content:
-            if not line.startswith(b"data:"):
+            data = line[5:].strip() if line.startswith(b"data:") else None
+            if done or data is None:
                 continue
-            data = line[5:].strip()
             if data == b"[DONE]":
-                break
+                done = True
+                continue
             json.loads(data)
             chunk()
 
