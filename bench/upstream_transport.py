@@ -5,8 +5,8 @@ into SSE lines here and each chunk parsed with `json.loads`, as the SDK parses i
 
 The upstream is the built-in local model in its own process, paced at 20 ms a piece
 (bench/procs.py `start_model`). Every side sends the body `LLMClient.stream_chat` sends
-(the SDK sides with its very call; the floor as plain JSON on the same connection pool
-rules: kept alive, each response read to its end so its connection goes back to the pool)
+(the SDK sides with its very call; the floor as plain JSON, on connections kept alive,
+each response read to its end so that its connection goes back to the pool)
 for a prompt built by `app/rag/prompt.py` from a page of the docs, capped at MAX_TOKENS
 (about 64 chunks, as issue 17's upstream), and reads the stream to its end. Rounds take
 the sides in turn, forwards then backwards (ABC, CBA: none always goes first), each on a
