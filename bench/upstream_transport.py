@@ -91,7 +91,7 @@ async def _bare(
     session: aiohttp.ClientSession, url: str, body: dict[str, object], chunk: Callable[[], None]
 ) -> None:
     """The same request without the SDK: each `data:` line before `[DONE]` parsed as JSON.
-    The body is read to its end, as the SDK reads it: aiohttp closes a connection whose
+    The body is read to its end, as the SDK reads it: aiohttp may close a connection whose
     response was left unfinished instead of pooling it."""
     headers = {"Authorization": "Bearer bench"}
     done = False
