@@ -89,7 +89,7 @@ async def get_current_user(request: Request, services: ServicesDep) -> CurrentUs
     )
     if signed_in is None:
         raise NotSignedIn()
-    services.recent_credentials.signed_in(token)
+    services.recent_credentials.signed_in(token, signed_in.user_id)
     if request.method not in SAFE_METHODS:
         require_csrf(request, settings, signed_in.csrf_token)
     return CurrentUser(
@@ -127,7 +127,7 @@ async def get_api_user(request: Request, services: ServicesDep) -> CurrentUser:
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
     CALLER_TOKEN.set(caller.token_id)  # recorded with each call this request makes
-    services.recent_credentials.signed_in(header)
+    services.recent_credentials.signed_in(header, caller.user_id)
     return CurrentUser(
         id=caller.user_id,
         email=caller.email,

@@ -8,7 +8,8 @@ deploy image's onnxruntime embedder), `onnx2` (the same, two worker processes),
 `onnx8` / `onnx8x2` (those two with EMBEDDING_ONNX_PRECISION=int8), `onnxidle` (`onnx`
 with EMBED_IDLE_THREADS=2: a query with no other in flight on two threads), and `onnx8gil5` /
 `onnx8x2gil5` (`onnx8` / `onnx8x2` with GIL_SWITCH_INTERVAL_MS=5, CPython's default), and
-`onnx8exact` / `onnx8x2exact` (EARLY_RESERVATION=false: the reservation after retrieval). Each
+`onnx8exact` / `onnx8x2exact` (EARLY_RESERVATION=false: the reservation after retrieval), and
+`onnx8serial` / `onnx8x2serial` (IDLE_OVERLAP=false: the rate limit after the sign-in). Each
 exports its spans to a small OTLP receiver here, which gives the split of the work done
 before the first event (rate limit, retrieval, reservation). Rounds alternate: the same
 prompt straight to the upstream (the messages the app sent, read back from its `/_stats`),

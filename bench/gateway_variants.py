@@ -44,6 +44,17 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {  # name: (label, app environ
         {"EMBEDDING_BACKEND": "onnx", "EMBEDDING_ONNX_PRECISION": "int8", "WEB_CONCURRENCY": "2",
          "EARLY_RESERVATION": "false"},
     ),
+    # onnx8 and onnx8x2 with every round trip in turn, even on an idle worker (IDLE_OVERLAP).
+    "onnx8serial": (
+        "ragship (onnx int8, 1 worker, no idle overlap)",
+        {"EMBEDDING_BACKEND": "onnx", "EMBEDDING_ONNX_PRECISION": "int8",
+         "IDLE_OVERLAP": "false"},
+    ),
+    "onnx8x2serial": (
+        "ragship (onnx int8, 2 workers, no idle overlap)",
+        {"EMBEDDING_BACKEND": "onnx", "EMBEDDING_ONNX_PRECISION": "int8", "WEB_CONCURRENCY": "2",
+         "IDLE_OVERLAP": "false"},
+    ),
 }  # fmt: skip
 # The temporary PostgreSQL's max_connections (pgserver's default), less a margin for the
 # bench's own connections: every worker of every app side by side keeps its pool open.

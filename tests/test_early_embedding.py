@@ -7,6 +7,7 @@ import asyncio
 import gc
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -176,13 +177,16 @@ def test_a_cancelled_wait_leaves_the_embedding_to_finish(embedder: Embedder) -> 
 def test_recent_credentials_expire_and_are_bounded() -> None:
     now = [0.0]
     recent = RecentCredentials(size=2, ttl_s=10, clock=lambda: now[0])
-    recent.signed_in("a")
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    recent.signed_in("a", alice)
     assert "a" in recent and "b" not in recent
+    assert recent.user_of("a") == alice and recent.user_of("b") is None
     now[0] = 9.9
     assert "a" in recent
     now[0] = 10.0
-    assert "a" not in recent  # expired
-    recent.signed_in("a")
-    recent.signed_in("b")
-    recent.signed_in("c")  # past the size: the least recent, "a", goes
+    assert "a" not in recent and recent.user_of("a") is None  # expired
+    recent.signed_in("a", alice)
+    recent.signed_in("b", bob)
+    recent.signed_in("c", bob)  # past the size: the least recent, "a", goes
     assert "a" not in recent and "b" in recent and "c" in recent
+    assert recent.user_of("b") == bob

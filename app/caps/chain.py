@@ -8,7 +8,9 @@
    (with, in the same statement, the caller's writes for an admitted request: the question)
 
 Layers 3 and 4 are first sent in retrieval's own round trip, on a bound of the amount
-(app/caps/early.py); the exact reservation runs only when that one does not cover it.
+(app/caps/early.py); the exact reservation runs only when that one does not cover it. On an
+idle worker layer 2 may have run beside the sign-in already (app/caps/overlap.py): its
+outcome is taken here in its place.
 
 Every refusal is recorded in the call ledger with the layer that refused.
 """
@@ -30,6 +32,7 @@ from app.calls import record_refusal
 from app.caps import budget
 from app.caps.bounds import check_input_bounds
 from app.caps.early import EARLY, EXACT, EarlyReservation
+from app.caps.overlap import EarlyLimit
 from app.caps.ratelimit import StreamLease
 from app.caps.refusal import CapRefused
 from app.db import session_scope
@@ -75,18 +78,23 @@ async def admit(
     prepare: Callable[[EarlyReservation], Awaitable[P]],
     trace_context: Context | None = None,
     with_reservation: Callable[[P], budget.AdmittedWrites] | None = None,
+    limit: EarlyLimit | None = None,
 ) -> Admission[P]:
     """Run the chain for one request; `CapRefused` (recorded in the ledger) when a layer
     refuses. ``prepare`` gets an `EarlyReservation` it may send with its own round trip
     (app/caps/early.py); ``with_reservation`` makes, from what ``prepare`` returned, the
     writes to run in the exact reservation's statement when it is allowed (app/question.py:
-    the question)."""
+    the question). ``limit``: layer 2's outcome for ``user_id`` when it ran beside the
+    sign-in (app/caps/overlap.py), taken instead of asking the limiter."""
     settings = services.settings
     tracer = services.tracer
     try:
         tokens = check_input_bounds(settings, message=message, max_tokens=max_tokens)
         with tracer.start_as_current_span("caps.rate_limit", context=trace_context):
-            lease = await services.limiter.admit(user_id)
+            if limit is not None and limit.user_id == user_id:
+                lease = limit.take()  # the lease, or the refusal raised
+            else:
+                lease = await services.limiter.admit(user_id)
         early = EarlyReservation(user_id, tokens)
         try:
             with tracer.start_as_current_span("retrieve", context=trace_context):

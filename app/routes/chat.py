@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -20,6 +21,7 @@ from starlette.background import BackgroundTask
 from app.auth.sessions import SESSION_COOKIE
 from app.caps.bounds import check_input_bounds
 from app.caps.chain import admit, release_unused
+from app.caps.overlap import EarlyLimit, limit_beside
 from app.caps.overload import record_overload
 from app.caps.refusal import CapRefused
 from app.chat import stream_answer
@@ -32,7 +34,7 @@ from app.conversations import (
     rename_conversation,
 )
 from app.db import session_scope
-from app.deps import ApiUserDep, CurrentUser, ServicesDep
+from app.deps import ApiUserDep, CurrentUser, ServicesDep, get_api_user
 from app.feedback import MessageNotFound, give_feedback
 from app.http.event_stream import EventStream
 from app.http.params import RowId
@@ -109,23 +111,63 @@ def _json_content(content_type: str) -> bool:
 EarlyEmbeddingDep = Annotated[StartedEmbedding | None, Depends(early_embedding)]
 
 
+@dataclass(frozen=True)
+class ChatCaller:
+    """The signed-in caller, and the rate limit's outcome when it ran beside the sign-in."""
+
+    user: CurrentUser
+    limit: EarlyLimit | None
+
+
+async def chat_caller(
+    request: Request, services: ServicesDep, started: EarlyEmbeddingDep
+) -> AsyncIterator[ChatCaller]:
+    """The caller (`get_api_user`). When the question's embedding started early (a recent
+    credential, a body within the input bounds), IDLE_OVERLAP is on and no admission is in
+    flight in this worker, the rate limit runs for the credential's user during the
+    sign-in lookup (app/caps/overlap.py); a lease the request never took is given back
+    when it ends."""
+    credential = request.cookies.get(SESSION_COOKIE) or request.headers.get("authorization")
+    hint = None
+    if started is not None and credential is not None and services.settings.idle_overlap:
+        hint = services.recent_credentials.user_of(credential)
+    if hint is None or services.gate.in_flight:
+        yield ChatCaller(await get_api_user(request, services), None)
+        return
+    user, limit = await limit_beside(services.limiter, hint, get_api_user(request, services))
+    try:
+        yield ChatCaller(user, limit)
+    finally:
+        if limit is not None:
+            with anyio.CancelScope(shield=True):
+                await limit.give_back(services.limiter)
+
+
+ChatCallerDep = Annotated[ChatCaller, Depends(chat_caller)]
+
+
 @router.post("/chat", response_model=None)
 async def chat(
-    started: EarlyEmbeddingDep, body: ChatRequest, services: ServicesDep, user: ApiUserDep
+    started: EarlyEmbeddingDep, body: ChatRequest, services: ServicesDep, caller: ChatCallerDep
 ) -> EventSourceResponse | JSONResponse:
     """Answer one question as Server-Sent Events, after the cap chain admits it."""
+    user = caller.user
     try:
         slot = services.gate.enter()  # 503 at once past MAX_INFLIGHT_ADMISSIONS
     except CapRefused as refused:
         return _refusal(refused, BackgroundTask(record_overload, services, user.id))
     try:
-        return await _admit_and_stream(body, services, user, started)
+        return await _admit_and_stream(body, services, user, started, caller.limit)
     finally:
         slot.release()  # the stream runs outside the gate after its first step
 
 
 async def _admit_and_stream(
-    body: ChatRequest, services: Services, user: CurrentUser, started: StartedEmbedding | None
+    body: ChatRequest,
+    services: Services,
+    user: CurrentUser,
+    started: StartedEmbedding | None,
+    limit: EarlyLimit | None,
 ) -> EventSourceResponse:
     span = services.tracer.start_span("chat", attributes={"enduser.id": str(user.id)})
     try:
@@ -134,6 +176,7 @@ async def _admit_and_stream(
             user_id=user.id,
             message=body.message,
             max_tokens=body.max_tokens,
+            limit=limit,
             prepare=lambda early: prepare_chat(
                 services,
                 user_id=user.id,

@@ -15,6 +15,9 @@ class CapacitySettings(BaseSettings):
         ge=1,
         description="Chat requests one worker admits at once (before their first token).",
     )
+    idle_overlap: bool = Field(
+        True, description="On an idle worker, rate-limit during the sign-in lookup (docs/caps.md)."
+    )
     overload_retry_after_s: int = Field(
         1, ge=1, le=3600, description="Retry-After sent with an overload 503, seconds."
     )
