@@ -36,6 +36,7 @@ BENCHMARKS = (
     "settle_writes",
     "loop_turns",
     "gil_switch",
+    "embed_handoff",
     "retrieve_round_trips",
     "corpus_version",
     "levers",

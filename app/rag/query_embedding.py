@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import dataclass
 
 from app.rag.embedder import TextEmbedder
@@ -44,7 +45,10 @@ class QueryEmbeddings:
     """Query embeddings in flight in this worker, counted from their start until their
     thread returns (a per-process CPU hint, nothing replicas must agree on)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, handoff: bool = True) -> None:
+        """``handoff``: give the GIL up once after handing an embedding to its thread
+        (`start`); False only for `python -m bench embed_handoff`'s other side."""
+        self._handoff = handoff
         self._lock = threading.Lock()  # taken on the event loop and on the worker threads
         self._in_flight = 0
         self.started = 0  # since start, both kinds (read by tests and benchmarks)
@@ -56,7 +60,13 @@ class QueryEmbeddings:
     def start(self, embedder: TextEmbedder, text: str) -> StartedEmbedding:
         """Start embedding ``text`` on the event loop's default executor (as
         `asyncio.to_thread` does). Must run on the event loop. A result nobody awaits is
-        dropped quietly, an error too (never "exception was never retrieved")."""
+        dropped quietly, an error too (never "exception was never retrieved").
+
+        The loop's thread then gives the GIL up once (`time.sleep(0)`): the woken executor
+        thread needs it to begin, and the loop, busy with the request's next steps,
+        otherwise kept it until it next waited for I/O or for the switch interval
+        (GIL_SWITCH_INTERVAL_MS), so the embedding began about a millisecond late.
+        Measured by `python -m bench embed_handoff`."""
         loop = asyncio.get_running_loop()
         with self._lock:
             self._in_flight += 1
@@ -66,6 +76,8 @@ class QueryEmbeddings:
         except BaseException:
             self._done()
             raise
+        if self._handoff:
+            time.sleep(0)  # releases the GIL: the executor thread takes it and starts
         future.add_done_callback(_retrieved)
         return StartedEmbedding(text, future)
 
