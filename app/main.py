@@ -46,7 +46,18 @@ from app.observability.upstream_alarm import UpstreamAlarm
 from app.observability.upstream_watch import UpstreamWatch
 from app.quality.watch import QualityWatch
 from app.rag.embedder import TextEmbedder, load_embedder
-from app.routes import admin, auth, chat, dashboard, health, metrics, pages, status, tokens
+from app.routes import (
+    admin,
+    auth,
+    chat,
+    conversations,
+    dashboard,
+    health,
+    metrics,
+    pages,
+    status,
+    tokens,
+)
 from app.routes.pages import STATIC_DIR
 from app.services import Services
 from app.settings import Settings, get_settings
@@ -199,6 +210,7 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(auth.router)
     app.include_router(chat.router)
+    app.include_router(conversations.router)
     app.include_router(admin.router)
     app.include_router(tokens.router)
     app.include_router(dashboard.router)
