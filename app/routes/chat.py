@@ -79,7 +79,7 @@ async def early_embedding(request: Request, services: ServicesDep) -> StartedEmb
     embedding is in flight in this worker. None otherwise, and the route embeds the
     question after the chain's first layers. Never raises: whatever fails here, the route
     answers as it would have."""
-    credential = request.cookies.get(SESSION_COOKIE) or request.headers.get("authorization")
+    credential = _credential(request)
     if credential is None or credential not in services.recent_credentials:
         return None
     if not _json_content(request.headers.get("content-type", "")):
@@ -90,6 +90,12 @@ async def early_embedding(request: Request, services: ServicesDep) -> StartedEmb
     except Exception:  # bad JSON (too deep, too), a failed field, past the bounds: no early start
         return None
     return services.query_embeddings.start_if_idle(services.embedder, asked.message)
+
+
+def _credential(request: Request) -> str | None:
+    """The credential the hints are kept by (app/auth/recent.py): the session cookie, else
+    the `Authorization` header as sent."""
+    return request.cookies.get(SESSION_COOKIE) or request.headers.get("authorization")
 
 
 def _json_content(content_type: str) -> bool:
@@ -120,7 +126,7 @@ async def chat_caller(
     flight in this worker, the rate limit runs for the credential's user during the
     sign-in lookup (app/caps/overlap.py); a lease the request never took is given back
     when it ends."""
-    credential = request.cookies.get(SESSION_COOKIE) or request.headers.get("authorization")
+    credential = _credential(request)
     hint = None
     if started is not None and credential is not None and services.settings.idle_overlap:
         hint = services.recent_credentials.user_of(credential)
