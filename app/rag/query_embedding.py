@@ -67,11 +67,11 @@ class QueryEmbeddings:
         otherwise kept it until it next waited for I/O or for the switch interval
         (GIL_SWITCH_INTERVAL_MS), so the embedding began about a millisecond late.
         Measured by `python -m bench embed_handoff`. In the app, on two cores, the handoff
-        moves time rather than saving it: at one chat at a time the loop got the GIL back
-        0.2–0.4 ms after giving it up in about a third of requests and 1.3–3.2 ms after
-        in the rest, its sign-in lookup starting that much later while the embedding
-        finished sooner; the first event came at about the same time with and without
-        (12.7 and 12.8 ms at the median, 54 requests each: timing marks, issue 17)."""
+        moves time rather than saving it: at one chat at a time the loop's thread ran
+        again 0.2–0.4 ms after the `sleep(0)` in about a third of requests and 1.3–3.2 ms
+        after in the rest, whose sign-in lookup started that much later and whose
+        embedding finished sooner; the first event came at about the same time with and
+        without (12.7 and 12.8 ms at the median, 54 requests each: timing marks, issue 17)."""
         loop = asyncio.get_running_loop()
         with self._lock:
             self._in_flight += 1
