@@ -37,6 +37,8 @@ BENCHMARKS = (
     "loop_turns",
     "gil_switch",
     "embed_handoff",
+    "tokenize_pool",
+    "embed_cold",
     "retrieve_round_trips",
     "corpus_version",
     "levers",

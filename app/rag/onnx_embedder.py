@@ -125,10 +125,21 @@ class OnnxEmbedder:
                 self._in_flight -= 1
 
     def embed(self, texts: list[str]) -> list[list[float]]:
-        """One 384-float unit vector per text (for MiniLM), in the order given."""
+        """One 384-float unit vector per text (for MiniLM), in the order given.
+
+        One text (a query) is tokenised on the calling thread (`Tokenizer.encode`, the same
+        token ids): the batch call hands even one text to the tokenizer's thread pool
+        (rayon, a thread per core) and waits for it. Beside a thread that keeps computing in
+        Python, as a busy event loop does, the batch call made an embedding slower: p50
+        3.79 against 2.70 ms (`python -m bench tokenize_pool`). Through the whole app the
+        difference was within the run-to-run spread (docs/architecture.md, "The query
+        embedding at one request at a time"). A batch (ingest) still uses the pool."""
         if not texts:
             return []
-        encodings = self.tokenizer.encode_batch(texts)
+        if len(texts) == 1:
+            encodings = [self.tokenizer.encode(texts[0])]
+        else:
+            encodings = self.tokenizer.encode_batch(texts)
         # Longest first, as sentence-transformers batches: less padding per batch.
         order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
