@@ -1,17 +1,17 @@
 """A query embedding back to back against one after a pause, as one request at a time has.
 
 At one chat at a time a worker embeds a question, then relays an answer paced by the
-upstream for about a second, doing little. The embedding then runs on a cold cache: its
-weights (about 10 MB at int8, 40 MB at fp32) come from memory again. This times
-`embed_one` of the gateway bench's question (onnxruntime, one intra-op thread, as the
-server runs it) as the fifth call in a row, and after a pause of each length in `PAUSES`:
-asleep, or with the calling thread computing in Python (a busy pause, which touches almost
-no memory: if it is as slow as a sleep, what evicts the weights is time, the machine's
-other work, not this process's own).
+upstream for about a second, doing little. The next embedding is then slower than one
+called again and again, as if cold: its weights (about 10 MB of layers at int8, 40 MB at
+fp32) are read again. This times `embed_one` of the gateway bench's question
+(onnxruntime, one intra-op thread, as the server runs it) as the fifth call in a row, and
+after a pause of each length in `PAUSES`: asleep, or with the calling thread computing in
+Python (a busy pause, which keeps the core awake and touches almost no memory: if it is as
+slow as a sleep, the slowdown comes with time, not with this process's own work).
 
-Columns per precision: the pause, then `embed_one` p50 / p95 (ms) and its ratio to the
-call made fifth in a row (warm). Pauses alternate call by call, so that every row sees the
-same load.
+Columns per precision: the pause, the calls timed (n), then `embed_one` p50 / p95 (ms) and
+its ratio to the call made fifth in a row (warm). Pauses alternate call by call, so that
+every row sees the same load.
 """
 
 from __future__ import annotations

@@ -127,19 +127,16 @@ class OnnxEmbedder:
     def embed(self, texts: list[str]) -> list[list[float]]:
         """One 384-float unit vector per text (for MiniLM), in the order given.
 
-        One text (a query) is tokenised on the calling thread (`Tokenizer.encode`, the same
-        token ids): the batch call hands even one text to the tokenizer's thread pool
-        (rayon, a thread per core) and waits for it. Beside a thread that keeps computing in
-        Python, as a busy event loop does, the batch call made an embedding slower: p50
-        3.79 against 2.70 ms (`python -m bench tokenize_pool`). Through the whole app the
-        difference was within the run-to-run spread (docs/architecture.md, "The query
-        embedding at one request at a time"). A batch (ingest) still uses the pool."""
+        Even one text (a query) is tokenised by the batch call, which gives the GIL up
+        while it runs. `Tokenizer.encode` (the same ids) keeps it: an embedding beside a
+        thread computing in Python was faster with it (p50 2.60 against 3.84 ms), but it
+        held the GIL 1.3 ms for the longest question the input bounds allow, and through
+        the whole app the difference was within the run-to-run spread (`python -m bench
+        tokenize_pool`; docs/architecture.md, "The query embedding at one request at a
+        time")."""
         if not texts:
             return []
-        if len(texts) == 1:
-            encodings = [self.tokenizer.encode(texts[0])]
-        else:
-            encodings = self.tokenizer.encode_batch(texts)
+        encodings = self.tokenizer.encode_batch(texts)
         # Longest first, as sentence-transformers batches: less padding per batch.
         order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
