@@ -26,6 +26,7 @@ from collections.abc import Callable
 from app.rag.onnx_embedder import OnnxEmbedder
 from app.settings import Settings
 from bench.fixtures import onnx_model
+from bench.sse_client import QUESTION
 from bench.table import Table, latency
 
 NAME = "tokenize_pool"
@@ -34,7 +35,6 @@ WINDOW_S = 2.0
 WINDOWS = 3  # per side
 PACE_MS = 5.0  # one query embedding started this often
 SWITCH_INTERVAL_S = 0.001  # GIL_SWITCH_INTERVAL_MS's default
-QUESTION = "How do I ingest PDF files?"
 PAYLOAD = {"message": QUESTION * 8, "conversation_id": None, "n": list(range(50))}
 
 
@@ -121,7 +121,8 @@ def _held(embedder: OnnxEmbedder) -> Table:
     the input bounds allow (MAX_MESSAGE_CHARS), which the loop may wait through."""
     table = Table("Tokenizer.encode alone (it keeps the GIL)", ["question", "n", "p50 µs",
                                                                  "p95 µs"])  # fmt: skip
-    longest = (QUESTION + " ") * (Settings.model_fields["max_message_chars"].default // 27)
+    word = QUESTION + " "
+    longest = word * (Settings.model_fields["max_message_chars"].default // len(word))
     for label, text in {"the gateway bench's": QUESTION, f"{len(longest)} chars": longest}.items():
         took = []
         for _ in range(ENCODES):
