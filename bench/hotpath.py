@@ -7,7 +7,11 @@ embedding's torch threads.
    µs-per-word column; quadratic as one that doubles with the length.
 2. Two concurrent `embed_one` calls (as two requests do, each in its own thread) with
    torch's default threads (one per core) against `EMBED_THREADS=1`.
-3. The query vector's text for PostgreSQL (`vector_text`, once per search): one format
+3. A prompt's tokens (`count_message_tokens`, the context check before every answer): the
+   user message, five sources of the bundled docs and the question, counted whole against
+   `count_text_tokens`'s pieces, whose paragraphs come back counted; the same count
+   (asserted).
+4. The query vector's text for PostgreSQL (`vector_text`, once per search): one format
    string of float32 values against pgvector's `Vector.to_text` (each value's shortest
    double repr), on the eval questions' embeddings; both read back as the same float32s.
 """
@@ -23,14 +27,17 @@ from pgvector import Vector
 
 from app.localmodel.truncate import truncate
 from app.rag.embedder import Embedder
-from app.rag.retrieve import vector_text
-from app.tokens import count_tokens
+from app.rag.prompt import build_messages
+from app.rag.retrieve import Passage, vector_text
+from app.tokens import count_text_tokens, count_tokens
 from bench.fixtures import DOCS, shared_embedder
+from bench.sse_client import QUESTION
 from bench.table import Table, latency, ratio
 
 NAME = "hotpath"
 LENGTHS = (250, 500, 1000, 2000)
 EMBED_ROUNDS = 40
+PROMPT_ROUNDS = 400
 _PIECES = re.compile(r"\S+\s*")
 
 
@@ -117,6 +124,36 @@ def embed_table() -> Table:
     return table
 
 
+def prompt_count_table() -> Table:
+    """Each round a new prompt: five of the docs' sections (as passages: a few paragraphs
+    each) in a new combination, with a new marker code, as `prepare_chat` builds one."""
+    texts = [page.read_text() for page in sorted(DOCS.glob("*.md"))]
+    sections = [s.strip()[:1200] for t in texts for s in t.split("\n## ") if len(s) > 800]
+    sides = {"whole (before)": count_tokens, "in pieces": count_text_tokens}
+    took: dict[str, list[float]] = {label: [] for label in sides}
+    for n in range(PROMPT_ROUNDS):
+        passages = [
+            Passage(i, 1, "docs", "Guide", "A › B", "a", sections[(n * 7 + i) % 12], 0.1, 0.5)
+            for i in range(5)
+        ]
+        user = build_messages(question=QUESTION, passages=passages, history=[])[-1]["content"]
+        counts = []
+        for label, count in sides.items():
+            started = time.perf_counter()
+            counts.append(count(user))
+            took[label].append(time.perf_counter() - started)
+        assert counts[0] == counts[1]
+    table = Table(
+        f"A prompt's user message ({counts[0]} tokens, 12 sections in new combinations)",
+        ["counted", "n", "p50 µs", "p95 µs"],
+    )
+    for label, samples in took.items():
+        lat = latency(samples[PROMPT_ROUNDS // 10 :])  # the first rounds fill the cache
+        table.add(label, lat.n, f"{lat.p50 * 1e6:.0f}", f"{lat.p95 * 1e6:.0f}")
+    table.notes.append("the same count on each side (asserted, every round)")
+    return table
+
+
 def _read_back(text: str) -> np.ndarray:
     """The float32 values PostgreSQL's pgvector reads from `text` (it uses strtof)."""
     return np.array(text[1:-1].split(","), dtype=np.float32)
@@ -149,4 +186,4 @@ def vector_table() -> Table:
 
 
 def run() -> list[Table]:
-    return [token_table(), embed_table(), vector_table()]
+    return [token_table(), embed_table(), prompt_count_table(), vector_table()]
