@@ -49,8 +49,9 @@ from app.rag.context_budget import (
 )
 from app.rag.corpus_fit import CorpusFit
 from app.rag.no_context import answers_locally
-from app.rag.prompt import build_messages
+from app.rag.prompt import build_messages, new_boundary, source_segments
 from app.rag.prompt_bound import prompt_bound
+from app.rag.prompt_tokens import user_tokens
 from app.rag.query_embedding import StartedEmbedding
 from app.rag.retrieve import Passage, configured_statements, passages_of, vector_text
 from app.rag.summarise import MAX_UNSUMMARISED, Turn, fold, turns_to_fold
@@ -94,8 +95,8 @@ class PreparedChat:
     @property
     def prompt_tokens(self) -> int:
         """`messages` in prompt tokens (app/tokens.py), counted once: the reservation and
-        the charge of a stream without reported usage read it (about 0.2 ms a count for a
-        first turn's prompt whose sources' paragraphs were counted before)."""
+        the charge of a stream without reported usage read it. `prepare_chat` sets it
+        from the context check's count (app/rag/prompt_tokens.py)."""
         if self.counted_prompt_tokens is None:
             self.counted_prompt_tokens = count_message_tokens(self.messages)
         return self.counted_prompt_tokens
@@ -263,16 +264,20 @@ async def prepare_chat(
         turns = turns[folded:]
     history = fit_history([{"role": r, "content": c} for _, r, c in turns], budget.history)
     flagged, planted, source_flags = screen_sources(settings, passages)
+    asking, boundary = upstream_question(settings, question), new_boundary()
     messages = build_messages(
-        question=upstream_question(settings, question),
+        question=asking,
         passages=passages,
         history=history,
+        boundary=boundary,
         flagged=flagged,
         summary=fit_summary(summary, budget.summary),
         bot_name=settings.bot_name,
         prompt_version=route.prompt_version,
     )
-    prompt_tokens = check_fits(messages, budget)  # raises CapRefused (413)
+    segments = source_segments(passages, boundary=boundary, flagged=flagged)
+    last = user_tokens(segments, asking)  # each source's text counted once per process
+    prompt_tokens = check_fits(messages, budget, last=last)  # raises CapRefused (413)
     return PreparedChat(
         user_id=user_id,
         conversation_id=conversation,

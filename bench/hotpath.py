@@ -7,10 +7,9 @@ embedding's torch threads.
    µs-per-word column; quadratic as one that doubles with the length.
 2. Two concurrent `embed_one` calls (as two requests do, each in its own thread) with
    torch's default threads (one per core) against `EMBED_THREADS=1`.
-3. A prompt's tokens (`count_message_tokens`, the context check before every answer): the
-   user message, five sources of the bundled docs and the question, counted whole against
-   `count_text_tokens`'s pieces, whose paragraphs come back counted; the same count
-   (asserted).
+3. A prompt's last message (the sources and the question), as the context check before
+   every answer counts it: whole, against `user_tokens`'s segments with each source's
+   text counted once per process; the same count (asserted).
 4. The query vector's text for PostgreSQL (`vector_text`, once per search): one format
    string of float32 values against pgvector's `Vector.to_text` (each value's shortest
    double repr), on the eval questions' embeddings; both read back as the same float32s.
@@ -21,15 +20,18 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 from pgvector import Vector
 
 from app.localmodel.truncate import truncate
 from app.rag.embedder import Embedder
-from app.rag.prompt import build_messages
+from app.rag.prompt import build_messages, new_boundary, source_segments
+from app.rag.prompt_tokens import _text_tokens, user_tokens
 from app.rag.retrieve import Passage, vector_text
-from app.tokens import count_text_tokens, count_tokens
+from app.tokens import count_tokens
 from bench.fixtures import DOCS, shared_embedder
 from bench.sse_client import QUESTION
 from bench.table import Table, latency, ratio
@@ -37,7 +39,8 @@ from bench.table import Table, latency, ratio
 NAME = "hotpath"
 LENGTHS = (250, 500, 1000, 2000)
 EMBED_ROUNDS = 40
-PROMPT_ROUNDS = 400
+PROMPT_ROUNDS = 600
+PROMPT_SIDES = ("whole (before)", "in segments, sources counted before", "in segments, sources new")
 _PIECES = re.compile(r"\S+\s*")
 
 
@@ -125,32 +128,47 @@ def embed_table() -> Table:
 
 
 def prompt_count_table() -> Table:
-    """Each round a new prompt: five of the docs' sections (as passages: a few paragraphs
-    each) in a new combination, with a new marker code, as `prepare_chat` builds one."""
+    """Each prompt: five of the docs' sections (as passages) in a new combination, with a
+    new marker code, as `prepare_chat` builds one. In segments, twice: with the sources'
+    counts kept from the prompts before (the sections come back, as popular chunks do),
+    and, in a pass of its own, with none kept (every source new to the process)."""
     texts = [page.read_text() for page in sorted(DOCS.glob("*.md"))]
     sections = [s.strip()[:1200] for t in texts for s in t.split("\n## ") if len(s) > 800]
-    sides = {"whole (before)": count_tokens, "in pieces": count_text_tokens}
-    took: dict[str, list[float]] = {label: [] for label in sides}
+    at = len(sections)
+    prompts = []
     for n in range(PROMPT_ROUNDS):
         passages = [
-            Passage(i, 1, "docs", "Guide", "A › B", "a", sections[(n * 7 + i) % 12], 0.1, 0.5)
+            Passage(i, 1, "docs", "Guide", "A › B", "a", sections[(n * 7 + i) % at], 0.1, 0.5)
             for i in range(5)
         ]
-        user = build_messages(question=QUESTION, passages=passages, history=[])[-1]["content"]
-        counts = []
-        for label, count in sides.items():
-            started = time.perf_counter()
-            counts.append(count(user))
-            took[label].append(time.perf_counter() - started)
-        assert counts[0] == counts[1]
+        boundary = new_boundary()
+        user = build_messages(question=QUESTION, passages=passages, history=[], boundary=boundary)[
+            -1
+        ]["content"]
+        prompts.append((user, source_segments(passages, boundary=boundary)))
+    took: dict[str, list[float]] = {side: [] for side in PROMPT_SIDES}
+    for kept in (True, False):
+        for user, segments in prompts:
+            if not kept:
+                _text_tokens.cache_clear()
+            sides: dict[str, Callable[[], int]]
+            sides = {PROMPT_SIDES[0]: partial(count_tokens, user)} if kept else {}
+            sides[PROMPT_SIDES[1 if kept else 2]] = partial(user_tokens, segments, QUESTION)
+            counts = []
+            for label, count in sides.items():
+                started = time.perf_counter()
+                counts.append(count())
+                took[label].append(time.perf_counter() - started)
+            assert counts[-1] == count_tokens(user)
+    sizes = [count_tokens(user) for user, _ in prompts]
     table = Table(
-        f"A prompt's user message ({counts[0]} tokens, 12 sections in new combinations)",
+        f"A prompt's last message ({min(sizes)}-{max(sizes)} tokens; {at} sections, five a prompt)",
         ["counted", "n", "p50 µs", "p95 µs"],
     )
     for label, samples in took.items():
-        lat = latency(samples[PROMPT_ROUNDS // 10 :])  # the first rounds fill the cache
+        lat = latency(samples[PROMPT_ROUNDS // 2 :])  # every section has come back by then
         table.add(label, lat.n, f"{lat.p50 * 1e6:.0f}", f"{lat.p95 * 1e6:.0f}")
-    table.notes.append("the same count on each side (asserted, every round)")
+    table.notes.append("the same count on every side (asserted, every prompt)")
     return table
 
 

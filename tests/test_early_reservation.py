@@ -35,6 +35,7 @@ from app.rag.embedder import Embedder
 from app.rag.prompt_bound import prompt_bound
 from app.services import Services
 from app.settings import LOCAL_MODEL_ID
+from app.tokens import count_message_tokens
 from evals.cases import load_cases
 from tests.conftest import scalar
 from tests.direct import direct_services
@@ -301,6 +302,8 @@ def test_the_bound_covers_every_eval_questions_prompt_on_the_bundled_docs(
                     conversation_id=None,
                     trace_id=uuid.uuid4().hex,
                 )
+                # The check's count in segments (app/rag/prompt_tokens.py) is the whole one.
+                assert prepared.prompt_tokens == count_message_tokens(prepared.messages)
                 window = window_of(services.prices, prepared.models)
                 bound = prompt_bound(
                     settings,

@@ -135,10 +135,16 @@ def fit_summary(summary: str | None, limit: int) -> str | None:
     return summary if len(tokens) <= limit else encoding().decode(tokens[:limit])
 
 
-def check_fits(messages: list[dict[str, str]], budget: ContextBudget) -> int:
+def check_fits(
+    messages: list[dict[str, str]], budget: ContextBudget, *, last: int | None = None
+) -> int:
     """The prompt's tokens, counted before it is sent; raises `CapRefused` (413,
-    layer ``context_window``) when they exceed the input budget."""
-    tokens = count_message_tokens(messages)
+    layer ``context_window``) when they exceed the input budget. ``last``: the last
+    message's content in tokens when it was counted already (app/rag/prompt_tokens.py)."""
+    if last is None:
+        tokens = count_message_tokens(messages)
+    else:  # as count_message_tokens counts it: 3 a message
+        tokens = count_message_tokens(messages[:-1]) + MESSAGE_OVERHEAD_TOKENS + last
     if tokens > budget.max_input:
         raise CapRefused(
             CONTEXT_LAYER,
