@@ -3,7 +3,7 @@ r"""The last message's tokens, counted exactly, with each source's text counted 
 Before every answer the context check counts the whole prompt (`check_fits`). The sources
 are the corpus's chunks, and they come back for many questions. The markers around them
 hold a code that is new to every prompt (app/rag/prompt.py). Counted whole, the last
-message of a first turn took about 0.44 ms of the event loop for about 1,500 tokens.
+message of a first turn took about 0.4 ms of the event loop for about 1,500 tokens.
 `user_tokens` counts it in segments instead (`source_segments`), and keeps each source
 text's count for the process, as `text_tokens` does.
 
