@@ -21,7 +21,8 @@ installed (`pip install -e '.[bench]'`, bench/litellm_proxy.py); otherwise its r
 Columns: TTFT as the client sees it (first answer text), the first SSE event (`meta`,
 sent once the request is admitted: everything before the stream), streams per second at
 the concurrency, errors (any status but 200, or a stream not ending in `done`), and per
-step the p50/p95 of its span.
+step the p50/p95 of its span. A last table reads issue 17's targets from the run
+(bench/gateway_gate.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -51,6 +53,7 @@ from bench.fixtures import (
     temp_database,
     temp_redis,
 )
+from bench.gateway_gate import DIRECT, LITELLM, Measured, gate
 from bench.gateway_variants import MAX_CONNECTIONS, VARIANTS, variants, workers_of
 from bench.litellm_proxy import installed, litellm_proxy
 from bench.procs import start_model, stop, wait_workers
@@ -115,6 +118,7 @@ def run() -> list[Table]:
         "ragship before the first event, by step (span durations)",
         ["concurrency", "side", "step", "n", "p50 ms", "p95 ms"],
     )
+    measured: list[Measured] = []
     receiver = BackgroundServer(_receiver(spans)).start()
     with temp_database() as url, temp_redis() as redis_url, start_model() as model_url:
         ingest_corpus(url, embedder, [DOCS])
@@ -160,9 +164,10 @@ def run() -> list[Table]:
                     wait_workers(app, workers_of(name))
                 if installed():
                     with litellm_proxy(model_url, LOCAL_MODEL_ID) as litellm:
-                        _measure(apps, model_url, litellm, spans, table, split, max_tokens)
+                        _measure(apps, model_url, litellm, spans, (table, split, measured),
+                                 max_tokens)  # fmt: skip
                 else:
-                    _measure(apps, model_url, None, spans, table, split, max_tokens)
+                    _measure(apps, model_url, None, spans, (table, split, measured), max_tokens)
         finally:
             for _, _, proc in apps:
                 stop(proc)
@@ -174,7 +179,7 @@ def run() -> list[Table]:
         "added = TTFT p50/p95 minus the direct side's in the same round; sides run one "
         "after the other per concurrency: direct, LiteLLM proxy, then each ragship variant",
     ]
-    return [table, split]
+    return [table, split, gate(measured)]
 
 
 def _sign_in(app_url: str) -> tuple[httpx.Cookies, str]:
@@ -212,10 +217,10 @@ def _measure(
     model_url: str,
     litellm: tuple[str, str] | None,
     spans: list[tuple[str, float, str]],
-    table: Table,
-    split: Table,
+    out: tuple[Table, Table, list[Measured]],
     max_tokens: int,
 ) -> None:
+    table, split, measured = out
     signed_in = {app_url: _sign_in(app_url) for _, app_url, _ in apps}
     app_url = apps[-1][1]
     body = {
@@ -233,12 +238,12 @@ def _measure(
         if litellm is not None:
             asyncio.run(upstream_side(litellm[0], concurrency, n, body, lite, litellm[1]))
         base = latency(direct.ttft)
-        _row(table, concurrency, n, "direct", direct, base)
+        measured.append(_row(table, concurrency, n, DIRECT, direct, base))
         if litellm is None:
-            table.add(concurrency, "LiteLLM proxy: not installed (pip install -e '.[bench]')",
+            table.add(concurrency, f"{LITELLM}: not installed (pip install -e '.[bench]')",
                       *["-"] * 7)  # fmt: skip
         else:
-            _row(table, concurrency, n, "LiteLLM proxy", lite, base)
+            measured.append(_row(table, concurrency, n, LITELLM, lite, base))
         for label, app_url, _ in apps:
             ours = Side()
             cookies, csrf = signed_in[app_url]
@@ -248,7 +253,9 @@ def _measure(
             deadline = time.monotonic() + 30
             while sum(s[0] == "chat" for s in spans) < n and time.monotonic() < deadline:
                 time.sleep(0.5)  # the app exports its spans in batches
-            _row(table, concurrency, n, label, ours, base)
+            row = _row(table, concurrency, n, label, ours, base)
+            reserve = latency([s for name, s, _ in spans if name == "caps.reserve"])
+            measured.append(replace(row, reserve_p95_s=reserve.p95 if reserve.n else None))
             for step in STEPS:
                 took = latency([s for name, s, _ in spans if name == step])
                 split.add(concurrency, label, step, took.n, f"{took.p50 * 1000:.1f}",
@@ -272,14 +279,17 @@ def _pieces(model_url: str, body: dict[str, Any]) -> int:
             return sum(has_text(line) for line in response.iter_lines())
 
 
-def _row(table: Table, concurrency: int, n: int, label: str, side: Side, base: Any) -> None:
+def _row(table: Table, concurrency: int, n: int, label: str, side: Side, base: Any) -> Measured:
+    """Add ``side``'s row to ``table`` and return its figures for the gate."""
     ttft, first = latency(side.ttft), latency(side.first_event)
     added = f"{(ttft.p50 - base.p50) * 1000:+.1f}/{(ttft.p95 - base.p95) * 1000:+.1f}"
     table.add(
         concurrency, label, len(side.ttft), f"{ttft.p50 * 1000:.1f}",
-        f"{ttft.p95 * 1000:.1f}", "-" if label == "direct" else added,
+        f"{ttft.p95 * 1000:.1f}", "-" if label == DIRECT else added,
         f"{first.p50 * 1000:.1f}/{first.p95 * 1000:.1f}", f"{n / side.wall:.1f}", side.errors,
     )  # fmt: skip
+    added_s = None if label == DIRECT else ttft.p50 - base.p50
+    return Measured(concurrency, label, added_s, n / side.wall, side.errors)
 
 
 def paced_model() -> FastAPI:
