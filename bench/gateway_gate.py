@@ -35,8 +35,8 @@ NOT_INSTALLED = "not evaluated: LiteLLM not installed"
 @dataclass(frozen=True)
 class Measured:
     """One side at one concurrency: added TTFT p50 in seconds (None for the direct side),
-    streams that ended well per second, errors, and for a ragship side at c=50 its
-    `caps.reserve` span p95 in seconds (None when no span arrived)."""
+    streams that ended well per second, errors, and for a ragship side its `caps.reserve`
+    span p95 in seconds (None when no span arrived; the gate reads it at c=50)."""
 
     concurrency: int
     side: str
