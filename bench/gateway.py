@@ -118,7 +118,7 @@ def run() -> list[Table]:
         "ragship before the first event, by step (span durations)",
         ["concurrency", "side", "step", "n", "p50 ms", "p95 ms"],
     )
-    measured: list[Measured] = []
+    out: tuple[Table, Table, list[Measured]] = (table, split, [])
     receiver = BackgroundServer(_receiver(spans)).start()
     with temp_database() as url, temp_redis() as redis_url, start_model() as model_url:
         ingest_corpus(url, embedder, [DOCS])
@@ -164,10 +164,9 @@ def run() -> list[Table]:
                     wait_workers(app, workers_of(name))
                 if installed():
                     with litellm_proxy(model_url, LOCAL_MODEL_ID) as litellm:
-                        _measure(apps, model_url, litellm, spans, (table, split, measured),
-                                 max_tokens)  # fmt: skip
+                        _measure(apps, model_url, litellm, spans, out, max_tokens)
                 else:
-                    _measure(apps, model_url, None, spans, (table, split, measured), max_tokens)
+                    _measure(apps, model_url, None, spans, out, max_tokens)
         finally:
             for _, _, proc in apps:
                 stop(proc)
@@ -179,7 +178,7 @@ def run() -> list[Table]:
         "added = TTFT p50/p95 minus the direct side's in the same round; sides run one "
         "after the other per concurrency: direct, LiteLLM proxy, then each ragship variant",
     ]
-    return [table, split, gate(measured)]
+    return [table, split, gate(out[2])]
 
 
 def _sign_in(app_url: str) -> tuple[httpx.Cookies, str]:
@@ -290,7 +289,7 @@ def _row(table: Table, concurrency: int, n: int, label: str, side: Side, base: A
         f"{first.p50 * 1000:.1f}/{first.p95 * 1000:.1f}", f"{n / side.wall:.1f}", side.errors,
     )  # fmt: skip
     added_s = None if label == DIRECT else ttft.p50 - base.p50
-    # The gate counts the streams that ended well (`Side.ttft` holds one per such stream).
+    # The gate counts the streams that ended well: `Side.ttft` holds one per such stream.
     return Measured(concurrency, label, added_s, len(side.ttft) / side.wall, side.errors)
 
 
