@@ -50,7 +50,7 @@ def source_segments(
     passages: list[Passage], *, boundary: str, flagged: Collection[int] = ()
 ) -> list[str]:
     """`format_sources`'s text in segments that join to it: the markers and title lines
-    at the even indices, each passage's text with the line break after it at the odd ones
+    at the even indices, each passage's text with the "\\n" after it at the odd ones
     (app/rag/prompt_tokens.py counts the texts once each)."""
     if not passages:
         return ["Sources:\n(none)"]
