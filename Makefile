@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 CHROMIUM ?= /usr/bin/chromium
+# Where `make install` takes CPU PyTorch from (the Dockerfile's export stage uses the same).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 # Debian packages the deploy tests run: proxy, validators (command -> package).
 INFRA_TOOLS := caddy:caddy nginx:nginx-light shellcheck:shellcheck docker-compose:docker-compose
 # What the image test runs (rootful podman with runc: apt would pick crun, which fails here).
@@ -21,8 +23,10 @@ install: $(STAMP) ## Create .venv and install ragship with its dev tools
 $(STAMP): pyproject.toml infra/requirements.lock infra/torch.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# CPU PyTorch first: otherwise sentence-transformers pulls a multi-GB CUDA build.
-	$(PY) -m pip install --quiet torch==2.13.0
+	# CPU PyTorch first, from PyTorch's CPU index: on Linux, PyPI's torch is the multi-GB CUDA
+	# build, which sentence-transformers would pull. The index's version (+cpu) outranks PyPI's;
+	# --no-deps keeps torch's dependencies on PyPI, installed with the rest below.
+	$(PY) -m pip install --quiet --no-deps --extra-index-url $(TORCH_INDEX) torch==2.13.0
 	# The locks as constraints: the same versions as the image, whatever PyPI released since
 	# (torch's own pin names the CPU index's local version, +cpu: the line above installs it).
 	grep -v '^torch==' infra/torch.lock > $(VENV)/torch-constraints.txt
