@@ -91,7 +91,7 @@ def test_no_early_embedding_for_a_request_the_route_refuses(
         assert client.post("/api/chat", json={"message": ""}).status_code == 422
         not_json = {"content-type": "text/plain"}
         assert (
-            client.post("/api/chat", content=json.dumps(asked), headers=not_json).status_code == 422
+            client.post("/api/chat", content=json.dumps(asked), headers=not_json).status_code == 415
         )
         json_type = {"content-type": "application/json"}
         assert client.post("/api/chat", content=b"{not json", headers=json_type).status_code == 422

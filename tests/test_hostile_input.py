@@ -19,6 +19,7 @@ import pytest
 from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 
+from app.http.errors import NOT_JSON
 from app.localmodel.runner import BackgroundServer
 from app.main import create_app
 from tests.conftest import make_settings, scalar, sign_in
@@ -97,6 +98,12 @@ def _fill(path: str, value: str = "1") -> str:
     return re.sub(r"\{(\w+)\}", value, path)
 
 
+def _takes_form(route: APIRoute) -> bool:
+    return route.body_field is not None and any(
+        type(p.field_info).__name__ == "Form" for p in route.dependant.body_params
+    )
+
+
 def _body_fields(route: APIRoute) -> list[str]:
     body = route.body_field
     if body is None:
@@ -123,11 +130,7 @@ def test_every_route_survives_hostile_values(
                 url = f"{_fill(route.path)}?{name}={value}"
                 _send(admin, method, url, f"{method} {route.path} ?{name}={value}")
                 sent += 1
-        form = (
-            bool(route.dependant.body_params)
-            and route.body_field is not None
-            and any(type(p.field_info).__name__ == "Form" for p in route.dependant.body_params)
-        )
+        form = _takes_form(route)
         for name in _body_fields(route):
             for value in JSON_VALUES:
                 what = f"{method} {route.path} {name}={value}"
@@ -240,3 +243,26 @@ def test_settings_reject_non_finite_numbers() -> None:
     for value in ("nan", "inf", "-inf"):
         with pytest.raises(ValueError):
             make_settings(llm_temperature=value)
+
+
+def test_a_json_route_sent_another_type_says_to_send_json(
+    admin: httpx.Client, routes: list[tuple[str, APIRoute]]
+) -> None:
+    """curl's `-d` alone sends a form: every route that takes a JSON object answers 415 with
+    what to send, where FastAPI said only "Input should be a valid dictionary or object"."""
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    checked = []
+    for method, route in routes:
+        body = route.body_field
+        takes_object = body is not None and hasattr(body.field_info.annotation, "model_fields")
+        if not takes_object or _takes_form(route) or route.path == "/auth/logout":
+            continue
+        for headers in (form, {"Content-Type": "text/plain; charset=utf-8"}):
+            answer = admin.request(method, _fill(route.path), content=b"name=x", headers=headers)
+            assert answer.status_code == 415, (route.path, answer.status_code, answer.text)
+            assert answer.json() == {"detail": NOT_JSON}
+        # JSON that is not an object is still the 422 that names the field
+        answer = admin.request(method, _fill(route.path), json=["x"])
+        assert answer.status_code == 422, route.path
+        checked.append(route.path)
+    assert {"/api/chat", "/api/tokens"} <= set(checked)

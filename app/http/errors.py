@@ -39,11 +39,33 @@ def json_safe(value: Any) -> Any:
     return clean_text(repr(value))
 
 
+NOT_JSON = "Send the body as JSON, with the header Content-Type: application/json."
+
+
+def is_json_type(content_type: str) -> bool:
+    """Whether FastAPI reads a body of this Content-Type as JSON: application/json or
+    application/*+json, parameters ignored (with `strict_content_type`, its default, it
+    reads no other as JSON)."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+
+
 async def validation_error(request: Request, exc: Exception) -> Response:
+    """422 with FastAPI's error list made JSON-safe; 415 with `NOT_JSON` when a route that
+    takes a JSON object got a body of another type (curl's `-d` alone sends a form), which
+    FastAPI reports only as "Input should be a valid dictionary or object"."""
     assert isinstance(exc, RequestValidationError)
+    raw = exc.errors()
+    declared = request.headers.get("content-type")
+    if declared is not None and not is_json_type(declared):
+        if any(e.get("type") == "model_attributes_type" and tuple(e.get("loc", ())) == ("body",)
+               for e in raw):  # fmt: skip
+            return JSONResponse({"detail": NOT_JSON}, status_code=415)
     errors = [
         {k: json_safe(v) for k, v in error.items() if k in ("type", "loc", "msg", "input")}
-        for error in exc.errors()
+        for error in raw
     ]
     return JSONResponse({"detail": errors}, status_code=422)
 

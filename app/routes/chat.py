@@ -30,6 +30,7 @@ from app.conversations import (
     ConversationNotFound,
 )
 from app.deps import CurrentUser, ServicesDep, get_api_user
+from app.http.errors import is_json_type
 from app.http.event_stream import EventStream
 from app.observability.tracing import trace_id_of
 from app.prepare import ChatEvent, prepare_chat
@@ -82,7 +83,7 @@ async def early_embedding(request: Request, services: ServicesDep) -> StartedEmb
     credential = _credential(request)
     if credential is None or credential not in services.recent_credentials:
         return None
-    if not _json_content(request.headers.get("content-type", "")):
+    if not is_json_type(request.headers.get("content-type", "")):
         return None
     try:
         asked = ChatRequest.model_validate(await request.json())
@@ -96,15 +97,6 @@ def _credential(request: Request) -> str | None:
     """The credential the hints are kept by (app/auth/recent.py): the session cookie, else
     the `Authorization` header as sent."""
     return request.cookies.get(SESSION_COOKIE) or request.headers.get("authorization")
-
-
-def _json_content(content_type: str) -> bool:
-    """Whether FastAPI reads a body of this content type as JSON: application/json or
-    application/*+json (with `strict_content_type`, its default, it refuses any other)."""
-    kind = content_type.split(";", 1)[0].strip().lower()
-    return kind == "application/json" or (
-        kind.startswith("application/") and kind.endswith("+json")
-    )
 
 
 EarlyEmbeddingDep = Annotated[StartedEmbedding | None, Depends(early_embedding)]
