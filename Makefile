@@ -20,13 +20,14 @@ help: ## List the targets
 
 install: $(STAMP) ## Create .venv and install ragship with its dev tools
 
-$(STAMP): pyproject.toml infra/requirements.lock infra/torch.lock
+$(STAMP): Makefile pyproject.toml infra/requirements.lock infra/torch.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# CPU PyTorch first, from PyTorch's CPU index: on Linux, PyPI's torch is the multi-GB CUDA
 	# build, which sentence-transformers would pull. The index's version (+cpu) outranks PyPI's;
-	# --no-deps keeps torch's dependencies on PyPI, installed with the rest below.
-	$(PY) -m pip install --quiet --no-deps --extra-index-url $(TORCH_INDEX) torch==2.13.0
+	# --no-deps keeps torch's dependencies on PyPI, installed with the rest below; --upgrade
+	# replaces a CUDA 2.13.0 an older install left (its nvidia-* packages stay: a new .venv drops them).
+	$(PY) -m pip install --quiet --upgrade --no-deps --extra-index-url $(TORCH_INDEX) torch==2.13.0
 	# The locks as constraints: the same versions as the image, whatever PyPI released since
 	# (torch's own pin names the CPU index's local version, +cpu: the line above installs it).
 	grep -v '^torch==' infra/torch.lock > $(VENV)/torch-constraints.txt

@@ -250,19 +250,26 @@ def test_a_json_route_sent_another_type_says_to_send_json(
 ) -> None:
     """curl's `-d` alone sends a form: every route that takes a JSON object answers 415 with
     what to send, where FastAPI said only "Input should be a valid dictionary or object"."""
-    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    others = ["application/x-www-form-urlencoded", "text/plain; charset=utf-8", None]
     checked = []
     for method, route in routes:
         body = route.body_field
         takes_object = body is not None and hasattr(body.field_info.annotation, "model_fields")
-        if not takes_object or _takes_form(route) or route.path == "/auth/logout":
+        if not takes_object or _takes_form(route):
             continue
-        for headers in (form, {"Content-Type": "text/plain; charset=utf-8"}):
-            answer = admin.request(method, _fill(route.path), content=b"name=x", headers=headers)
-            assert answer.status_code == 415, (route.path, answer.status_code, answer.text)
+        url = _fill(route.path)
+        for kind in others:  # None: no Content-Type at all, as requests.post(data=...) sends
+            headers = {"Content-Type": kind} if kind else {}
+            answer = admin.request(method, url, content=b'{"name": "x"}', headers=headers)
+            assert answer.status_code == 415, (route.path, kind, answer.status_code, answer.text)
             assert answer.json() == {"detail": NOT_JSON}
-        # JSON that is not an object is still the 422 that names the field
-        answer = admin.request(method, _fill(route.path), json=["x"])
-        assert answer.status_code == 422, route.path
+        # JSON that is not an object, in any JSON type, is still the 422 that names the field
+        for kind in (
+            "application/json",
+            "application/json; charset=utf-8",
+            "application/problem+json",
+        ):
+            answer = admin.request(method, url, content=b'["x"]', headers={"Content-Type": kind})
+            assert answer.status_code == 422, (route.path, kind, answer.status_code)
         checked.append(route.path)
     assert {"/api/chat", "/api/tokens"} <= set(checked)

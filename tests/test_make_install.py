@@ -3,6 +3,7 @@ multi-GB CUDA build (with its nvidia-* packages), which a plain `pip install tor
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -18,9 +19,11 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make
 def _install_commands() -> list[str]:
     """The commands `make install` runs from a fresh clone, as make expands them (-n: none is
     run; -B: as if nothing were installed yet)."""
-    done = subprocess.run(
+    env = {k: v for k, v in os.environ.items() if k not in ("TORCH_INDEX", "MAKEFLAGS")}
+    done = subprocess.run(  # the Makefile's own index, not a mirror this shell may set
         ["make", "--no-print-directory", "-n", "-B", "install"],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         check=True,

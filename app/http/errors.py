@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import Request
@@ -52,17 +53,27 @@ def is_json_type(content_type: str) -> bool:
     )
 
 
+def _sent_another_type(request: Request, errors: Sequence[Any]) -> bool:
+    """Whether a route whose body is one model got a body that was not read as JSON: no
+    Content-Type or another one, and FastAPI found the body itself not an object. An empty
+    body is a "missing" error instead, and JSON that is not an object came as JSON."""
+    if is_json_type(request.headers.get("content-type", "")):
+        return False
+    return any(
+        error.get("type") == "model_attributes_type" and tuple(error.get("loc", ())) == ("body",)
+        for error in errors
+    )
+
+
 async def validation_error(request: Request, exc: Exception) -> Response:
-    """422 with FastAPI's error list made JSON-safe; 415 with `NOT_JSON` when a route that
-    takes a JSON object got a body of another type (curl's `-d` alone sends a form), which
-    FastAPI reports only as "Input should be a valid dictionary or object"."""
+    """422 with FastAPI's error list made JSON-safe; 415 with `NOT_JSON` when a route whose
+    body is one model got a body of another type or none declared (curl's `-d` alone sends
+    a form; `requests.post(data=...)` sends no Content-Type), which FastAPI reports only as
+    "Input should be a valid dictionary or object"."""
     assert isinstance(exc, RequestValidationError)
     raw = exc.errors()
-    declared = request.headers.get("content-type")
-    if declared is not None and not is_json_type(declared):
-        if any(e.get("type") == "model_attributes_type" and tuple(e.get("loc", ())) == ("body",)
-               for e in raw):  # fmt: skip
-            return JSONResponse({"detail": NOT_JSON}, status_code=415)
+    if _sent_another_type(request, raw):
+        return JSONResponse({"detail": NOT_JSON}, status_code=415)
     errors = [
         {k: json_safe(v) for k, v in error.items() if k in ("type", "loc", "msg", "input")}
         for error in raw
