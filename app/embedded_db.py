@@ -20,7 +20,9 @@ import os
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
+from types import ModuleType
 
 log = logging.getLogger("ragship.db")
 HANDLES = ".handle_pids.json"  # pgserver's list of the processes using the server
@@ -31,11 +33,21 @@ def _pgdata(data_dir: Path) -> Path:
     return (data_dir / "pg").resolve()
 
 
+def import_pgserver() -> ModuleType:
+    """`pgserver`, imported on first use: the container image leaves it out (production sets
+    DATABASE_URL). Its import asks platformdirs for a runtime folder for its lock file; where
+    XDG_RUNTIME_DIR is unset (containers, CI, `su`, ssh without a login session) platformdirs
+    warns `RuntimeDirWarning` and uses /tmp/runtime-<uid>. That fallback is fine for a lock
+    file, so the warning, which read as a fault among `make dev`'s first lines, is not shown."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        import pgserver
+    return pgserver
+
+
 def start_embedded_postgres(data_dir: Path) -> str:
     """Start (or join) the embedded server under ``data_dir/pg`` and return its libpq URI."""
-    # Imported here: the container image leaves `pgserver` out (production sets DATABASE_URL).
-    import pgserver
-
+    pgserver = import_pgserver()
     pgdata = _pgdata(data_dir)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     dropped = drop_stale_handles(pgdata)

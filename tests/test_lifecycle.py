@@ -132,3 +132,24 @@ def test_make_stop_stops_a_server_left_behind(tmp_path: Path) -> None:
         check=True,
     )
     assert "not running" in again.stdout
+
+
+def test_pgserver_imports_without_the_runtime_dir_warning() -> None:
+    """Where XDG_RUNTIME_DIR is unset (containers, CI), importing pgserver warns (the premise,
+    checked); through `import_pgserver` it does not, with every warning made an error."""
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+
+    def run(code: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-W", "error", "-c", code],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    bare = run("import pgserver")
+    assert bare.returncode != 0 and "XDG_RUNTIME_DIR is not set" in bare.stderr
+    ours = run("from app.embedded_db import import_pgserver; import_pgserver()")
+    assert ours.returncode == 0, ours.stderr
