@@ -191,9 +191,12 @@ def test_the_whole_corpus_statement_is_planned_once_per_connection(
 
 def test_the_whole_corpus_generic_plan_reads_the_question_once(db_engine: Engine) -> None:
     """Its generic plan (PostgreSQL's EXPLAIN (GENERIC_PLAN), the question's values unknown)
-    orders by the HNSW index and makes the question's tsquery once, not once per chunk
-    scanned, as the statement with the tsquery written inline did (about 4 ms more on the
-    docs)."""
+    makes the question's tsquery once, not once per chunk scanned, as the statement with the
+    tsquery written inline did (about 4 ms more on the docs), and orders the chunks by their
+    distance to the question's vector as one value. Whether it reads them through the HNSW
+    index or scans them all is the planner's choice at this size: the bundled docs crossed
+    from one to the other between 403 and 404 chunks, and at 404 both plans took 1.06-1.10
+    ms a search with the same rows (four questions, prepared, 70 timed each way)."""
     names: list[str] = []
 
     def numbered(match: re.Match[str]) -> str:
@@ -207,8 +210,8 @@ def test_the_whole_corpus_generic_plan_reads_the_question_once(db_engine: Engine
         plan = "\n".join(
             row[0] for row in connection.exec_driver_sql("EXPLAIN (GENERIC_PLAN) " + sql)
         )
-    assert "ix_chunks_embedding_hnsw" in plan
     assert "plainto_tsquery" not in plan, plan
+    assert re.search(r"\((?:chunks\.)?embedding <=> \$\d+\)", plan), plan
 
 
 def test_a_workers_fit_checks_again_only_after_its_interval(
